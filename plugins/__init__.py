@@ -1,0 +1,25 @@
+"""The zoo's built-in plugin: its attention variants, model families and registry.
+
+It registers through the `zoo.plugins` entry-point group exactly as a third-party plugin
+does, and names its modules as strings so that listing the zoo never imports torch.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoo.plugins import PluginContext
+
+__all__ = ["register"]
+
+
+def register(zoo: PluginContext) -> None:
+    zoo.add_attention("se", f"{__name__}.attention.se:SqueezeExcite", kind="channel")
+    zoo.add_attention("cbam", f"{__name__}.attention.cbam:CBAM", kind="channel")
+    zoo.add_attention("eca", f"{__name__}.attention.eca:EfficientChannelAttention", kind="channel")
+    zoo.add_attention("mhsa", f"{__name__}.attention.mhsa:MultiHeadSelfAttention", kind="token")
+    zoo.add_builder("vit", f"{__name__}.models.vit:build")
+    zoo.add_builder("resnet", f"{__name__}.models.resnet:build")
+    zoo.add_models(files(__name__) / "registry.yaml")

@@ -1,0 +1,1 @@
+"""Attention modules of the built-in plugin, one file per variant."""

@@ -1,0 +1,1 @@
+"""Model families of the built-in plugin, one file per family."""

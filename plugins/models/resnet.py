@@ -1,0 +1,251 @@
+"""ResNet with a pluggable channel attention in every block, and ResNet-D.
+
+He, Zhang, Ren and Sun, "Deep Residual Learning for Image Recognition", CVPR 2016.
+https://arxiv.org/abs/1512.03385
+He et al., "Bag of Tricks for Image Classification with Convolutional Neural Networks"
+(ResNet-D: deep 3x3 stem, average-pool shortcut), CVPR 2019. https://arxiv.org/abs/1812.01187
+
+Any registered channel attention (`attn`: SE, CBAM, ECA, or a plugin's) re-weights each
+block's residual branch just before the shortcut is added. The block's attention slot is
+named `se`, as in timm, whatever fills it: timm's `resnet`, `seresnet` and `ecaresnet`
+checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from zoo.attention import ChannelAttention
+
+from ..layers import DropPath, drop_path_rates
+
+__all__ = ["ResNetConfig", "ResNet", "BasicBlock", "Bottleneck", "build"]
+
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+Positive = Annotated[int, Field(gt=0)]
+
+
+class ResNetConfig(BaseModel):
+    """Architecture of a ResNet (timm's argument names)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    block: Literal["basic", "bottleneck"] = "bottleneck"
+    layers: tuple[Positive, ...] = (3, 4, 6, 3)
+    channels: tuple[Positive, ...] = (64, 128, 256, 512)
+    in_chans: Positive = 3
+    num_classes: int = Field(default=1000, ge=0)
+    stem_width: Positive = 64
+    stem_type: Literal["", "deep"] = ""
+    avg_down: bool = False
+    attn: ChannelAttention | None = None
+    drop_rate: Rate = 0.0
+    drop_path_rate: Rate = 0.0
+    zero_init_last: bool = True
+
+    @model_validator(mode="after")
+    def _one_width_per_stage(self) -> ResNetConfig:
+        if len(self.layers) != len(self.channels):
+            raise ValueError(f"{len(self.layers)} stages in 'layers' but {len(self.channels)} in 'channels'")
+        return self
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1, **factory) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False, **factory)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1, **factory) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False, **factory)
+
+
+def attention_slot(spec: ChannelAttention | None, channels: int, **factory) -> nn.Module | None:
+    return spec.build(channels, **factory) if spec is not None else None
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs (ResNet-18/34)."""
+
+    expansion = 1
+
+    def __init__(self, inplanes, planes, *, stride, downsample, attn, drop_path, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.conv1 = conv3x3(inplanes, planes, stride, **factory)
+        self.bn1 = nn.BatchNorm2d(planes, **factory)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes, **factory)
+        self.bn2 = nn.BatchNorm2d(planes, **factory)
+        self.se = attention_slot(attn, planes, **factory)
+        self.drop_path = DropPath(drop_path)
+        self.downsample = downsample
+        self.act2 = nn.ReLU(inplace=True)
+
+    @property
+    def last_norm(self) -> nn.BatchNorm2d:
+        return self.bn2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.bn2(self.conv2(x))
+        if self.se is not None:
+            x = self.se(x)
+        return self.act2(self.drop_path(x) + shortcut)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (strided), 1x1 expand by 4 (ResNet-50/101)."""
+
+    expansion = 4
+
+    def __init__(self, inplanes, planes, *, stride, downsample, attn, drop_path, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        outplanes = planes * self.expansion
+        self.conv1 = conv1x1(inplanes, planes, **factory)
+        self.bn1 = nn.BatchNorm2d(planes, **factory)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes, stride, **factory)
+        self.bn2 = nn.BatchNorm2d(planes, **factory)
+        self.act2 = nn.ReLU(inplace=True)
+        self.conv3 = conv1x1(planes, outplanes, **factory)
+        self.bn3 = nn.BatchNorm2d(outplanes, **factory)
+        self.se = attention_slot(attn, outplanes, **factory)
+        self.drop_path = DropPath(drop_path)
+        self.downsample = downsample
+        self.act3 = nn.ReLU(inplace=True)
+
+    @property
+    def last_norm(self) -> nn.BatchNorm2d:
+        return self.bn3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.act2(self.bn2(self.conv2(x)))
+        x = self.bn3(self.conv3(x))
+        if self.se is not None:
+            x = self.se(x)
+        return self.act3(self.drop_path(x) + shortcut)
+
+
+BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+def downsample(inplanes: int, outplanes: int, stride: int, avg_down: bool, **factory) -> nn.Sequential:
+    """The projection shortcut: strided 1x1 conv, or (ResNet-D) 2x2 average pool then 1x1 conv."""
+    if not avg_down:
+        return nn.Sequential(conv1x1(inplanes, outplanes, stride, **factory), nn.BatchNorm2d(outplanes, **factory))
+    pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
+    return nn.Sequential(pool, conv1x1(inplanes, outplanes, **factory), nn.BatchNorm2d(outplanes, **factory))
+
+
+PLAIN_STEM_WIDTH = 64
+
+
+def stem(config: ResNetConfig, **factory) -> tuple[nn.Module, int]:
+    """The first conv(s) and the width they output.
+
+    Plain: one 7x7 conv to 64 channels. Deep (ResNet-D): three 3x3 convs of `stem_width`,
+    `stem_width` and `2 * stem_width` channels. As in timm, `stem_width` sizes only the deep
+    stem, so checkpoints of either kind keep their shapes.
+    """
+    if config.stem_type != "deep":
+        conv = nn.Conv2d(config.in_chans, PLAIN_STEM_WIDTH, 7, stride=2, padding=3, bias=False, **factory)
+        return conv, PLAIN_STEM_WIDTH
+    width = config.stem_width
+    layers = nn.Sequential(
+        conv3x3(config.in_chans, width, stride=2, **factory),
+        nn.BatchNorm2d(width, **factory),
+        nn.ReLU(inplace=True),
+        conv3x3(width, width, **factory),
+        nn.BatchNorm2d(width, **factory),
+        nn.ReLU(inplace=True),
+        conv3x3(width, 2 * width, **factory),
+    )
+    return layers, 2 * width
+
+
+class ResNet(nn.Module):
+    def __init__(self, config: ResNetConfig, *, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.config = config
+        block = BLOCKS[config.block]
+
+        self.conv1, inplanes = stem(config, **factory)
+        self.bn1 = nn.BatchNorm2d(inplanes, **factory)
+        self.act1 = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+        rates = iter(drop_path_rates(config.drop_path_rate, sum(config.layers)))
+        self.stage_names = []
+        for index, (num_blocks, planes) in enumerate(zip(config.layers, config.channels)):
+            stride = 1 if index == 0 else 2
+            blocks = []
+            for block_index in range(num_blocks):
+                outplanes = planes * block.expansion
+                needs_projection = block_index == 0 and (stride != 1 or inplanes != outplanes)
+                blocks.append(
+                    block(
+                        inplanes,
+                        planes,
+                        stride=stride if block_index == 0 else 1,
+                        downsample=downsample(inplanes, outplanes, stride, config.avg_down, **factory)
+                        if needs_projection
+                        else None,
+                        attn=config.attn,
+                        drop_path=next(rates),
+                        **factory,
+                    )
+                )
+                inplanes = outplanes
+            self.stage_names.append(f"layer{index + 1}")
+            self.add_module(self.stage_names[-1], nn.Sequential(*blocks))
+
+        self.num_features = inplanes
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.head_drop = nn.Dropout(config.drop_rate)
+        self.fc = nn.Linear(inplanes, config.num_classes, **factory) if config.num_classes > 0 else nn.Identity()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He-normal convs; unit BatchNorm, with each block's last one zeroed if asked."""
+        if self.bn1.weight.is_meta:
+            return  # nothing to initialise: weights are about to be assigned
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if self.config.zero_init_last:
+            for module in self.modules():
+                if isinstance(module, (BasicBlock, Bottleneck)):
+                    nn.init.zeros_(module.last_norm.weight)
+
+    def stages(self) -> list[nn.Sequential]:
+        return [getattr(self, name) for name in self.stage_names]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> last feature map (B, num_features, H/32, W/32)."""
+        x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
+        for stage in self.stages():
+            x = stage(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.global_pool(x).flatten(1))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def build(config: ResNetConfig, *, device=None, dtype=None) -> ResNet:
+    """Builder `resnet`."""
+    return ResNet(config, device=device, dtype=dtype)

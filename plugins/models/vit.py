@@ -1,0 +1,221 @@
+"""Vision Transformer (ViT), with DeiT's distillation token.
+
+Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image Recognition at
+Scale", ICLR 2021. https://arxiv.org/abs/2010.11929
+Touvron et al., "Training data-efficient image transformers & distillation through
+attention", ICML 2021. https://arxiv.org/abs/2012.12877
+
+The image is cut into patches by a strided conv, a class token (and for DeiT a distillation
+token) is prepended, learned position embeddings are added, and pre-norm transformer blocks
+follow. The head reads the class token after the final norm, optionally through the
+paper's representation layer (Linear + tanh). Submodule names match timm, so its
+checkpoints load unchanged. The attention inside each block is a pluggable token attention
+(`attn`), by default multi-head self-attention on `scaled_dot_product_attention`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Annotated
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from zoo.attention import TokenAttention
+
+from ..layers import DropPath, drop_path_rates
+
+__all__ = ["ViTConfig", "VisionTransformer", "build"]
+
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class ViTConfig(BaseModel):
+    """Architecture of a Vision Transformer (timm's argument names)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    img_size: int = Field(default=224, gt=0)
+    patch_size: int = Field(default=16, gt=0)
+    in_chans: int = Field(default=3, gt=0)
+    num_classes: int = Field(default=1000, ge=0)
+    embed_dim: int = Field(default=768, gt=0)
+    depth: int = Field(default=12, gt=0)
+    num_heads: int = Field(default=12, gt=0)
+    mlp_ratio: float = Field(default=4.0, gt=0)
+    qkv_bias: bool = True
+    representation_size: int | None = Field(default=None, gt=0)
+    distilled: bool = False
+    drop_rate: Rate = 0.0
+    attn_drop_rate: Rate = 0.0
+    drop_path_rate: Rate = 0.0
+    attn: TokenAttention = Field(default="mhsa", validate_default=True)
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> ViTConfig:
+        if self.img_size % self.patch_size:
+            raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        return self
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patches, linearly embedded: (B, C, H, W) -> (B, N, D)."""
+
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, *, device=None, dtype=None):
+        super().__init__()
+        self.img_size = img_size
+        self.num_patches = (img_size // patch_size) ** 2
+        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.img_size, self.img_size):
+            raise ValueError(
+                f"input is {tuple(x.shape[-2:])} pixels; this model takes {self.img_size}x{self.img_size}"
+            )
+        return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
+
+
+class Mlp(nn.Module):
+    """Position-wise feed-forward: Linear, GELU, Linear."""
+
+    def __init__(self, dim: int, hidden: int, drop: float, *, device=None, dtype=None):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden, device=device, dtype=dtype)
+        self.act = nn.GELU()
+        self.drop1 = nn.Dropout(drop)
+        self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
+        self.drop2 = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: ViTConfig, drop_path: float, *, device=None, dtype=None):
+        super().__init__()
+        dim = config.embed_dim
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6, device=device, dtype=dtype)
+        self.attn = config.attn.build(
+            dim,
+            num_heads=config.num_heads,
+            qkv_bias=config.qkv_bias,
+            attn_drop=config.attn_drop_rate,
+            proj_drop=config.drop_rate,
+            device=device,
+            dtype=dtype,
+        )
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6, device=device, dtype=dtype)
+        self.mlp = Mlp(dim, int(dim * config.mlp_ratio), config.drop_rate, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The block's output and its attention weights (B, heads, N, N), by the eager path."""
+        attended, weights = self.attn(self.norm1(x), need_weights=True)
+        x = x + self.drop_path(attended)
+        return x + self.drop_path(self.mlp(self.norm2(x))), weights
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, config: ViTConfig, *, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        dim = config.embed_dim
+        self.config = config
+        self.num_prefix_tokens = 2 if config.distilled else 1
+        self.num_features = config.representation_size or dim
+
+        self.patch_embed = PatchEmbed(config.img_size, config.patch_size, config.in_chans, dim, **factory)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim, **factory))
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, dim, **factory)) if config.distilled else None
+        num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, dim, **factory))
+        self.pos_drop = nn.Dropout(config.drop_rate)
+
+        rates = drop_path_rates(config.drop_path_rate, config.depth)
+        self.blocks = nn.Sequential(*(Block(config, rate, **factory) for rate in rates))
+        self.norm = nn.LayerNorm(dim, eps=1e-6, **factory)
+
+        if config.representation_size:
+            fc = nn.Linear(dim, config.representation_size, **factory)
+            self.pre_logits = nn.Sequential(OrderedDict(fc=fc, act=nn.Tanh()))
+        else:
+            self.pre_logits = nn.Identity()
+        self.head = self._classifier(config.num_classes, **factory)
+        self.head_dist = self._classifier(config.num_classes, **factory) if config.distilled else None
+        self.reset_parameters()
+
+    def _classifier(self, num_classes: int, **factory) -> nn.Module:
+        return nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
+
+    def reset_parameters(self) -> None:
+        """timm's initialisation: truncated normal (std 0.02) weights, zero biases."""
+        if self.pos_embed.is_meta:
+            return  # nothing to initialise: weights are about to be assigned
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.normal_(self.cls_token, std=1e-6)
+        if self.dist_token is not None:
+            nn.init.trunc_normal_(self.dist_token, std=0.02)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)
+        prefix = [self.cls_token.expand(x.shape[0], -1, -1)]
+        if self.dist_token is not None:
+            prefix.append(self.dist_token.expand(x.shape[0], -1, -1))
+        x = torch.cat([*prefix, x], dim=1)
+        return self.pos_drop(x + self.pos_embed)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> normed tokens (B, prefix + N, D)."""
+        return self.norm(self.blocks(self._embed(x)))
+
+    def forward_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Normed tokens and every block's attention weights, each (B, heads, N, N)."""
+        x = self._embed(x)
+        weights = []
+        for block in self.blocks:
+            x, block_weights = block.forward_with_attention(x)
+            weights.append(block_weights)
+        return self.norm(x), weights
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Class logits from the tokens; with `pre_logits`, the pooled features instead.
+
+        DeiT averages the class-token head and the distillation-token head.
+        """
+        if self.head_dist is None:
+            x = self.pre_logits(x[:, 0])
+            return x if pre_logits else self.head(x)
+        cls, dist = self.pre_logits(x[:, 0]), self.pre_logits(x[:, 1])
+        if pre_logits:
+            return (cls + dist) / 2
+        return (self.head(cls) + self.head_dist(dist)) / 2
+
+    def forward_distillation(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """DeiT training: class-token logits (for the labels) and distillation-token logits
+        (for the teacher), kept apart."""
+        if self.head_dist is None:
+            raise ValueError("this ViT has no distillation token (distilled=False)")
+        x = self.forward_features(x)
+        return self.head(self.pre_logits(x[:, 0])), self.head_dist(self.pre_logits(x[:, 1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def build(config: ViTConfig, *, device=None, dtype=None) -> VisionTransformer:
+    """Builder `vit`."""
+    return VisionTransformer(config, device=device, dtype=dtype)

@@ -1,0 +1,95 @@
+"""What the zoo holds: names, published weights and a description of each model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .registry import Registry, default_registry
+from .schema import Preprocessing
+
+__all__ = ["list_models", "list_pretrained", "model_info", "ModelInfo", "WeightInfo"]
+
+
+def list_models(pattern: str = "*", *, registry: Registry | None = None) -> list[str]:
+    """Registered model names matching a shell-style pattern, sorted."""
+    return (registry or default_registry()).model_names(pattern)
+
+
+def list_pretrained(pattern: str = "*", *, registry: Registry | None = None) -> list[str]:
+    """`name.tag` for every published checkpoint whose name or `name.tag` matches."""
+    return (registry or default_registry()).pretrained_names(pattern)
+
+
+class WeightInfo(BaseModel):
+    """One published checkpoint of a model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    tag: str
+    default: bool
+    hf_hub_id: str
+    filename: str
+    revision: str | None
+    sha256: str | None
+    num_classes: int
+    license: str
+    adapter: str | None
+    preprocessing: Preprocessing
+
+
+class ModelInfo(BaseModel):
+    """Everything the zoo knows about a name; `.model_dump()` is JSON-able."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    tag: str | None
+    builder: str
+    plugin: str
+    source: str
+    description: str | None
+    paper: str | None
+    attention: str | None
+    config: dict[str, Any]
+    num_params: int
+    default_tag: str | None
+    weights: list[WeightInfo]
+
+
+def model_info(name: str, *, registry: Registry | None = None) -> ModelInfo:
+    """Describe a model (and, for `name.tag`, the head of that tag's checkpoint).
+
+    Counting parameters builds the model on the `meta` device, which takes no memory.
+    """
+    registry = registry or default_registry()
+    resolved = registry.resolve(name)
+    entry, source = resolved.entry, resolved.source
+    config = registry.build_config(resolved)
+    model = registry.builder(entry.builder).function(config, device="meta", dtype=None)
+    default_tag = entry.default_weight_tag
+    weights = [
+        WeightInfo(
+            name=f"{resolved.name}.{tag}",
+            tag=tag,
+            default=tag == default_tag,
+            **weight.model_dump(exclude={"description"}),
+        )
+        for tag, weight in entry.weights.items()
+    ]
+    return ModelInfo(
+        name=resolved.name,
+        tag=resolved.tag,
+        builder=entry.builder,
+        plugin=source.owner,
+        source=f"{source.file}:{source.line}" if source.line else source.file,
+        description=entry.description,
+        paper=entry.paper,
+        attention=entry.attention,
+        config=config.model_dump(mode="json"),
+        num_params=sum(p.numel() for p in model.parameters()),
+        default_tag=default_tag,
+        weights=weights,
+    )

@@ -1,0 +1,75 @@
+"""The `zoo` command line: a thin layer that parses flags, calls the library and prints.
+
+torch is never imported at module level here, so `zoo --help` and `zoo list` stay fast.
+Any `ZooError` becomes one line on stderr and its exit code; set `ZOO_DEBUG=1` to see the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from ..errors import ZooError
+
+__all__ = ["cli", "main"]
+
+
+class CommandError(click.ClickException):
+    """A `ZooError` as the CLI shows it."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"zoo: error: {self.format_message()}", err=True)
+
+
+class ZooGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ZooError as error:
+            if os.environ.get("ZOO_DEBUG"):
+                raise
+            raise CommandError(str(error), error.exit_code) from None
+
+
+class _OneLineWarnings(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"zoo: {record.levelname.lower()}: {record.getMessage()}"
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="zoo", prog_name="zoo")
+def cli() -> None:
+    """A model zoo of attention architectures, with weights from the Hugging Face Hub.
+
+    \b
+    Examples:
+      zoo list vit                      models whose name contains 'vit'
+      zoo list --pretrained 'resnet*'   published weights, as name.tag
+      zoo info resnet50_cbam            architecture, parameters, weights
+      zoo create resnet50 -a attn=eca   build a model and summarise it
+    """
+    logger = logging.getLogger("zoo")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(_OneLineWarnings())
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def main() -> None:
+    """Entry point of the `zoo` executable."""
+    cli(prog_name="zoo")
+
+
+from . import build, catalog  # noqa: E402
+
+for module in (catalog, build):
+    for command in module.COMMANDS:
+        cli.add_command(command)

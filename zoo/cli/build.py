@@ -1,0 +1,71 @@
+"""`zoo create`: build a model and summarise it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from ..loader import create
+from .common import echo_json, json_option, parse_assignments
+
+__all__ = ["COMMANDS"]
+
+
+@click.command("create")
+@click.argument("name")
+@click.option("--device", help="cpu, cuda, cuda:1, mps, meta, ...  [default: cpu]")
+@click.option("--dtype", help="float32, bfloat16, float16, ...  [default: float32]")
+@click.option("--pretrained", is_flag=True, help="Load the published weights (default tag unless NAME has one).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="Load this local safetensors file.")
+@click.option("--num-classes", type=int, help="Size of the classifier head (0: none).")
+@click.option("-a", "--arg", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a builder argument (repeatable; values are YAML).")
+@json_option
+def create_command(
+    name: str,
+    device: str | None,
+    dtype: str | None,
+    pretrained: bool,
+    checkpoint: Path | None,
+    num_classes: int | None,
+    assignments: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Build a model and print a summary.
+
+    \b
+    Examples:
+      zoo create resnet50_cbam
+      zoo create resnet50 -a attn=eca -a drop_path_rate=0.05
+      zoo create 'resnet18' -a 'attn={name: cbam, kernel_size: 3}'
+      zoo create vit_large_patch16_224 --device meta
+      zoo create vit_tiny_patch16_224 --checkpoint model.safetensors --num-classes 10
+    """
+    overrides = parse_assignments(assignments)
+    started = time.perf_counter()
+    model = create(
+        name, pretrained=pretrained, checkpoint=checkpoint, num_classes=num_classes, device=device, dtype=dtype, **overrides
+    )
+    seconds = time.perf_counter() - started
+    first = next(iter(model.parameters()), None)
+    summary = {
+        "name": name,
+        "class": type(model).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "device": str(first.device) if first is not None else "cpu",
+        "dtype": str(first.dtype).removeprefix("torch.") if first is not None else None,
+        "seconds": round(seconds, 3),
+        "modules": [child for child, _ in model.named_children()],
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(
+        f"{name}: {summary['class']} with {summary['parameters']:,} parameters on "
+        f"{summary['device']} ({summary['dtype']}), built in {seconds:.2f} s"
+    )
+    click.echo("  top-level modules: " + ", ".join(summary["modules"]))
+
+
+COMMANDS = [create_command]

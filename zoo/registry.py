@@ -1,0 +1,433 @@
+"""The registry: builders, attention variants, key adapters and model entries, by name.
+
+A `Registry` is an object: the zoo's default one is built on first use from the installed
+plugins (`default_registry()`), tests build their own. Every component records the plugin
+that provides it; registering a taken name raises `NameConflictError` naming both owners
+unless the newcomer passes `override=True`, which is then recorded.
+
+Builders, attention classes and adapters are registered as `"module:attribute"` strings and
+imported on first use, so that listing the zoo never imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import inspect
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .attention import ATTENTION_KINDS, AttentionKind, check_attention_class, options_model
+from .errors import (
+    ArgumentError,
+    NameConflictError,
+    PluginError,
+    RegistryError,
+    RegistryProblem,
+    UnknownModelError,
+    ZooError,
+)
+from .registry_file import ParsedFile, error_message, parse_registry_file, problems_from_validation
+from .schema import ModelEntry, WeightTag
+
+__all__ = [
+    "Component",
+    "Builder",
+    "AttentionVariant",
+    "KeyAdapter",
+    "ModelSource",
+    "Resolved",
+    "Registry",
+    "default_registry",
+    "validate_files",
+]
+
+CATEGORIES = ("builder", "attention", "adapter", "model")
+
+
+def _import_target(target: str) -> Any:
+    module_name, _, attribute_path = target.partition(":")
+    if not module_name or not attribute_path:
+        raise ValueError(f"'{target}' is not of the form 'module:attribute'")
+    obj: Any = importlib.import_module(module_name)
+    for attribute in attribute_path.split("."):
+        obj = getattr(obj, attribute)
+    return obj
+
+
+@dataclass(eq=False)
+class Component:
+    """Something registered under a name by a plugin (its `owner`)."""
+
+    category: typing.ClassVar[str] = ""
+    name: str
+    owner: str
+    override: bool = field(default=False, kw_only=True)
+    """Registered with `override=True`: may replace another owner's component."""
+    overrides: str | None = field(default=None, kw_only=True)
+    """The owner whose component this one replaced."""
+
+
+@dataclass(eq=False)
+class _LazyComponent(Component):
+    """A component given as an object or as a `"module:attribute"` string loaded on demand."""
+
+    target: Any = field(default=None, kw_only=True)
+
+    @cached_property
+    def loaded(self) -> Any:
+        if not isinstance(self.target, str):
+            return self.target
+        try:
+            return _import_target(self.target)
+        except Exception as error:
+            raise PluginError(
+                self.owner, f"{self.category} '{self.name}' ({self.target}) failed to load: {error}"
+            ) from error
+
+    @property
+    def target_path(self) -> str:
+        if isinstance(self.target, str):
+            return self.target
+        return f"{self.target.__module__}:{self.target.__qualname__}"
+
+
+@dataclass(eq=False)
+class Builder(_LazyComponent):
+    """A model builder: `build(config: Config, *, device=None, dtype=None) -> nn.Module`."""
+
+    category: typing.ClassVar[str] = "builder"
+
+    @cached_property
+    def function(self) -> Callable[..., Any]:
+        function = self.loaded
+        parameters = inspect.signature(function).parameters
+        for keyword in ("device", "dtype"):
+            if keyword not in parameters or parameters[keyword].kind is not inspect.Parameter.KEYWORD_ONLY:
+                raise PluginError(
+                    self.owner,
+                    f"builder '{self.name}' ({self.target_path}) must take keyword-only "
+                    f"'{keyword}' (signature: build(config, *, device=None, dtype=None))",
+                )
+        return function
+
+    @cached_property
+    def config_type(self) -> type[BaseModel]:
+        """The builder's typed schema: the pydantic model its `config` parameter takes."""
+        config = typing.get_type_hints(self.function).get("config")
+        if not (inspect.isclass(config) and issubclass(config, BaseModel)):
+            raise PluginError(
+                self.owner,
+                f"builder '{self.name}' ({self.target_path}) must annotate its 'config' "
+                "parameter with a pydantic model",
+            )
+        return config
+
+
+@dataclass(eq=False)
+class AttentionVariant(_LazyComponent):
+    """An attention class registered by name for one kind of slot (see `zoo.attention`)."""
+
+    category: typing.ClassVar[str] = "attention"
+    kind: AttentionKind = field(default=ATTENTION_KINDS["channel"], kw_only=True)
+
+    def module_class(self) -> type:
+        return self._checked_class
+
+    @cached_property
+    def _checked_class(self) -> type:
+        cls = self.loaded
+        check_attention_class(cls, self.kind, name=self.name)
+        return cls
+
+    def options_model(self) -> type[BaseModel]:
+        return self._options_model
+
+    @cached_property
+    def _options_model(self) -> type[BaseModel]:
+        return options_model(self.module_class(), self.kind)
+
+
+@dataclass(eq=False)
+class KeyAdapter(_LazyComponent):
+    """Maps a checkpoint's tensors to the model's names: `adapt(state) -> state`."""
+
+    category: typing.ClassVar[str] = "adapter"
+
+    def __call__(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(self.loaded(state))
+
+
+@dataclass(eq=False)
+class ModelSource(Component):
+    """A model entry, where it was defined and which plugin defined it."""
+
+    category: typing.ClassVar[str] = "model"
+    entry: ModelEntry = field(default=None, kw_only=True)  # type: ignore[assignment]
+    parsed: ParsedFile | None = field(default=None, kw_only=True, repr=False)
+
+    @property
+    def file(self) -> str:
+        return self.parsed.path if self.parsed else "<code>"
+
+    @property
+    def line(self) -> int | None:
+        return self.parsed.lines.get(self.name) if self.parsed else None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A model name resolved to its entry, with the weight tag the name carried (if any)."""
+
+    name: str
+    source: ModelSource
+    tag: str | None
+
+    @property
+    def entry(self) -> ModelEntry:
+        return self.source.entry
+
+    @property
+    def weights(self) -> WeightTag | None:
+        return self.entry.weights[self.tag] if self.tag else None
+
+    def __str__(self) -> str:
+        return f"{self.name}.{self.tag}" if self.tag else self.name
+
+
+C = TypeVar("C", bound=Component)
+
+
+class Registry:
+    """Everything the zoo knows by name."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, dict[str, Component]] = {category: {} for category in CATEGORIES}
+
+    # ------------------------------------------------------------------ registration
+
+    def add(self, components: Iterable[Component]) -> None:
+        """Register components all at once: on any conflict, none is registered."""
+        staged: dict[tuple[str, str], Component] = {}
+        for component in components:
+            key = (component.category, component.name)
+            existing = staged.get(key) or self._tables[component.category].get(component.name)
+            if existing is not None:
+                if not component.override or key in staged:
+                    raise NameConflictError(component.category, component.name, component.owner, existing.owner)
+                component.overrides = existing.owner
+            staged[key] = component
+        for (category, name), component in staged.items():
+            self._tables[category][name] = component
+
+    def add_builder(self, name: str, target: Any, *, owner: str, override: bool = False) -> None:
+        self.add([Builder(name, owner, target=target, override=override)])
+
+    def add_attention(
+        self, name: str, target: Any, *, kind: str, owner: str, override: bool = False
+    ) -> None:
+        kind_ = attention_kind(name, kind)
+        self.add([AttentionVariant(name, owner, target=target, kind=kind_, override=override)])
+
+    def add_adapter(self, name: str, target: Any, *, owner: str, override: bool = False) -> None:
+        self.add([KeyAdapter(name, owner, target=target, override=override)])
+
+    def add_models(self, path: str | Path | Traversable, *, owner: str, override: bool = False) -> list[str]:
+        """Register the entries of a registry file; a file with any problem adds nothing."""
+        sources = model_sources(path, owner=owner, override=override)
+        self.add(sources)
+        return [source.name for source in sources]
+
+    # ------------------------------------------------------------------ lookups
+
+    def components(self, category: str) -> list[Component]:
+        return list(self._tables[category].values())
+
+    def builder(self, name: str) -> Builder:
+        return self._lookup("builder", name)
+
+    def attention(self, name: str, *, kind: str | None = None) -> AttentionVariant:
+        variant = self._lookup("attention", name)
+        if kind is not None and variant.kind.name != kind:
+            choices = [v.name for v in self.components("attention") if v.kind.name == kind]
+            raise UnknownModelError(f"{kind} attention", name, _close(name, choices))
+        return variant
+
+    def adapter(self, name: str) -> KeyAdapter:
+        return self._lookup("adapter", name)
+
+    def source(self, name: str) -> ModelSource:
+        return self._lookup("model", name)
+
+    def _lookup(self, category: str, name: str) -> Any:
+        table = self._tables[category]
+        if name not in table:
+            label = "model" if category == "model" else category
+            raise UnknownModelError(label, name, _close(name, table))
+        return table[name]
+
+    def resolve(self, name: str) -> Resolved:
+        """Split `name[.tag]` and look both up; unknown parts raise with close matches."""
+        base, _, tag = name.partition(".")
+        source = self.source(base)
+        if not tag:
+            return Resolved(base, source, None)
+        if tag not in source.entry.weights:
+            tags = list(source.entry.weights)
+            published = ", ".join(tags) if tags else "none"
+            raise UnknownModelError(
+                "weight tag", tag, [f"{base}.{t}" for t in _close(tag, tags)],
+                context=f"for '{base}' (published: {published})",
+            )
+        return Resolved(base, source, tag)
+
+    def model_names(self, pattern: str = "*") -> list[str]:
+        return sorted(n for n in self._tables["model"] if fnmatch.fnmatchcase(n, pattern))
+
+    def pretrained_names(self, pattern: str = "*") -> list[str]:
+        names = []
+        for name in sorted(self._tables["model"]):
+            for tag in self.source(name).entry.weights:
+                full = f"{name}.{tag}"
+                if fnmatch.fnmatchcase(full, pattern) or fnmatch.fnmatchcase(name, pattern):
+                    names.append(full)
+        return names
+
+    # ------------------------------------------------------------------ configs
+
+    def build_config(self, resolved: Resolved, overrides: Mapping[str, Any] = {}) -> BaseModel:
+        """The builder's config for an entry, its weight tag's head and any overrides."""
+        args = dict(resolved.entry.args)
+        if resolved.weights is not None:
+            args["num_classes"] = resolved.weights.num_classes
+        args.update(overrides)
+        builder = self.builder(resolved.entry.builder)
+        try:
+            return builder.config_type.model_validate(args, context={"registry": self})
+        except ValidationError as error:
+            raise ArgumentError(f"{resolved}: " + _describe_argument_errors(error, builder)) from None
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self, sources: Iterable[ModelSource] | None = None) -> list[RegistryProblem]:
+        """Check entries against the builders, attention variants and adapters they name."""
+        problems: list[RegistryProblem] = []
+        for source in self.components("model") if sources is None else sources:
+            problems.extend(self._entry_problems(source))
+        return problems
+
+    def _entry_problems(self, source: ModelSource) -> list[RegistryProblem]:
+        entry, name = source.entry, source.name
+
+        def problem(field: str, message: str, path: tuple[str | int, ...] = ()) -> RegistryProblem:
+            line = source.parsed.line_of(name, path) if source.parsed else None
+            return RegistryProblem(source.file, name, field, message, line)
+
+        try:
+            builder = self.builder(entry.builder)
+            config_type = builder.config_type
+        except ZooError as error:
+            return [problem("builder", str(error), ("builder",))]
+
+        problems = []
+        variants = [("args", dict(entry.args))]
+        variants += [(f"weights.{tag}", {**entry.args, "num_classes": w.num_classes}) for tag, w in entry.weights.items()]
+        for where, args in variants:
+            try:
+                config_type.model_validate(args, context={"registry": self})
+            except ValidationError as error:
+                if source.parsed is None:
+                    problems += [problem(f"{where}.{_loc(e)}", error_message(e)) for e in error.errors()]
+                else:
+                    prefix = ("models", name, *where.split("."))
+                    if where != "args":  # the tag's head, checked on top of the shared args
+                        prefix = ("models", name, "args")
+                    problems += problems_from_validation(error, source.parsed, prefix)
+                if where == "args":
+                    break  # the tag checks would repeat the same problems
+        for tag, weights in entry.weights.items():
+            if weights.adapter is not None:
+                try:
+                    self.adapter(weights.adapter)
+                except ZooError as error:
+                    problems.append(problem(f"weights.{tag}.adapter", str(error), ("weights", tag, "adapter")))
+        return _unique(problems)
+
+
+def attention_kind(name: str, kind: str) -> AttentionKind:
+    if kind not in ATTENTION_KINDS:
+        raise ValueError(f"attention '{name}': unknown kind '{kind}' (kinds: {', '.join(ATTENTION_KINDS)})")
+    return ATTENTION_KINDS[kind]
+
+
+def model_sources(path: str | Path | Traversable, *, owner: str, override: bool = False) -> list[ModelSource]:
+    """The entries of a registry file; raises `RegistryError` listing every problem."""
+    parsed = parse_registry_file(path)
+    if parsed.problems:
+        raise RegistryError(parsed.problems)
+    return [
+        ModelSource(name, owner, entry=entry, parsed=parsed, override=override)
+        for name, entry in parsed.entries.items()
+    ]
+
+
+def validate_files(paths: Iterable[str | Path], registry: Registry) -> list[RegistryProblem]:
+    """Every problem in some registry files: schema, duplicate names, builder arguments."""
+    problems: list[RegistryProblem] = []
+    defined_at: dict[str, str] = {}
+    for path in paths:
+        parsed = parse_registry_file(path)
+        problems.extend(parsed.problems)
+        sources = [ModelSource(name, "<validate>", entry=entry, parsed=parsed) for name, entry in parsed.entries.items()]
+        for source in sources:
+            where = f"{source.file}:{source.line}"
+            if source.name in defined_at:
+                message = f"duplicate name, also defined at {defined_at[source.name]}"
+                problems.append(RegistryProblem(source.file, source.name, None, message, source.line))
+            defined_at.setdefault(source.name, where)
+        problems.extend(registry.validate(sources))
+    return problems
+
+
+def _close(name: str, choices: Iterable[str]) -> list[str]:
+    choices = list(choices)
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    if not close:
+        close = [c for c in choices if c.startswith(name) or name.startswith(c)][:3]
+    return close
+
+
+def _loc(error: Mapping[str, Any]) -> str:
+    return ".".join(str(part) for part in error["loc"])
+
+
+def _describe_argument_errors(error: ValidationError, builder: Builder) -> str:
+    known = ", ".join(builder.config_type.model_fields)
+    parts = []
+    for item in error.errors():
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown argument '{_loc(item)}' for builder '{builder.name}' (arguments: {known})")
+        elif not item["loc"]:
+            parts.append(error_message(item))
+        else:
+            parts.append(f"argument '{_loc(item)}': {error_message(item)}")
+    return "; ".join(parts)
+
+
+def _unique(problems: list[RegistryProblem]) -> list[RegistryProblem]:
+    return list(dict.fromkeys(problems))
+
+
+def default_registry() -> Registry:
+    """The registry of the installed plugins, discovered on first use."""
+    from .plugins import default_plugin_manager
+
+    return default_plugin_manager().registry

@@ -1,0 +1,179 @@
+"""Reading registry YAML files into validated entries, with every problem located.
+
+Plain `yaml.safe_load` silently keeps the last of two equal keys; a registry must not, so
+duplicate names are problems here. Each problem carries the file, the entry, the field and
+the line of the YAML node it concerns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import RegistryProblem
+from .schema import ModelEntry, RegistryFile
+
+__all__ = ["ParsedFile", "error_message", "parse_registry_file", "parse_registry_text", "problems_from_validation"]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """The entries of one registry file that passed the schema, and the problems found."""
+
+    path: str
+    entries: dict[str, ModelEntry]
+    lines: dict[str, int]
+    problems: list[RegistryProblem]
+    root: yaml.Node | None
+
+    def line_of(self, entry: str, field_path: Sequence[str | int] = ()) -> int | None:
+        """The line of `entry`'s node at `field_path` (or of its nearest existing parent)."""
+        return _line_of(self.root, ("models", entry, *field_path))
+
+
+class _DuplicateKeyLoader(yaml.SafeLoader):
+    """A safe loader that records duplicate mapping keys instead of dropping them."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[Any, int]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue  # keys merged from an anchor may be overridden on purpose
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                self.duplicates.append((key, key_node.start_mark.line + 1))
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_registry_file(path: str | Path | Traversable) -> ParsedFile:
+    """Parse and check one registry file; problems are collected, never raised."""
+    if isinstance(path, str):
+        path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        problem = RegistryProblem(str(path), None, None, f"cannot read: {reason}")
+        return ParsedFile(str(path), {}, {}, [problem], None)
+    return parse_registry_text(text, str(path))
+
+
+def parse_registry_text(text: str, source: str) -> ParsedFile:
+    """Parse and check registry YAML given as text; `source` names it in problems."""
+    loader = _DuplicateKeyLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(error, "problem", None) or str(error)
+        return ParsedFile(source, {}, {}, [RegistryProblem(source, None, None, f"invalid YAML: {reason}", line)], None)
+    finally:
+        loader.dispose()
+
+    problems = [
+        RegistryProblem(source, _entry_at(root, line), None, f"duplicate key '{key}'", line)
+        for key, line in loader.duplicates
+    ]
+    if not isinstance(data, dict):
+        problems.append(RegistryProblem(source, None, None, "expected a mapping with a 'models:' key", 1))
+        return ParsedFile(source, {}, {}, problems, root)
+
+    parsed = ParsedFile(source, {}, _entry_lines(root), problems, root)
+    raw_models = data.get("models")
+    try:
+        RegistryFile.model_validate(data)
+    except ValidationError as error:
+        problems.extend(problems_from_validation(error, parsed, prefix=()))
+    if isinstance(raw_models, dict):
+        for name, raw_entry in raw_models.items():
+            try:
+                parsed.entries[name] = ModelEntry.model_validate(raw_entry)
+            except ValidationError:
+                continue  # already reported through RegistryFile
+    return parsed
+
+
+def problems_from_validation(
+    error: ValidationError, parsed: ParsedFile, prefix: Sequence[str | int]
+) -> list[RegistryProblem]:
+    """Turn a pydantic error on (part of) a registry file into located problems.
+
+    `prefix` is where the validated object sits below the file's root, e.g.
+    `("models", "resnet50", "args")` when an entry's args were validated on their own.
+    """
+    problems = []
+    for item in error.errors():
+        loc = (*prefix, *item["loc"])
+        message = error_message(item)
+        if loc and loc[-1] == "[key]":  # the name itself is wrong, not its value
+            loc = loc[:-1]
+            message = f"invalid name: {message}"
+        entry = str(loc[1]) if len(loc) > 1 and loc[0] == "models" else None
+        field = ".".join(str(part) for part in loc[2:]) if entry is not None else ".".join(map(str, loc))
+        problems.append(RegistryProblem(parsed.path, entry, field or None, message, _line_of(parsed.root, loc)))
+    return problems
+
+
+def error_message(item: Mapping[str, Any]) -> str:
+    """A pydantic error item as a short sentence."""
+    if item["type"] == "missing":
+        return "required field is missing"
+    if item["type"] == "extra_forbidden":
+        return "unknown field"
+    return str(item["msg"]).removeprefix("Value error, ")
+
+
+def _entry_lines(root: yaml.Node | None) -> dict[str, int]:
+    models = _child(root, "models")
+    if not isinstance(models, yaml.MappingNode):
+        return {}
+    return {key.value: key.start_mark.line + 1 for key, _ in models.value if key.tag != _MERGE_TAG}
+
+
+def _entry_at(root: yaml.Node | None, line: int) -> str | None:
+    """The entry whose definition spans `line`, if any."""
+    candidates = [(start, name) for name, start in _entry_lines(root).items() if start <= line]
+    return max(candidates)[1] if candidates else None
+
+
+def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        found = None
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                if found is None:  # explicit keys win over merged ones
+                    merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                    for source in merged:
+                        found = found or _child(source, key)
+            elif key_node.value == str(key):
+                found = value_node
+        return found
+    if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+        return node.value[key]
+    return None
+
+
+def _line_of(root: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
+    node, line = root, None
+    for part in loc:
+        child = _child(node, part)
+        if child is None:
+            break
+        node = child
+        line = child.start_mark.line + 1
+    return line
