@@ -103,18 +103,15 @@ def check_attention_class(cls: Any, kind: AttentionKind, *, name: str) -> None:
             continue
         if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
             raise AttentionInterfaceError(
-                f"attention '{name}' ({cls.__qualname__}): option '{parameter.name}' "
-                "must be keyword-only"
+                f"attention '{name}' ({cls.__qualname__}): option '{parameter.name}' must be keyword-only"
             )
         if parameter.default is inspect.Parameter.empty:
             raise AttentionInterfaceError(
-                f"attention '{name}' ({cls.__qualname__}): option '{parameter.name}' "
-                "needs a default"
+                f"attention '{name}' ({cls.__qualname__}): option '{parameter.name}' needs a default"
             )
         if parameter.annotation is inspect.Parameter.empty:
             raise AttentionInterfaceError(
-                f"attention '{name}' ({cls.__qualname__}): option '{parameter.name}' "
-                "needs a type annotation"
+                f"attention '{name}' ({cls.__qualname__}): option '{parameter.name}' needs a type annotation"
             )
     if not callable(getattr(cls, "forward", None)):
         raise AttentionInterfaceError(f"attention '{name}' ({cls.__qualname__}) has no forward")
@@ -122,7 +119,7 @@ def check_attention_class(cls: Any, kind: AttentionKind, *, name: str) -> None:
 
 def options_model(cls: type, kind: AttentionKind) -> type[BaseModel]:
     """A pydantic model of the options of an attention class: its keyword-only extras."""
-    hints = typing.get_type_hints(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__, include_extras=True)  # keep Field constraints
     fields: dict[str, Any] = {}
     for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
         if parameter.name in kind.positional or parameter.name in kind.keywords:

@@ -31,4 +31,6 @@ def fetch(resolved: Resolved) -> Path:
             "cannot be reached"
         ) from None
     except HfHubHTTPError as error:
-        raise HubError(f"{resolved}: downloading {weights.hf_hub_id}/{weights.filename} failed: {error}") from None
+        raise HubError(
+            f"{resolved}: downloading {weights.hf_hub_id}/{weights.filename} failed: {error}"
+        ) from None

@@ -113,7 +113,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device | None:
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise DeviceError(f"device '{device}' is not available: torch {torch.__version__} sees no CUDA GPU here")
+            raise DeviceError(
+                f"device '{device}' is not available: torch {torch.__version__} sees no CUDA GPU here"
+            )
         if resolved.index is not None and resolved.index >= count:
             raise DeviceError(f"device '{device}' is not available: this machine has {count} CUDA GPU(s)")
         return resolved
@@ -180,7 +182,9 @@ def load_checkpoint(
     model.load_state_dict(state, strict=True, assign=True)
     left_on_meta = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if left_on_meta:
-        raise CheckpointError(f"checkpoint '{path}' left tensors uninitialised: {', '.join(left_on_meta[:5])}")
+        raise CheckpointError(
+            f"checkpoint '{path}' left tensors uninitialised: {', '.join(left_on_meta[:5])}"
+        )
 
 
 def _placed(tensor: torch.Tensor, device: torch.device | None, dtype: torch.dtype | None) -> torch.Tensor:
@@ -190,8 +194,16 @@ def _placed(tensor: torch.Tensor, device: torch.device | None, dtype: torch.dtyp
 
 
 _SAFETENSORS_DTYPES = {
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
 }
 
 
@@ -202,7 +214,9 @@ def _adapted_header(
     import torch
 
     meta = {
-        name: torch.empty(shape, dtype=getattr(torch, _SAFETENSORS_DTYPES.get(dtype, "float32")), device="meta")
+        name: torch.empty(
+            shape, dtype=getattr(torch, _SAFETENSORS_DTYPES.get(dtype, "float32")), device="meta"
+        )
         for name, (shape, dtype) in found.items()
     }
     return {name: (tuple(t.shape), str(t.dtype)) for name, t in adapter(meta).items()}

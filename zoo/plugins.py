@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PluginError, ZooError
-from .registry import AttentionVariant, Builder, Component, KeyAdapter, Registry, attention_kind, model_sources
+from .registry import (
+    AttentionVariant,
+    Builder,
+    Component,
+    KeyAdapter,
+    Registry,
+    attention_kind,
+    model_sources,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -131,7 +139,9 @@ class PluginManager:
         except Exception as error:  # a broken plugin must not take the zoo down
             record = PluginRecord(name, entry_point.value, distribution, version)
             return self._failed(record, f"import failed: {type(error).__name__}: {error}")
-        return self.register(name, register, entry_point=entry_point.value, distribution=distribution, version=version)
+        return self.register(
+            name, register, entry_point=entry_point.value, distribution=distribution, version=version
+        )
 
     def register(
         self,

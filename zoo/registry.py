@@ -222,7 +222,9 @@ class Registry:
             existing = staged.get(key) or self._tables[component.category].get(component.name)
             if existing is not None:
                 if not component.override or key in staged:
-                    raise NameConflictError(component.category, component.name, component.owner, existing.owner)
+                    raise NameConflictError(
+                        component.category, component.name, component.owner, existing.owner
+                    )
                 component.overrides = existing.owner
             staged[key] = component
         for (category, name), component in staged.items():
@@ -231,9 +233,7 @@ class Registry:
     def add_builder(self, name: str, target: Any, *, owner: str, override: bool = False) -> None:
         self.add([Builder(name, owner, target=target, override=override)])
 
-    def add_attention(
-        self, name: str, target: Any, *, kind: str, owner: str, override: bool = False
-    ) -> None:
+    def add_attention(self, name: str, target: Any, *, kind: str, owner: str, override: bool = False) -> None:
         kind_ = attention_kind(name, kind)
         self.add([AttentionVariant(name, owner, target=target, kind=kind_, override=override)])
 
@@ -284,7 +284,9 @@ class Registry:
             tags = list(source.entry.weights)
             published = ", ".join(tags) if tags else "none"
             raise UnknownModelError(
-                "weight tag", tag, [f"{base}.{t}" for t in _close(tag, tags)],
+                "weight tag",
+                tag,
+                [f"{base}.{t}" for t in _close(tag, tags)],
                 context=f"for '{base}' (published: {published})",
             )
         return Resolved(base, source, tag)
@@ -339,7 +341,10 @@ class Registry:
 
         problems = []
         variants = [("args", dict(entry.args))]
-        variants += [(f"weights.{tag}", {**entry.args, "num_classes": w.num_classes}) for tag, w in entry.weights.items()]
+        variants += [
+            (f"weights.{tag}", {**entry.args, "num_classes": w.num_classes})
+            for tag, w in entry.weights.items()
+        ]
         for where, args in variants:
             try:
                 config_type.model_validate(args, context={"registry": self})
@@ -358,7 +363,9 @@ class Registry:
                 try:
                     self.adapter(weights.adapter)
                 except ZooError as error:
-                    problems.append(problem(f"weights.{tag}.adapter", str(error), ("weights", tag, "adapter")))
+                    problems.append(
+                        problem(f"weights.{tag}.adapter", str(error), ("weights", tag, "adapter"))
+                    )
         return _unique(problems)
 
 
@@ -386,7 +393,10 @@ def validate_files(paths: Iterable[str | Path], registry: Registry) -> list[Regi
     for path in paths:
         parsed = parse_registry_file(path)
         problems.extend(parsed.problems)
-        sources = [ModelSource(name, "<validate>", entry=entry, parsed=parsed) for name, entry in parsed.entries.items()]
+        sources = [
+            ModelSource(name, "<validate>", entry=entry, parsed=parsed)
+            for name, entry in parsed.entries.items()
+        ]
         for source in sources:
             where = f"{source.file}:{source.line}"
             if source.name in defined_at:

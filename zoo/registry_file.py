@@ -19,7 +19,13 @@ from pydantic import ValidationError
 from .errors import RegistryProblem
 from .schema import ModelEntry, RegistryFile
 
-__all__ = ["ParsedFile", "error_message", "parse_registry_file", "parse_registry_text", "problems_from_validation"]
+__all__ = [
+    "ParsedFile",
+    "error_message",
+    "parse_registry_file",
+    "parse_registry_text",
+    "problems_from_validation",
+]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -81,7 +87,9 @@ def parse_registry_text(text: str, source: str) -> ParsedFile:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(error, "problem", None) or str(error)
-        return ParsedFile(source, {}, {}, [RegistryProblem(source, None, None, f"invalid YAML: {reason}", line)], None)
+        return ParsedFile(
+            source, {}, {}, [RegistryProblem(source, None, None, f"invalid YAML: {reason}", line)], None
+        )
     finally:
         loader.dispose()
 
@@ -125,7 +133,9 @@ def problems_from_validation(
             message = f"invalid name: {message}"
         entry = str(loc[1]) if len(loc) > 1 and loc[0] == "models" else None
         field = ".".join(str(part) for part in loc[2:]) if entry is not None else ".".join(map(str, loc))
-        problems.append(RegistryProblem(parsed.path, entry, field or None, message, _line_of(parsed.root, loc)))
+        problems.append(
+            RegistryProblem(parsed.path, entry, field or None, message, _line_of(parsed.root, loc))
+        )
     return problems
 
 

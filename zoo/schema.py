@@ -67,9 +67,7 @@ class ModelEntry(_Strict):
     description: str | None = None
     paper: str | None = None
     default_tag: str | None = None
-    weights: dict[Annotated[str, Field(pattern=TAG_PATTERN)], WeightTag] = Field(
-        default_factory=dict
-    )
+    weights: dict[Annotated[str, Field(pattern=TAG_PATTERN)], WeightTag] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _default_tag_is_published(self) -> ModelEntry:

@@ -139,7 +139,9 @@ BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "
 def downsample(inplanes: int, outplanes: int, stride: int, avg_down: bool, **factory) -> nn.Sequential:
     """The projection shortcut: strided 1x1 conv, or (ResNet-D) 2x2 average pool then 1x1 conv."""
     if not avg_down:
-        return nn.Sequential(conv1x1(inplanes, outplanes, stride, **factory), nn.BatchNorm2d(outplanes, **factory))
+        return nn.Sequential(
+            conv1x1(inplanes, outplanes, stride, **factory), nn.BatchNorm2d(outplanes, **factory)
+        )
     pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
     return nn.Sequential(pool, conv1x1(inplanes, outplanes, **factory), nn.BatchNorm2d(outplanes, **factory))
 
@@ -184,7 +186,7 @@ class ResNet(nn.Module):
 
         rates = iter(drop_path_rates(config.drop_path_rate, sum(config.layers)))
         self.stage_names = []
-        for index, (num_blocks, planes) in enumerate(zip(config.layers, config.channels)):
+        for index, (num_blocks, planes) in enumerate(zip(config.layers, config.channels, strict=True)):
             stride = 1 if index == 0 else 2
             blocks = []
             for block_index in range(num_blocks):
@@ -210,7 +212,9 @@ class ResNet(nn.Module):
         self.num_features = inplanes
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.head_drop = nn.Dropout(config.drop_rate)
-        self.fc = nn.Linear(inplanes, config.num_classes, **factory) if config.num_classes > 0 else nn.Identity()
+        self.fc = (
+            nn.Linear(inplanes, config.num_classes, **factory) if config.num_classes > 0 else nn.Identity()
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -64,7 +64,9 @@ class ViTConfig(BaseModel):
 class PatchEmbed(nn.Module):
     """Non-overlapping patches, linearly embedded: (B, C, H, W) -> (B, N, D)."""
 
-    def __init__(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, *, device=None, dtype=None):
+    def __init__(
+        self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, *, device=None, dtype=None
+    ):
         super().__init__()
         self.img_size = img_size
         self.num_patches = (img_size // patch_size) ** 2

@@ -17,10 +17,19 @@ __all__ = ["COMMANDS"]
 @click.argument("name")
 @click.option("--device", help="cpu, cuda, cuda:1, mps, meta, ...  [default: cpu]")
 @click.option("--dtype", help="float32, bfloat16, float16, ...  [default: float32]")
-@click.option("--pretrained", is_flag=True, help="Load the published weights (default tag unless NAME has one).")
+@click.option(
+    "--pretrained", is_flag=True, help="Load the published weights (default tag unless NAME has one)."
+)
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Load this local safetensors file.")
 @click.option("--num-classes", type=int, help="Size of the classifier head (0: none).")
-@click.option("-a", "--arg", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a builder argument (repeatable; values are YAML).")
+@click.option(
+    "-a",
+    "--arg",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a builder argument (repeatable; values are YAML).",
+)
 @json_option
 def create_command(
     name: str,
@@ -45,7 +54,13 @@ def create_command(
     overrides = parse_assignments(assignments)
     started = time.perf_counter()
     model = create(
-        name, pretrained=pretrained, checkpoint=checkpoint, num_classes=num_classes, device=device, dtype=dtype, **overrides
+        name,
+        pretrained=pretrained,
+        checkpoint=checkpoint,
+        num_classes=num_classes,
+        device=device,
+        dtype=dtype,
+        **overrides,
     )
     seconds = time.perf_counter() - started
     first = next(iter(model.parameters()), None)

@@ -44,23 +44,35 @@ def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
         rows = []
         for full in names:
             weights = registry.resolve(full).weights
-            rows.append({"name": full, "hf_hub_id": weights.hf_hub_id, "num_classes": weights.num_classes, "license": weights.license})
+            rows.append(
+                {
+                    "name": full,
+                    "hf_hub_id": weights.hf_hub_id,
+                    "num_classes": weights.num_classes,
+                    "license": weights.license,
+                }
+            )
         if as_json:
             echo_json(rows)
         else:
-            _table([(r["name"], r["hf_hub_id"], str(r["num_classes"]), r["license"]) for r in rows], ("NAME", "HUB REPO", "CLASSES", "LICENSE"))
+            _table(
+                [(r["name"], r["hf_hub_id"], str(r["num_classes"]), r["license"]) for r in rows],
+                ("NAME", "HUB REPO", "CLASSES", "LICENSE"),
+            )
         return
     rows = []
     for name in names:
         entry = registry.source(name).entry
-        rows.append({
-            "name": name,
-            "builder": entry.builder,
-            "attention": entry.attention,
-            "default_tag": entry.default_weight_tag,
-            "weights": list(entry.weights),
-            "description": entry.description,
-        })
+        rows.append(
+            {
+                "name": name,
+                "builder": entry.builder,
+                "attention": entry.attention,
+                "default_tag": entry.default_weight_tag,
+                "weights": list(entry.weights),
+                "description": entry.description,
+            }
+        )
     if as_json:
         echo_json(rows)
     else:
@@ -80,7 +92,7 @@ def _as_yaml(value: object) -> str:
 def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @click.command("info")
@@ -125,8 +137,7 @@ def info_command(name: str, as_json: bool) -> None:
         p = weights.preprocessing
         size = "x".join(map(str, p.input_size))
         click.echo(
-            f"      input {size}, crop {p.crop_pct} {p.interpolation}, "
-            f"mean {list(p.mean)}, std {list(p.std)}"
+            f"      input {size}, crop {p.crop_pct} {p.interpolation}, mean {list(p.mean)}, std {list(p.std)}"
         )
 
 

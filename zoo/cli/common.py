@@ -30,5 +30,7 @@ def parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
         try:
             values[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
-            raise click.BadParameter(f"cannot read the value of '{assignment}'", param_hint="'-a/--arg'") from None
+            raise click.BadParameter(
+                f"cannot read the value of '{assignment}'", param_hint="'-a/--arg'"
+            ) from None
     return values

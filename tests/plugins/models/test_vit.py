@@ -1,0 +1,97 @@
+"""Vision Transformer and DeiT: tokens, heads, attention weights, training signals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from zoo_plugins.attention.mhsa import MultiHeadSelfAttention
+
+import zoo
+
+TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 3, "num_heads": 3}
+
+
+def tiny_vit(**overrides):
+    return zoo.create("vit_tiny_patch16_224", **{**TINY, "num_classes": 10, **overrides})
+
+
+def test_tokens_are_the_class_token_then_one_per_patch():
+    model = tiny_vit().eval()
+    images = torch.randn(2, 3, 32, 32)
+    tokens = model.forward_features(images)
+    assert tokens.shape == (2, 1 + 16, 48)
+    torch.testing.assert_close(model(images), model.head(tokens[:, 0]))
+
+
+def test_blocks_are_pre_norm_with_timm_layer_norm():
+    block = tiny_vit().blocks[0]
+    assert block.norm1.eps == 1e-6 and block.norm2.eps == 1e-6
+    assert isinstance(block.attn, MultiHeadSelfAttention)
+    assert block.mlp.fc1.out_features == 4 * 48
+
+
+def test_without_head_the_model_returns_the_normed_class_token():
+    model = tiny_vit(num_classes=0).eval()
+    images = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(model(images), model.forward_features(images)[:, 0])
+
+
+def test_the_representation_layer_is_linear_then_tanh():
+    model = tiny_vit(representation_size=24).eval()
+    assert model.num_features == 24 and model.head.in_features == 24
+    images = torch.randn(1, 3, 32, 32)
+    pooled = model.forward_head(model.forward_features(images), pre_logits=True)
+    assert pooled.abs().max() <= 1.0
+    assert list(dict(model.named_parameters()))[-4:] == [
+        "pre_logits.fc.weight",
+        "pre_logits.fc.bias",
+        "head.weight",
+        "head.bias",
+    ]
+
+
+def test_deit_averages_class_and_distillation_heads_and_trains_them_apart():
+    model = zoo.create("deit_base_distilled_patch16_224", **TINY, num_classes=10).eval()
+    images = torch.randn(2, 3, 32, 32)
+    tokens = model.forward_features(images)
+    assert tokens.shape == (2, 2 + 16, 48)
+    cls_logits, dist_logits = model.forward_distillation(images)
+    torch.testing.assert_close(cls_logits, model.head(tokens[:, 0]))
+    torch.testing.assert_close(dist_logits, model.head_dist(tokens[:, 1]))
+    torch.testing.assert_close(model(images), (cls_logits + dist_logits) / 2)
+    with pytest.raises(ValueError, match="no distillation token"):
+        tiny_vit().forward_distillation(images)
+
+
+def test_attention_weights_of_every_block_come_from_the_eager_path():
+    model = tiny_vit().eval()
+    images = torch.randn(2, 3, 32, 32)
+    tokens, weights = model.forward_attention(images)
+    assert len(weights) == 3 and all(w.shape == (2, 3, 17, 17) for w in weights)
+    torch.testing.assert_close(tokens, model.forward_features(images), atol=1e-5, rtol=1e-5)
+
+
+def test_stochastic_depth_rises_linearly_and_is_off_in_eval():
+    model = tiny_vit(drop_path_rate=0.2)
+    assert [block.drop_path.drop_prob for block in model.blocks] == pytest.approx([0.0, 0.1, 0.2])
+    model.eval()
+    images = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(model(images), model(images))
+
+
+def test_gradients_reach_every_parameter():
+    model = zoo.create("deit_base_distilled_patch16_224", **TINY, num_classes=10, representation_size=16)
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    assert [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()] == []
+
+
+def test_inputs_of_the_wrong_size_are_refused():
+    with pytest.raises(ValueError, match="this model takes 32x32"):
+        tiny_vit()(torch.randn(1, 3, 64, 64))
+
+
+def test_sizes_must_fit_together():
+    with pytest.raises(zoo.ArgumentError, match="img_size 30 is not a multiple of patch_size 8"):
+        tiny_vit(img_size=30)
+    with pytest.raises(zoo.ArgumentError, match="embed_dim 48 is not divisible by num_heads 5"):
+        tiny_vit(num_heads=5)

@@ -1,0 +1,154 @@
+"""The command line: thin, fast, and one clear line for every bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+import zoo
+from zoo.cli import cli
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_list_shows_names_attention_and_weights(run):
+    result = run("list", "resnet50")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "BUILDER", "ATTENTION", "WEIGHTS"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert rows["resnet50_cbam"] == ["resnet", "cbam", "-"]
+    assert rows["seresnet50"] == ["resnet", "se", "a1_in1k"]
+
+
+def test_list_pretrained_as_json(run):
+    result = run("list", "--pretrained", "vit_base_patch16_224_in21k*", "--json")
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == [
+        "vit_base_patch16_224_in21k.augreg_in21k",
+        "vit_base_patch16_224_in21k.orig_in21k",
+    ]
+    assert rows[1] == {
+        "name": "vit_base_patch16_224_in21k.orig_in21k",
+        "hf_hub_id": "timm/vit_base_patch16_224.orig_in21k",
+        "num_classes": 0,
+        "license": "apache-2.0",
+    }
+
+
+def test_list_with_no_match_says_so_and_fails(run):
+    result = run("list", "transformerxl")
+    assert result.exit_code == 1
+    assert result.stderr == "zoo: no model match '*transformerxl*'\n"
+
+
+def test_info_prints_architecture_parameters_and_weights(run):
+    result = run("info", "ecaresnet50d")
+    assert result.exit_code == 0
+    assert "  parameters:  25,576,350" in result.stdout
+    assert "    stem_type = deep" in result.stdout
+    assert "    miil_in1k (default): timm/ecaresnet50d.miil_in1k, 1000 classes, apache-2.0" in result.stdout
+    assert "input 3x224x224, crop 0.875 bicubic" in result.stdout
+    assert "weights:     none published" in run("info", "resnet34_eca").stdout
+
+
+def test_info_json_matches_model_info(run):
+    result = run("info", "resnet18", "--json")
+    assert json.loads(result.stdout) == zoo.model_info("resnet18").model_dump(mode="json")
+
+
+def test_create_builds_with_overrides_and_summarises(run):
+    result = run(
+        "create", "resnet18", "-a", "attn={name: cbam, kernel_size: 3}", "--num-classes", "7", "--json"
+    )
+    summary = json.loads(result.stdout)
+    expected = zoo.create("resnet18", attn={"name": "cbam", "kernel_size": 3}, num_classes=7)
+    assert summary["parameters"] == sum(p.numel() for p in expected.parameters())
+    assert (summary["class"], summary["device"], summary["dtype"]) == ("ResNet", "cpu", "float32")
+
+
+def test_create_on_meta_in_bfloat16(run):
+    result = run("create", "vit_large_patch16_224", "--device", "meta", "--dtype", "bf16")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(
+        "vit_large_patch16_224: VisionTransformer with 304,326,632 parameters on meta (bfloat16)"
+    )
+
+
+def test_create_loads_a_local_checkpoint(run, tmp_path):
+    model = zoo.create("resnet18", num_classes=3, layers=[1, 1, 1, 1])
+    save_file(model.state_dict(), tmp_path / "model.safetensors")
+    result = run(
+        "create",
+        "resnet18",
+        "--checkpoint",
+        str(tmp_path / "model.safetensors"),
+        "-a",
+        "layers=[1,1,1,1]",
+        "--num-classes",
+        "3",
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (("info", "resnet5"), 2, "zoo: error: unknown model 'resnet5'; did you mean 'resnet50', "),
+    (("create", "vit_base_patch16_224.foo"), 2, "zoo: error: unknown weight tag 'foo' for 'vit_base_patch16_224'"),
+    (("create", "resnet18", "-a", "depth=3"), 2, "zoo: error: resnet18: unknown argument 'depth' for builder 'resnet'"),
+    (("create", "resnet18", "-a", "attn={name: cbam, kernel_size: 5}"), 2, "option 'kernel_size': Input should be 3 or 7"),
+    (("create", "resnet18", "--device", "npu:0"), 2, "zoo: error: "),
+    (("create", "resnet18", "--dtype", "int4"), 2, "zoo: error: unknown dtype 'int4'"),
+    (("create", "resnet18_se", "--pretrained"), 2, "zoo: error: 'resnet18_se' has no published weights"),
+    (("create", "resnet18", "--checkpoint", "absent.safetensors"), 1, "zoo: error: checkpoint 'absent.safetensors' does not exist"),
+    (("create", "resnet18", "-a", "noequals"), 2, "zoo: error: Invalid value for '-a/--arg': 'noequals' is not KEY=VALUE (see 'cli create --help')"),
+    (("create",), 2, "zoo: error: Missing argument 'NAME'."),
+    (("lsit",), 2, "zoo: error: No such command 'lsit'."),
+])  # fmt: skip
+def test_bad_input_is_one_line_and_a_nonzero_exit(run, args, code, message):
+    result = run(*args)
+    assert result.exit_code == code
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_validate_reports_every_problem_and_exits_1(run, write_registry):
+    good = write_registry("models:\n  net:\n    builder: resnet\n    args: {layers: [1, 1, 1, 1]}\n")
+    assert run("validate", str(good)).stdout == "ok: 1 file(s) valid\n"
+    bad = write_registry(
+        "models:\n  a:\n    builder: nope\n  b:\n    builder: vit\n    args: {depth: deep}\n"
+    )
+    result = run("validate", str(good), str(bad))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{bad}:3: entry 'a': field 'builder': unknown builder 'nope'",
+        f"{bad}:6: entry 'b': field 'args.depth': Input should be a valid integer, unable to parse string as an integer",
+        "zoo: 2 problem(s) in 2 file(s)",
+    ]
+
+
+def test_validate_without_files_checks_the_installed_registry(run):
+    result = run("validate")
+    assert (result.exit_code, result.stdout) == (0, "ok: 1 file(s) valid\n")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--pretrained", "--json"]])
+def test_help_and_list_do_not_import_torch(args):
+    script = "import sys; from zoo.cli import cli; cli.main(sys.argv[1:], standalone_mode=False); " \
+             "assert 'torch' not in sys.modules, 'torch was imported'"  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout

@@ -1,0 +1,39 @@
+"""What the zoo holds: names, published weights and model descriptions."""
+
+from __future__ import annotations
+
+import json
+
+import zoo
+
+
+def test_list_models_and_pretrained_use_shell_patterns():
+    assert zoo.list_models("resnet50_*") == ["resnet50_cbam", "resnet50_eca", "resnet50_se"]
+    assert "vit_base_patch16_224.augreg2_in21k_ft_in1k" in zoo.list_pretrained("vit_base*")
+    assert zoo.list_pretrained("resnet18_cbam") == []
+
+
+def test_model_info_describes_architecture_weights_and_origin():
+    info = zoo.model_info("vit_base_patch16_224_in21k")
+    assert (info.builder, info.plugin, info.attention, info.tag) == ("vit", "builtin", "mhsa", None)
+    assert info.config["embed_dim"] == 768 and info.config["num_classes"] == 21843
+    assert info.num_params == 102_595_923
+    assert [w.tag for w in info.weights] == ["augreg_in21k", "orig_in21k"]
+    assert info.default_tag == "augreg_in21k" and info.weights[0].default
+    assert info.weights[1].hf_hub_id == "timm/vit_base_patch16_224.orig_in21k"
+    assert info.source.endswith("registry.yaml:" + info.source.rsplit(":", 1)[1])
+
+
+def test_model_info_of_a_tag_counts_that_tags_head():
+    assert zoo.model_info("vit_base_patch16_224_in21k.orig_in21k").num_params == 85_798_656
+
+
+def test_model_info_dumps_to_json():
+    dumped = json.loads(json.dumps(zoo.model_info("seresnet50").model_dump(mode="json")))
+    assert dumped["config"]["attn"] == {"name": "se", "options": {"rd_divisor": 8}}
+    assert dumped["weights"][0]["preprocessing"]["crop_pct"] == 0.95
+
+
+def test_a_name_without_weights_says_so():
+    info = zoo.model_info("resnet18_cbam")
+    assert info.weights == [] and info.default_tag is None

@@ -1,0 +1,87 @@
+"""Plugins: discovered through entry points, committed whole, failures contained."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import zoo
+from zoo.plugins import ENTRY_POINT_GROUP, PluginManager, default_plugin_manager
+from zoo.registry import Registry
+
+
+def test_the_builtin_plugin_registers_through_the_public_entry_point_group():
+    from importlib import metadata
+
+    [entry_point] = [ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == "builtin"]
+    assert entry_point.value == "zoo_plugins:register"
+    record = default_plugin_manager().records["builtin"]
+    assert (record.distribution, record.error) == ("zoo", None)
+    provides = record.summary()["provides"]
+    assert {"se", "cbam", "eca", "mhsa"} <= set(provides["attention"])
+    assert {"vit", "resnet"} <= set(provides["builder"])
+    assert "resnet50_cbam" in provides["model"]
+
+
+def test_a_plugin_that_raises_is_recorded_once_and_the_rest_works(builtin_registry, caplog):
+    manager = PluginManager(builtin_registry)
+
+    def broken(context):
+        context.add_builder("half_registered", "pkg:build")
+        raise RuntimeError("no GPU kernels for this platform")
+
+    with caplog.at_level(logging.WARNING, logger="zoo"):
+        record = manager.register("broken", broken, distribution="zoo-broken", version="0.1")
+    assert record.error == "register() failed: RuntimeError: no GPU kernels for this platform"
+    assert [r.getMessage() for r in caplog.records] == [
+        "plugin 'broken' (zoo-broken) was not loaded: register() failed: RuntimeError: no GPU kernels for this platform"
+    ]
+    assert "half_registered" not in {b.name for b in builtin_registry.components("builder")}
+    assert (
+        zoo.create("resnet18", num_classes=3, device="meta", registry=builtin_registry).fc.out_features == 3
+    )
+
+
+def test_a_plugin_redefining_a_name_fails_whole_unless_it_overrides(builtin_registry):
+    manager = PluginManager(builtin_registry)
+
+    def clashing(context):
+        context.add_attention("mine", "pkg:Mine", kind="channel")
+        context.add_attention("se", "pkg:SE", kind="channel")
+
+    record = manager.register("clashing", clashing)
+    assert (
+        record.error
+        == "attention 'se' is already provided by 'builtin'; pass override=True to replace it on purpose"
+    )
+    assert "mine" not in {a.name for a in builtin_registry.components("attention")}
+
+    def overriding(context):
+        context.add_attention("se", "pkg:SE", kind="channel", override=True)
+
+    record = manager.register("overriding", overriding)
+    assert record.error is None
+    assert record.summary()["overrides"] == [{"category": "attention", "name": "se", "replaced": "builtin"}]
+
+
+def test_a_plugin_with_a_bad_registry_fragment_is_refused(builtin_registry, write_registry):
+    path = write_registry("models:\n  good:\n    builder: vit\n  bad:\n    args: {}\n", "fragment.yaml")
+    record = PluginManager(builtin_registry).register("fragmented", lambda context: context.add_models(path))
+    assert record.error == f"{path}:5: entry 'bad': field 'builder': required field is missing"
+    assert "good" not in builtin_registry.model_names()
+
+
+def test_an_entry_point_that_cannot_be_imported_is_reported():
+    from importlib.metadata import EntryPoint
+
+    manager = PluginManager(Registry())
+    entry_point = EntryPoint(name="ghost", value="zoo_ghost_plugin:register", group=ENTRY_POINT_GROUP)
+    record = manager.load_entry_point(entry_point)
+    assert record.error == "import failed: ModuleNotFoundError: No module named 'zoo_ghost_plugin'"
+    assert manager.records["ghost"] is record
+
+
+def test_unknown_attention_kinds_are_refused():
+    with pytest.raises(ValueError, match="unknown kind 'spatial'"):
+        Registry().add_attention("x", "pkg:X", kind="spatial", owner="me")

@@ -1,0 +1,144 @@
+"""The registry: names with owners, conflicts, lookups and validation against builders."""
+
+from __future__ import annotations
+
+import pytest
+
+from zoo.errors import ArgumentError, NameConflictError, UnknownModelError
+from zoo.registry import Registry, validate_files
+
+WEIGHTS = (
+    "hf_hub_id: org/{repo}, num_classes: {classes}, license: mit,"
+    " preprocessing: {{input_size: [3, 32, 32], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}}"
+)
+
+
+def weights(repo: str, classes: int) -> str:
+    return "{" + WEIGHTS.format(repo=repo, classes=classes) + "}"
+
+
+def test_a_taken_name_is_an_error_naming_both_owners():
+    registry = Registry()
+    registry.add_builder("net", "pkg:build", owner="first")
+    with pytest.raises(NameConflictError) as raised:
+        registry.add_builder("net", "other:build", owner="second")
+    assert raised.value.plugin == "second" and raised.value.existing_owner == "first"
+    assert "builder 'net' is already provided by 'first'" in str(raised.value)
+    assert registry.builder("net").owner == "first"
+
+
+def test_an_explicit_override_replaces_and_is_recorded():
+    registry = Registry()
+    registry.add_attention("se", "pkg:SE", kind="channel", owner="builtin")
+    registry.add_attention("se", "mine:SE", kind="channel", owner="mine", override=True)
+    variant = registry.attention("se")
+    assert (variant.owner, variant.overrides, variant.target) == ("mine", "builtin", "mine:SE")
+
+
+def test_components_are_added_all_or_nothing():
+    registry = Registry()
+    registry.add_builder("taken", "pkg:build", owner="first")
+    from zoo.registry import Builder
+
+    with pytest.raises(NameConflictError):
+        registry.add([Builder("fresh", "second", target="x:y"), Builder("taken", "second", target="x:z")])
+    assert [b.name for b in registry.components("builder")] == ["taken"]
+
+
+def test_unknown_names_suggest_close_matches(builtin_registry):
+    with pytest.raises(UnknownModelError) as raised:
+        builtin_registry.resolve("resnet5")
+    assert raised.value.suggestions[0] == "resnet50"
+    assert isinstance(raised.value, KeyError)
+    with pytest.raises(UnknownModelError, match=r"unknown weight tag 'augreg' for 'vit_base_patch16_224'"):
+        builtin_registry.resolve("vit_base_patch16_224.augreg")
+
+
+def test_a_name_may_carry_a_weight_tag(builtin_registry):
+    resolved = builtin_registry.resolve("vit_base_patch16_224_in21k.orig_in21k")
+    assert (resolved.name, resolved.tag) == ("vit_base_patch16_224_in21k", "orig_in21k")
+    assert resolved.weights.hf_hub_id == "timm/vit_base_patch16_224.orig_in21k"
+    assert builtin_registry.resolve("resnet18").tag is None
+
+
+def test_listing_filters_with_shell_patterns(builtin_registry):
+    assert builtin_registry.model_names("resnet18*") == [
+        "resnet18",
+        "resnet18_cbam",
+        "resnet18_eca",
+        "resnet18_se",
+    ]
+    assert builtin_registry.pretrained_names("vit_base_patch16_224_in21k*") == [
+        "vit_base_patch16_224_in21k.augreg_in21k",
+        "vit_base_patch16_224_in21k.orig_in21k",
+    ]
+    assert builtin_registry.pretrained_names("*.miil_in1k") == [
+        "ecaresnet101d.miil_in1k",
+        "ecaresnet50d.miil_in1k",
+    ]
+
+
+def test_a_config_takes_the_head_of_the_tag_and_the_overrides(builtin_registry):
+    resolve = builtin_registry.resolve
+    assert builtin_registry.build_config(resolve("vit_base_patch16_224_in21k")).num_classes == 21843
+    assert builtin_registry.build_config(resolve("vit_base_patch16_224_in21k.orig_in21k")).num_classes == 0
+    config = builtin_registry.build_config(resolve("resnet50"), {"attn": {"name": "cbam", "kernel_size": 3}})
+    assert (config.attn.name, config.attn.options) == ("cbam", {"kernel_size": 3})
+
+
+def test_bad_overrides_name_the_argument(builtin_registry):
+    resolved = builtin_registry.resolve("resnet18")
+    with pytest.raises(ArgumentError, match="unknown argument 'depth' for builder 'resnet'"):
+        builtin_registry.build_config(resolved, {"depth": 3})
+    with pytest.raises(ArgumentError, match=r"argument 'layers\.0': Input should be a valid integer"):
+        builtin_registry.build_config(resolved, {"layers": ["x", 2, 2, 2]})
+    with pytest.raises(ArgumentError, match="unknown channel attention 'mhsa'"):
+        builtin_registry.build_config(resolved, {"attn": "mhsa"})
+
+
+def test_the_builtin_registry_is_valid(builtin_registry):
+    assert builtin_registry.validate() == []
+
+
+def test_validation_checks_entries_against_their_builders(builtin_registry, write_registry):
+    path = write_registry(
+        "defaults:\n  small: &small {block: basic, layers: [1, 1, 1, 1]}\n"
+        "models:\n"
+        "  ok_net:\n    builder: resnet\n    args: *small\n"
+        "  unknown_builder:\n    builder: resnetx\n"
+        "  unknown_argument:\n    builder: resnet\n    args: {<<: *small, depth: 3}\n"
+        "  ill_typed:\n    builder: resnet\n    args: {layers: many}\n"
+        "  bad_attention:\n    builder: resnet\n    args: {attn: {name: cbam, kernel_size: 5}}\n"
+        "  wrong_kind:\n    builder: vit\n    args: {attn: se}\n"
+        f"  unknown_adapter:\n    builder: vit\n    weights:\n      t: {weights('r', 10)[:-1]}, adapter: nope}}\n"
+    )
+    problems = {(p.entry, p.field): (p.message, p.line) for p in validate_files([path], builtin_registry)}
+    assert set(problems) == {
+        ("unknown_builder", "builder"),
+        ("unknown_argument", "args.depth"),
+        ("ill_typed", "args.layers"),
+        ("bad_attention", "args.attn"),
+        ("wrong_kind", "args.attn"),
+        ("unknown_adapter", "weights.t.adapter"),
+    }
+    assert problems[("unknown_builder", "builder")] == (
+        "unknown builder 'resnetx'; did you mean 'resnet'?",
+        8,
+    )
+    assert problems[("unknown_argument", "args.depth")][0] == "unknown field"
+    assert "option 'kernel_size': Input should be 3 or 7" in problems[("bad_attention", "args.attn")][0]
+    assert "unknown token attention 'se'" in problems[("wrong_kind", "args.attn")][0]
+
+
+def test_a_weight_tag_head_is_checked_too(builtin_registry, write_registry):
+    path = write_registry(f"models:\n  net:\n    builder: vit\n    weights:\n      t: {weights('r', -1)}\n")
+    [problem] = validate_files([path], builtin_registry)
+    assert (problem.entry, problem.field) == ("net", "weights.t.num_classes")
+
+
+def test_a_name_defined_in_two_files_is_reported(builtin_registry, write_registry):
+    first = write_registry("models:\n  net:\n    builder: vit\n")
+    second = write_registry("models:\n  other:\n    builder: vit\n  net:\n    builder: resnet\n")
+    [problem] = validate_files([first, second], builtin_registry)
+    assert (problem.file, problem.entry, problem.line) == (str(second), "net", 4)
+    assert problem.message == f"duplicate name, also defined at {first}:2"

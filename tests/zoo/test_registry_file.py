@@ -1,0 +1,83 @@
+"""Reading registry YAML: every problem is located by file, line, entry and field."""
+
+from __future__ import annotations
+
+from zoo.registry_file import parse_registry_file, parse_registry_text
+
+PREPROCESSING = "{input_size: [3, 32, 32], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}"
+
+
+def test_a_valid_file_gives_its_entries_and_their_lines():
+    parsed = parse_registry_text(
+        "models:\n  net_a:\n    builder: resnet\n  net_b:\n    builder: vit\n    args: {depth: 2}\n", "r.yaml"
+    )
+    assert parsed.problems == []
+    assert list(parsed.entries) == ["net_a", "net_b"]
+    assert parsed.entries["net_b"].args == {"depth": 2}
+    assert parsed.lines == {"net_a": 2, "net_b": 4}
+
+
+def test_a_duplicate_name_is_a_problem_not_a_silent_overwrite():
+    parsed = parse_registry_text("models:\n  net:\n    builder: a\n  net:\n    builder: b\n", "r.yaml")
+    [problem] = parsed.problems
+    assert (problem.file, problem.entry, problem.line) == ("r.yaml", "net", 4)
+    assert "duplicate key 'net'" in problem.message
+
+
+def test_keys_merged_from_an_anchor_may_be_overridden():
+    text = "defaults:\n  base: &base {block: basic, layers: [1]}\nmodels:\n  net:\n    builder: resnet\n    args: {<<: *base, block: bottleneck}\n"
+    parsed = parse_registry_text(text, "r.yaml")
+    assert parsed.problems == []
+    assert parsed.entries["net"].args == {"block": "bottleneck", "layers": [1]}
+
+
+def test_a_missing_field_names_entry_field_and_line():
+    text = f"models:\n  net:\n    builder: vit\n    weights:\n      tag1:\n        hf_hub_id: org/repo\n        num_classes: 10\n        preprocessing: {PREPROCESSING}\n"
+    [problem] = parse_registry_text(text, "r.yaml").problems
+    assert problem.entry == "net"
+    assert problem.field == "weights.tag1.license"
+    assert problem.message == "required field is missing"
+    assert problem.line == 6
+    assert str(problem) == "r.yaml:6: entry 'net': field 'weights.tag1.license': required field is missing"
+
+
+def test_every_problem_in_a_file_is_reported_at_once():
+    text = (
+        "models:\n"
+        "  Bad-Name:\n    builder: vit\n"
+        "  no_builder:\n    args: {}\n"
+        "  unknown_field:\n    builder: vit\n    colour: red\n"
+        "  bad_hub_id:\n    builder: vit\n    weights:\n      t:\n"
+        f"        {{hf_hub_id: not-a-repo, num_classes: 1, license: mit, preprocessing: {PREPROCESSING}}}\n"
+    )
+    problems = parse_registry_text(text, "r.yaml").problems
+    found = {(p.entry, p.field): p.message for p in problems}
+    assert found[("Bad-Name", None)].startswith("invalid name")
+    assert found[("no_builder", "builder")] == "required field is missing"
+    assert found[("unknown_field", "colour")] == "unknown field"
+    assert "should match pattern" in found[("bad_hub_id", "weights.t.hf_hub_id")]
+
+
+def test_weights_must_be_safetensors_and_preprocessing_consistent():
+    text = (
+        "models:\n  net:\n    builder: vit\n    weights:\n      t:\n"
+        "        hf_hub_id: org/repo\n        filename: model.bin\n        num_classes: 1\n        license: mit\n"
+        "        preprocessing: {input_size: [3, 32, 32], mean: [0.5], std: [0.5, 0.5, 0.5]}\n"
+    )
+    fields = {p.field for p in parse_registry_text(text, "r.yaml").problems}
+    assert fields == {"weights.t.filename", "weights.t.preprocessing"}
+
+
+def test_a_default_tag_must_be_one_of_the_weights():
+    text = "models:\n  net:\n    builder: vit\n    default_tag: missing\n"
+    [problem] = parse_registry_text(text, "r.yaml").problems
+    assert "default_tag 'missing' is not one of its weights" in problem.message
+
+
+def test_invalid_yaml_and_unreadable_files_are_problems(tmp_path):
+    [problem] = parse_registry_text("models:\n  net: [\n", "r.yaml").problems
+    assert problem.message.startswith("invalid YAML") and problem.line == 3
+    [problem] = parse_registry_file(tmp_path / "absent.yaml").problems
+    assert problem.message == "cannot read: No such file or directory"
+    [problem] = parse_registry_text("- a list\n", "r.yaml").problems
+    assert "expected a mapping" in problem.message
