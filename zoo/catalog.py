@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .plugins import default_plugin_manager
 from .registry import Registry, default_registry
 from .schema import Preprocessing
 
@@ -49,6 +50,8 @@ class ModelInfo(BaseModel):
     tag: str | None
     builder: str
     plugin: str
+    distribution: str | None
+    version: str | None
     source: str
     description: str | None
     paper: str | None
@@ -64,6 +67,7 @@ def model_info(name: str, *, registry: Registry | None = None) -> ModelInfo:
 
     Counting parameters builds the model on the `meta` device, which takes no memory.
     """
+    plugin_records = default_plugin_manager().records if registry is None else {}
     registry = registry or default_registry()
     resolved = registry.resolve(name)
     entry, source = resolved.entry, resolved.source
@@ -79,11 +83,14 @@ def model_info(name: str, *, registry: Registry | None = None) -> ModelInfo:
         )
         for tag, weight in entry.weights.items()
     ]
+    record = plugin_records.get(source.owner)
     return ModelInfo(
         name=resolved.name,
         tag=resolved.tag,
         builder=entry.builder,
         plugin=source.owner,
+        distribution=record.distribution if record else None,
+        version=record.version if record else None,
         source=f"{source.file}:{source.line}" if source.line else source.file,
         description=entry.description,
         paper=entry.paper,

@@ -9,6 +9,7 @@ from torch import nn
 import zoo
 from zoo.attention import ATTENTION_KINDS, ChannelAttention, check_attention_class, options_model
 from zoo.errors import ArgumentError, AttentionInterfaceError
+from zoo_plugins.attention.mhsa import MultiHeadSelfAttention
 
 CHANNEL = ATTENTION_KINDS["channel"]
 
@@ -72,3 +73,26 @@ def test_a_registered_variant_plugs_into_a_resnet_by_name(builtin_registry):
     assert gates[0].weight.item() == -2.0
     with pytest.raises(ArgumentError, match="option 'init'"):
         zoo.create("resnet18", attn={"name": "scale", "init": "x"}, registry=builtin_registry)
+
+
+class ScaledHeads(MultiHeadSelfAttention):
+    """A token attention with one extra option: a temperature on the logits."""
+
+    def __init__(self, dim: int, *, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0, temperature: float = 1.0, device=None, dtype=None):  # fmt: skip
+        super().__init__(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop,
+                         fused=False, device=device, dtype=dtype)  # fmt: skip
+        self.scale = self.scale / temperature
+
+
+def test_a_registered_token_attention_plugs_into_a_vit_by_name(builtin_registry):
+    builtin_registry.add_attention("scaled_heads", ScaledHeads, kind="token", owner="tests")
+    model = zoo.create(
+        "vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2,
+        attn={"name": "scaled_heads", "temperature": 2.0}, registry=builtin_registry,
+    )  # fmt: skip
+    assert all(isinstance(block.attn, ScaledHeads) for block in model.blocks)
+    assert model.blocks[0].attn.scale == pytest.approx(64**-0.5 / 2.0)
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
+    with pytest.raises(ArgumentError, match="unknown token attention 'se'"):
+        zoo.create("vit_tiny_patch16_224", attn="se", registry=builtin_registry)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 import zoo
 from zoo.plugins import ENTRY_POINT_GROUP, PluginManager, default_plugin_manager
 from zoo.registry import Registry
+from zoo_plugins.models.resnet import ResNetConfig
+from zoo_plugins.models.resnet import build as build_resnet
 
 
 def test_the_builtin_plugin_registers_through_the_public_entry_point_group():
@@ -85,3 +89,46 @@ def test_an_entry_point_that_cannot_be_imported_is_reported():
 def test_unknown_attention_kinds_are_refused():
     with pytest.raises(ValueError, match="unknown kind 'spatial'"):
         Registry().add_attention("x", "pkg:X", kind="spatial", owner="me")
+
+
+def tiny_resnet(config: ResNetConfig, *, device=None, dtype=None):
+    """A builder of a plugin's own: a ResNet with one block per stage."""
+    return build_resnet(
+        config.model_copy(update={"layers": (1,) * len(config.layers)}), device=device, dtype=dtype
+    )
+
+
+def from_legacy(state):
+    """A key adapter: checkpoints that kept the model under `backbone.`."""
+    return {name.removeprefix("backbone."): tensor for name, tensor in state.items()}
+
+
+def test_a_plugin_may_add_builders_adapters_attention_and_entries(builtin_registry, write_registry, tmp_path):
+    fragment = write_registry(
+        "models:\n  tiny_net:\n    builder: tiny_resnet\n    args: {block: basic, num_classes: 4}\n"
+    )
+
+    def register(context):
+        context.add_builder("tiny_resnet", tiny_resnet)
+        context.add_adapter("legacy", from_legacy)
+        context.add_models(fragment)
+
+    record = PluginManager(builtin_registry).register(
+        "mine", register, distribution="zoo-mine", version="1.0"
+    )
+    assert record.summary()["provides"] == {
+        "builder": ["tiny_resnet"],
+        "adapter": ["legacy"],
+        "model": ["tiny_net"],
+    }
+    model = zoo.create("tiny_net", registry=builtin_registry).eval()
+    assert [len(stage) for stage in model.stages()] == [1, 1, 1, 1]
+
+    legacy = tmp_path / "legacy.safetensors"
+    save_file({f"backbone.{name}": t for name, t in model.state_dict().items()}, legacy)
+    loaded = zoo.create("tiny_net", device="meta", registry=builtin_registry)
+    zoo.load_checkpoint(
+        loaded, legacy, adapter=builtin_registry.adapter("legacy"), device=torch.device("cpu")
+    )
+    image = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(loaded.eval()(image), model(image))

@@ -82,6 +82,12 @@ def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
         )
 
 
+def _provider(info) -> str:
+    distribution = " ".join(filter(None, [info.distribution, info.version]))
+    origin = f" from {distribution}" if distribution else ""
+    return f"plugin '{info.plugin}'{origin} ({info.source})"
+
+
 def _as_yaml(value: object) -> str:
     """One-line YAML, the form `zoo create -a KEY=VALUE` reads back."""
     if isinstance(value, dict) and set(value) == {"name", "options"}:  # an attention spec
@@ -119,7 +125,7 @@ def info_command(name: str, as_json: bool) -> None:
         ("attention", info.attention or "-"),
         ("parameters", f"{info.num_params:,}"),
         ("paper", info.paper or "-"),
-        ("provided by", f"plugin '{info.plugin}' ({info.source})"),
+        ("provided by", _provider(info)),
     ]
     for label, value in fields:
         click.echo(f"  {label + ':':<13}{value}")

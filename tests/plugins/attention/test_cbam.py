@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from zoo_plugins.attention.cbam import CBAM
 
 import zoo
 from zoo.errors import ArgumentError
+from zoo_plugins.attention.cbam import CBAM
 
 
 def test_channel_then_spatial_gates_in_0_1():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from zoo_plugins.attention.eca import EfficientChannelAttention, adaptive_kernel_size
 
 import zoo
 from zoo.errors import ArgumentError
+from zoo_plugins.attention.eca import EfficientChannelAttention, adaptive_kernel_size
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+
+import zoo
 from zoo_plugins.attention.cbam import CBAM
 from zoo_plugins.attention.eca import EfficientChannelAttention
 from zoo_plugins.attention.se import SqueezeExcite
 from zoo_plugins.models.resnet import BasicBlock, Bottleneck
-
-import zoo
 
 SMALL = {"layers": [1, 1, 1, 1], "num_classes": 5}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from zoo_plugins.attention.mhsa import MultiHeadSelfAttention
 
 import zoo
+from zoo_plugins.attention.mhsa import MultiHeadSelfAttention
 
 TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 3, "num_heads": 3}
 
