@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -203,9 +203,6 @@ class Resolved:
         return f"{self.name}.{self.tag}" if self.tag else self.name
 
 
-C = TypeVar("C", bound=Component)
-
-
 class Registry:
     """Everything the zoo knows by name."""
 
@@ -339,25 +336,11 @@ class Registry:
         except ZooError as error:
             return [problem("builder", str(error), ("builder",))]
 
-        problems = []
-        variants = [("args", dict(entry.args))]
-        variants += [
-            (f"weights.{tag}", {**entry.args, "num_classes": w.num_classes})
-            for tag, w in entry.weights.items()
-        ]
-        for where, args in variants:
-            try:
-                config_type.model_validate(args, context={"registry": self})
-            except ValidationError as error:
-                if source.parsed is None:
-                    problems += [problem(f"{where}.{_loc(e)}", error_message(e)) for e in error.errors()]
-                else:
-                    prefix = ("models", name, *where.split("."))
-                    if where != "args":  # the tag's head, checked on top of the shared args
-                        prefix = ("models", name, "args")
-                    problems += problems_from_validation(error, source.parsed, prefix)
-                if where == "args":
-                    break  # the tag checks would repeat the same problems
+        problems = self._argument_problems(source, config_type, entry.args, ("args",))
+        if not problems:  # each tag's head, on top of arguments known to be good
+            for tag, weights in entry.weights.items():
+                args = {**entry.args, "num_classes": weights.num_classes}
+                problems += self._argument_problems(source, config_type, args, ("weights", tag))
         for tag, weights in entry.weights.items():
             if weights.adapter is not None:
                 try:
@@ -367,6 +350,25 @@ class Registry:
                         problem(f"weights.{tag}.adapter", str(error), ("weights", tag, "adapter"))
                     )
         return _unique(problems)
+
+    def _argument_problems(
+        self,
+        source: ModelSource,
+        config_type: type[BaseModel],
+        args: Mapping[str, Any],
+        where: tuple[str, ...],
+    ) -> list[RegistryProblem]:
+        try:
+            config_type.model_validate(args, context={"registry": self})
+        except ValidationError as error:
+            if source.parsed is not None:
+                return problems_from_validation(error, source.parsed, ("models", source.name, *where))
+            prefix = ".".join(where)
+            return [
+                RegistryProblem(source.file, source.name, f"{prefix}.{_loc(item)}", error_message(item))
+                for item in error.errors()
+            ]
+        return []
 
 
 def attention_kind(name: str, kind: str) -> AttentionKind:

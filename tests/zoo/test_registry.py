@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
+import torch
+from pydantic import BaseModel, ConfigDict
 
 from zoo.errors import ArgumentError, NameConflictError, UnknownModelError
 from zoo.registry import Registry, validate_files
@@ -142,3 +146,24 @@ def test_a_name_defined_in_two_files_is_reported(builtin_registry, write_registr
     [problem] = validate_files([first, second], builtin_registry)
     assert (problem.file, problem.entry, problem.line) == (str(second), "net", 4)
     assert problem.message == f"duplicate name, also defined at {first}:2"
+
+
+class BinaryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    num_classes: Literal[2] = 2
+
+
+def binary_classifier(config: BinaryConfig, *, device=None, dtype=None):
+    """A builder whose schema accepts only two-class heads."""
+    return torch.nn.Linear(4, config.num_classes, device=device, dtype=dtype)
+
+
+def test_a_weight_tag_head_is_checked_against_the_builder(write_registry):
+    registry = Registry()
+    registry.add_builder("binary", binary_classifier, owner="tests")
+    path = write_registry(
+        f"models:\n  net:\n    builder: binary\n    weights:\n      two: {weights('a', 2)}\n      ten: {weights('b', 10)}\n"
+    )
+    [problem] = validate_files([path], registry)
+    assert (problem.entry, problem.field, problem.line) == ("net", "weights.ten.num_classes", 6)
+    assert problem.message == "Input should be 2"
