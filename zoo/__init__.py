@@ -10,7 +10,14 @@ Importing `zoo` does not import torch; building a model does.
 
 from __future__ import annotations
 
-from .attention import AttentionSpec, ChannelAttention, TokenAttention
+from .attention import (
+    AlignmentAttention,
+    AttentionSpec,
+    ChannelAttention,
+    PoolingAttention,
+    SequenceAttention,
+    TokenAttention,
+)
 from .catalog import ModelInfo, WeightInfo, list_models, list_pretrained, model_info
 from .errors import (
     ArgumentError,
@@ -32,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "AlignmentAttention",
     "ArgumentError",
     "AttentionSpec",
     "ChannelAttention",
@@ -44,8 +52,10 @@ __all__ = [
     "PluginContext",
     "PluginError",
     "PluginManager",
+    "PoolingAttention",
     "Registry",
     "RegistryError",
+    "SequenceAttention",
     "TokenAttention",
     "UnknownModelError",
     "WeightInfo",

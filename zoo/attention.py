@@ -13,6 +13,30 @@ token
     `forward(x, need_weights=False)` maps `(B, N, dim)` tokens to `(B, N, dim)`, and with
     `need_weights=True` returns `(out, weights)` where weights is `(B, num_heads, N, N)`.
     Plugs into any ViT block.
+sequence
+    `__init__(self, embed_dim: int, *, num_heads: int, kdim: int | None, vdim: int | None,
+    out_dim: int | None, dropout: float, bias: bool, device=None, dtype=None, **options)`;
+    `forward(query, key, value, mask=None, need_weights=False)` attends from a `(B, Lq,
+    embed_dim)` query over `(B, Lk, kdim)` keys and `(B, Lk, vdim)` values (`None` dims mean
+    `embed_dim`) and returns `(B, Lq, out_dim)`; with `need_weights=True`, `(out, weights)`
+    where weights is `(B, num_heads, Lq, Lk)`. `mask` broadcasts to `(B, num_heads, Lq, Lk)`:
+    boolean (True = may attend) or float (added to the scores). A query row whose keys are all
+    masked gets zeros, never NaN. Self-attention passes one tensor three times. Plugs into any
+    text transformer block.
+pooling
+    `__init__(self, dim: int, *, device=None, dtype=None, **options)`;
+    `forward(x, mask=None)` pools `(B, N, dim)` to one vector per sequence and returns
+    `(output, weights, log_prob)`: output `(B, dim)`, weights `(B, N)` with
+    `output == (weights[..., None] * x).sum(1)`, and log_prob `(B,)`, the log-probability of
+    a sampled choice (stochastic variants such as hard attention; None otherwise). `mask` is
+    `(B, N)`, True at real elements; a sequence with none gets zeros. Plugs into any sequence
+    classifier's pooling slot.
+alignment
+    `__init__(self, query_dim: int, key_dim: int, *, device=None, dtype=None, **options)`;
+    `forward(query, memory, mask=None)` scores a decoder state `(B, query_dim)` against encoder
+    outputs `(B, S, key_dim)` and returns `(context, weights)`: context `(B, key_dim)`, the
+    weighted sum of `memory`, and weights `(B, S)`. `mask` is `(B, S)`, True at real source
+    positions. Called once per decoding step; plugs into any attentional encoder-decoder.
 
 Every other constructor parameter is an *option*: keyword-only, annotated and defaulted, so
 that options given by name in the registry or to `zoo.create` are type-checked before any
@@ -51,6 +75,9 @@ __all__ = [
     "AttentionSpec",
     "ChannelAttention",
     "TokenAttention",
+    "SequenceAttention",
+    "PoolingAttention",
+    "AlignmentAttention",
     "check_attention_class",
     "options_model",
 ]
@@ -80,6 +107,24 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
             positional=("dim",),
             keywords=("num_heads", "qkv_bias", "attn_drop", "proj_drop", "device", "dtype"),
             summary="(B, N, dim) -> (B, N, dim) token mixing inside a transformer block",
+        ),
+        AttentionKind(
+            "sequence",
+            positional=("embed_dim",),
+            keywords=("num_heads", "kdim", "vdim", "out_dim", "dropout", "bias", "device", "dtype"),
+            summary="(B, Lq, E) over (B, Lk, kdim/vdim) -> (B, Lq, out_dim), masked self- or cross-attention",
+        ),
+        AttentionKind(
+            "pooling",
+            positional=("dim",),
+            keywords=("device", "dtype"),
+            summary="(B, N, dim) -> (B, dim) with weights (B, N): a sequence pooled to one vector",
+        ),
+        AttentionKind(
+            "alignment",
+            positional=("query_dim", "key_dim"),
+            keywords=("device", "dtype"),
+            summary="(B, Dq) against (B, S, Dk) -> context (B, Dk), weights (B, S): one decoder step",
         ),
     )
 }
@@ -119,7 +164,7 @@ def check_attention_class(cls: Any, kind: AttentionKind, *, name: str) -> None:
 
 def options_model(cls: type, kind: AttentionKind) -> type[BaseModel]:
     """A pydantic model of the options of an attention class: its keyword-only extras."""
-    hints = typing.get_type_hints(cls.__init__, include_extras=True)  # keep Field constraints
+    hints = typing.get_type_hints(cls.__init__, include_extras=True)  # keep Annotated constraints
     fields: dict[str, Any] = {}
     for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
         if parameter.name in kind.positional or parameter.name in kind.keywords:
@@ -203,6 +248,24 @@ class TokenAttention(AttentionSpec):
     """A token attention for transformer blocks."""
 
     kind: ClassVar[str] = "token"
+
+
+class SequenceAttention(AttentionSpec):
+    """A masked multi-head attention for sequence models (self- or cross-attention)."""
+
+    kind: ClassVar[str] = "sequence"
+
+
+class PoolingAttention(AttentionSpec):
+    """An attention that pools a sequence to one vector (soft or hard attention)."""
+
+    kind: ClassVar[str] = "pooling"
+
+
+class AlignmentAttention(AttentionSpec):
+    """An attention that aligns a decoder state with encoder outputs (additive, ...)."""
+
+    kind: ClassVar[str] = "alignment"
 
 
 def _describe_option_errors(name: str, error: ValidationError) -> str:

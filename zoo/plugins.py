@@ -99,7 +99,8 @@ class PluginContext:
         self.staged.append(Builder(name, self.owner, target=target, override=override))
 
     def add_attention(self, name: str, target: Any, *, kind: str, override: bool = False) -> None:
-        """An attention class of `kind` (`"channel"` or `"token"`; see `zoo.attention`)."""
+        """An attention class of `kind` (a key of `zoo.attention.ATTENTION_KINDS`: `"channel"`,
+        `"token"`, `"sequence"`, `"pooling"`, `"alignment"`)."""
         kind_ = attention_kind(name, kind)
         self.staged.append(AttentionVariant(name, self.owner, target=target, kind=kind_, override=override))
 

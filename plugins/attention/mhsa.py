@@ -4,16 +4,18 @@ Vaswani et al., "Attention Is All You Need", NeurIPS 2017. https://arxiv.org/abs
 
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_head)) V,   per head, heads concatenated.
 
-The fused path calls `torch.nn.functional.scaled_dot_product_attention` (flash or
-memory-efficient kernels where available); the eager path computes the same thing step by
-step and is used when the attention weights are asked for. Names `qkv`/`proj` match timm.
+Attention itself is the zoo's `functional.scaled_dot_product_attention`: the fused
+`torch.nn.functional.scaled_dot_product_attention` (flash or memory-efficient kernels where
+available), or the eager path that computes the same thing step by step when the attention
+weights are asked for (or `fused=False`). Names `qkv`/`proj` match timm.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .functional import scaled_dot_product_attention
 
 __all__ = ["MultiHeadSelfAttention"]
 
@@ -37,7 +39,6 @@ class MultiHeadSelfAttention(nn.Module):
         factory = {"device": device, "dtype": dtype}
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.scale = self.head_dim**-0.5
         self.fused = fused
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias, **factory)
         self.attn_drop = nn.Dropout(attn_drop)
@@ -51,13 +52,10 @@ class MultiHeadSelfAttention(nn.Module):
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, N, hd)
 
-        if self.fused and not need_weights:
-            dropout = self.attn_drop.p if self.training else 0.0
-            x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
-            weights = None
-        else:
-            weights = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, nh, N, N)
-            x = self.attn_drop(weights) @ v
+        dropout = self.attn_drop.p if self.training else 0.0
+        eager = need_weights or not self.fused
+        result = scaled_dot_product_attention(q, k, v, dropout_p=dropout, need_weights=eager)
+        x, weights = result if eager else (result, None)  # (B, nh, N, hd), (B, nh, N, N)
 
         x = x.transpose(1, 2).reshape(batch, tokens, dim)
         x = self.proj_drop(self.proj(x))

@@ -1,0 +1,229 @@
+"""Transformer encoder for text classification.
+
+Vaswani et al., "Attention Is All You Need", NeurIPS 2017. https://arxiv.org/abs/1706.03762
+Xiong et al., "On Layer Normalization in the Transformer Architecture" (pre-norm), ICML 2020.
+https://arxiv.org/abs/2002.04745
+
+Token embeddings plus sinusoidal or learned positions, pre-norm encoder blocks
+(x + attn(norm(x)), then x + mlp(norm(x))), a final norm and a classification head read from
+a prepended class token or from the mean of the real tokens. Batches are padded: `lengths`
+gives each sequence's number of real tokens, and no attention reaches a padded position.
+The attention inside each block is a pluggable sequence attention (`attn`), by default the
+zoo's multi-head attention.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from zoo.attention import SequenceAttention
+
+from ..attention.functional import padding_mask
+from ..layers import DropPath, drop_path_rates
+from .vit import Mlp
+
+__all__ = ["TextTransformer", "TextTransformerConfig", "build", "sinusoidal_positions"]
+
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+Positive = Annotated[int, Field(gt=0)]
+
+
+class TextTransformerConfig(BaseModel):
+    """Architecture of a text transformer classifier."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vocab_size: Positive = 30522
+    max_len: Positive = Field(default=512, description="longest input, in tokens (class token aside)")
+    padding_idx: int | None = Field(default=0, ge=0, description="token id of padding (embedding kept at 0)")
+    embed_dim: Positive = 768
+    depth: Positive = 12
+    num_heads: Positive = 12
+    mlp_ratio: float = Field(default=4.0, gt=0)
+    bias: bool = True
+    pos_embed: Literal["sinusoidal", "learned"] = "sinusoidal"
+    pool: Literal["cls", "mean"] = "cls"
+    num_classes: int = Field(default=2, ge=0)
+    drop_rate: Rate = 0.0
+    attn_drop_rate: Rate = 0.0
+    drop_path_rate: Rate = 0.0
+    attn: SequenceAttention = Field(default="mha", validate_default=True)
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> TextTransformerConfig:
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        if self.padding_idx is not None and self.padding_idx >= self.vocab_size:
+            raise ValueError(f"padding_idx {self.padding_idx} is not below vocab_size {self.vocab_size}")
+        return self
+
+
+def sinusoidal_positions(
+    length: int, dim: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """(length, dim): PE[p, 2i] = sin(p / 10000^(2i/dim)), PE[p, 2i+1] = cos(p / 10000^(2i/dim))."""
+    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(
+        torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim)
+    )
+    angles = position * frequency  # (length, ceil(dim / 2))
+    table = torch.empty(length, dim, device=device, dtype=torch.float32)
+    table[:, 0::2] = torch.sin(angles)
+    table[:, 1::2] = torch.cos(angles[:, : dim // 2])
+    return table.to(dtype or torch.get_default_dtype())
+
+
+class Block(nn.Module):
+    """Pre-norm encoder block with a masked self-attention."""
+
+    def __init__(self, config: TextTransformerConfig, drop_path: float, *, device=None, dtype=None):
+        super().__init__()
+        dim = config.embed_dim
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6, device=device, dtype=dtype)
+        self.attn = config.attn.build(
+            dim,
+            num_heads=config.num_heads,
+            kdim=dim,
+            vdim=dim,
+            out_dim=dim,
+            dropout=config.attn_drop_rate,
+            bias=config.bias,
+            device=device,
+            dtype=dtype,
+        )
+        self.attn_drop = nn.Dropout(config.drop_rate)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6, device=device, dtype=dtype)
+        self.mlp = Mlp(dim, int(dim * config.mlp_ratio), config.drop_rate, device=device, dtype=dtype)
+
+    def forward_with_attention(
+        self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The block's output and (with `need_weights`) its weights (B, heads, N, N)."""
+        h = self.norm1(x)
+        attended = self.attn(h, h, h, mask, need_weights=need_weights)
+        attended, weights = attended if need_weights else (attended, None)
+        x = x + self.drop_path(self.attn_drop(attended))
+        return x + self.drop_path(self.mlp(self.norm2(x))), weights
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_with_attention(x, mask, need_weights=False)[0]
+
+
+class TextTransformer(nn.Module):
+    def __init__(self, config: TextTransformerConfig, *, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        dim = config.embed_dim
+        self.config = config
+        self.num_prefix_tokens = 1 if config.pool == "cls" else 0
+        self.num_features = dim
+
+        self.token_embed = nn.Embedding(config.vocab_size, dim, padding_idx=config.padding_idx, **factory)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim, **factory)) if config.pool == "cls" else None
+        if config.pos_embed == "learned":
+            self.pos_embed = nn.Parameter(
+                torch.zeros(1, config.max_len + self.num_prefix_tokens, dim, **factory)
+            )
+        else:
+            self.pos_embed = None  # computed for the input's length, so not a tensor to load
+        self.pos_drop = nn.Dropout(config.drop_rate)
+
+        rates = drop_path_rates(config.drop_path_rate, config.depth)
+        self.blocks = nn.ModuleList(Block(config, rate, **factory) for rate in rates)
+        self.norm = nn.LayerNorm(dim, eps=1e-6, **factory)
+        self.head_drop = nn.Dropout(config.drop_rate)
+        self.head = nn.Linear(dim, config.num_classes, **factory) if config.num_classes > 0 else nn.Identity()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Truncated normal (std 0.02) weights and embeddings, zero biases, zero padding row."""
+        if self.token_embed.weight.is_meta:
+            return  # nothing to initialise: weights are about to be assigned
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if isinstance(module, nn.Linear) and module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        if self.config.padding_idx is not None:
+            with torch.no_grad():
+                self.token_embed.weight[self.config.padding_idx].zero_()
+        for parameter in (self.cls_token, self.pos_embed):
+            if parameter is not None:
+                nn.init.trunc_normal_(parameter, std=0.02)
+
+    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L) token ids -> (B, prefix + L, D) with positions added."""
+        if tokens.shape[1] > self.config.max_len:
+            raise ValueError(
+                f"input has {tokens.shape[1]} tokens; this model takes at most {self.config.max_len}"
+            )
+        x = self.token_embed(tokens)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed[:, : x.shape[1]]
+        else:
+            x = x + sinusoidal_positions(x.shape[1], x.shape[2], device=x.device, dtype=x.dtype)
+        return self.pos_drop(x)
+
+    def token_mask(self, tokens: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor | None:
+        """(B, prefix + L), True at the class token and the real tokens; None without lengths."""
+        if lengths is None:
+            return None
+        mask = padding_mask(torch.as_tensor(lengths, device=tokens.device), tokens.shape[1])
+        if self.num_prefix_tokens:
+            mask = torch.cat([mask.new_ones(mask.shape[0], self.num_prefix_tokens), mask], dim=1)
+        return mask
+
+    def _run_blocks(
+        self, tokens: torch.Tensor, lengths: torch.Tensor | None, need_weights: bool
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = self._embed(tokens)
+        mask = self.token_mask(tokens, lengths)
+        key_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, N): over heads and queries
+        weights = []
+        for block in self.blocks:
+            x, block_weights = block.forward_with_attention(x, key_mask, need_weights=need_weights)
+            if need_weights:
+                weights.append(block_weights)
+        return self.norm(x), weights
+
+    def forward_features(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) token ids and (B,) lengths -> normed tokens (B, prefix + L, D)."""
+        return self._run_blocks(tokens, lengths, need_weights=False)[0]
+
+    def forward_attention(
+        self, tokens: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Normed tokens and every block's attention weights, each (B, heads, N, N), with
+        N = prefix + L; weights on padded keys are 0."""
+        return self._run_blocks(tokens, lengths, need_weights=True)
+
+    def forward_head(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None, pre_logits: bool = False
+    ) -> torch.Tensor:
+        """Class logits from the normed tokens (the class token, or the mean of the real ones)."""
+        if self.config.pool == "cls":
+            x = x[:, 0]
+        elif lengths is None:
+            x = x.mean(dim=1)
+        else:
+            mask = padding_mask(torch.as_tensor(lengths, device=x.device), x.shape[1]).to(x.dtype)
+            x = (mask.unsqueeze(-1) * x).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp_min(1.0)
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) token ids, padded, and their (B,) lengths (None: no padding) -> (B, num_classes)."""
+        return self.forward_head(self.forward_features(tokens, lengths), lengths)
+
+
+def build(config: TextTransformerConfig, *, device=None, dtype=None) -> TextTransformer:
+    """Builder `text_transformer`."""
+    return TextTransformer(config, device=device, dtype=dtype)
