@@ -68,8 +68,8 @@ def main() -> None:
     cli(prog_name="zoo")
 
 
-from . import build, catalog  # noqa: E402
+from . import build, catalog, use  # noqa: E402
 
-for module in (catalog, build):
+for module in (catalog, build, use):
     for command in module.COMMANDS:
         cli.add_command(command)
