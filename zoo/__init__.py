@@ -4,6 +4,7 @@
     >>> zoo.list_models("resnet50*")
     >>> model = zoo.create("resnet50_cbam", num_classes=10)
     >>> model = zoo.create("vit_base_patch16_224", pretrained=True, device="cuda")
+    >>> x = zoo.transforms("vit_base_patch16_224")(zoo.load_image("cat.jpg"))
 
 Importing `zoo` does not import torch; building a model does.
 """
@@ -21,9 +22,11 @@ from .attention import (
 from .catalog import ModelInfo, WeightInfo, list_models, list_pretrained, model_info
 from .errors import (
     ArgumentError,
+    AttentionMapError,
     CheckpointError,
     DeviceError,
     HubError,
+    ImageError,
     NameConflictError,
     NoWeightsError,
     PluginError,
@@ -32,7 +35,9 @@ from .errors import (
     ZooError,
 )
 from .loader import create, load_checkpoint
+from .maps import attention_maps
 from .plugins import ENTRY_POINT_GROUP, PluginContext, PluginManager
+from .preprocessing import data_config, load_image, transforms
 from .registry import Registry, default_registry
 
 __version__ = "0.1.0"
@@ -41,11 +46,13 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "AlignmentAttention",
     "ArgumentError",
+    "AttentionMapError",
     "AttentionSpec",
     "ChannelAttention",
     "CheckpointError",
     "DeviceError",
     "HubError",
+    "ImageError",
     "ModelInfo",
     "NameConflictError",
     "NoWeightsError",
@@ -60,10 +67,14 @@ __all__ = [
     "UnknownModelError",
     "WeightInfo",
     "ZooError",
+    "attention_maps",
     "create",
+    "data_config",
     "default_registry",
     "list_models",
     "list_pretrained",
     "load_checkpoint",
+    "load_image",
     "model_info",
+    "transforms",
 ]

@@ -39,6 +39,7 @@ class WeightInfo(BaseModel):
     license: str
     adapter: str | None
     preprocessing: Preprocessing
+    labels: str | None = None
 
 
 class ModelInfo(BaseModel):

@@ -22,6 +22,8 @@ __all__ = [
     "CheckpointError",
     "DeviceError",
     "HubError",
+    "ImageError",
+    "AttentionMapError",
 ]
 
 
@@ -130,3 +132,18 @@ class DeviceError(ZooError, ValueError):
 
 class HubError(ZooError, OSError):
     """Downloading from the Hub failed."""
+
+
+class ImageError(ZooError, ValueError):
+    """A file that cannot be read as an image."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class AttentionMapError(ZooError, TypeError):
+    """A model that offers no attention maps, or not the one asked for."""
+
+    exit_code = 2

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from .labels import LABEL_SETS
 
 __all__ = ["Preprocessing", "WeightTag", "ModelEntry", "RegistryFile", "NAME_PATTERN"]
 
@@ -57,6 +59,24 @@ class WeightTag(_Strict):
         default=None, description="key adapter for checkpoints whose tensor names differ"
     )
     description: str | None = None
+    labels: str | None = Field(
+        default=None, description="label set the head's outputs follow: " + ", ".join(LABEL_SETS)
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_fit_the_head(cls, labels: str | None, info: ValidationInfo) -> str | None:
+        if labels is None:
+            return labels
+        if labels not in LABEL_SETS:
+            raise ValueError(f"unknown label set '{labels}' (known: {', '.join(LABEL_SETS)})")
+        num_classes = info.data.get("num_classes")
+        if num_classes is not None and num_classes != LABEL_SETS[labels]:
+            raise ValueError(
+                f"label set '{labels}' has {LABEL_SETS[labels]} classes but the checkpoint has "
+                + (f"{num_classes}" if num_classes else "no head (num_classes 0)")
+            )
+        return labels
 
 
 class ModelEntry(_Strict):

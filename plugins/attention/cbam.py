@@ -81,5 +81,9 @@ class CBAM(nn.Module):
         self.channel = ChannelGate(channels, hidden=hidden, device=device, dtype=dtype)
         self.spatial = SpatialGate(kernel_size=kernel_size, device=device, dtype=dtype)
 
+    def spatial_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The spatial gate M_s applied to `x` (after the channel gate): (B, 1, H, W) in [0, 1]."""
+        return self.spatial.gate(self.channel(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.spatial(self.channel(x))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from zoo.attention import ChannelAttention
+from zoo.errors import AttentionMapError
 
 from ..layers import DropPath, drop_path_rates
 
@@ -241,6 +242,37 @@ class ResNet(nn.Module):
         for stage in self.stages():
             x = stage(x)
         return x
+
+    def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The spatial attention of each stage's last block, deepest first, each (B, h, w)
+        (the zoo's attention-map protocol, see `zoo.maps`): `"stage4"`, ..., `"stage1"`.
+
+        Only attentions that gate space take part (CBAM: its `spatial_map`); channel-only
+        ones (SE, ECA) have no map to show.
+        """
+        captured: dict[str, torch.Tensor] = {}
+        hooks = []
+        for number, stage in enumerate(self.stages(), 1):
+            attention = stage[-1].se
+            if attention is None or not callable(getattr(attention, "spatial_map", None)):
+                continue
+
+            def capture(module: nn.Module, args: tuple[torch.Tensor, ...], key=f"stage{number}") -> None:
+                captured[key] = module.spatial_map(args[0])[:, 0]  # (B, 1, h, w) -> (B, h, w)
+
+            hooks.append(attention.register_forward_pre_hook(capture))
+        if not hooks:
+            name = self.config.attn.name if self.config.attn is not None else "none"
+            raise AttentionMapError(
+                f"this ResNet's block attention ({name}) has no spatial gate, so no attention map; "
+                "CBAM has one"
+            )
+        try:
+            self.forward_features(x)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return dict(reversed(captured.items()))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head_drop(self.global_pool(x).flatten(1))

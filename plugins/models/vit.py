@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from zoo.attention import TokenAttention
+from zoo.maps import attention_rollout, class_token_attention
 
 from ..layers import DropPath, drop_path_rates
 
@@ -192,6 +193,18 @@ class VisionTransformer(nn.Module):
             x, block_weights = block.forward_with_attention(x)
             weights.append(block_weights)
         return self.norm(x), weights
+
+    def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Where the class token looks (the zoo's attention-map protocol, see `zoo.maps`):
+        `"rollout"` over all blocks and `"last"` in the last block, each (B, h, w) over the
+        patch grid."""
+        _, weights = self.forward_attention(x)
+        patch = self.config.patch_size
+        grid = (x.shape[-2] // patch, x.shape[-1] // patch)
+        return {
+            "rollout": attention_rollout(weights, num_prefix_tokens=self.num_prefix_tokens, grid=grid),
+            "last": class_token_attention(weights[-1], num_prefix_tokens=self.num_prefix_tokens, grid=grid),
+        }
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Class logits from the tokens; with `pre_logits`, the pooled features instead.

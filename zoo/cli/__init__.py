@@ -87,8 +87,8 @@ def main() -> None:
     cli(prog_name="zoo")
 
 
-from . import build, catalog, plugins  # noqa: E402
+from . import build, catalog, plugins, use  # noqa: E402
 
-for module in (catalog, build, plugins):
+for module in (catalog, build, plugins, use):
     for command in module.COMMANDS:
         cli.add_command(command)

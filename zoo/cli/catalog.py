@@ -139,6 +139,8 @@ def info_command(name: str, as_json: bool) -> None:
     for weights in info.weights:
         marks = " (default)" if weights.default else ""
         head = f"{weights.num_classes} classes" if weights.num_classes else "no head"
+        if weights.labels:
+            head += f" ({weights.labels})"
         click.echo(f"    {weights.tag}{marks}: {weights.hf_hub_id}, {head}, {weights.license}")
         p = weights.preprocessing
         size = "x".join(map(str, p.input_size))

@@ -1,0 +1,117 @@
+"""`zoo.predict`: a model ready for inference, from a local checkpoint.
+
+The published-weights path is the same code with the file fetched from the Hub; it is
+tested against the test hub server.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+import zoo
+from zoo.errors import ArgumentError, NoWeightsError
+from zoo.labels import label_set
+from zoo.predict import predictor, save_embeddings
+
+NAME = "vit_tiny_patch16_224"
+SHAPE = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3}
+
+
+def checkpoint(tmp_path, num_classes: int) -> tuple[torch.nn.Module, str]:
+    torch.manual_seed(num_classes)
+    model = zoo.create(NAME, **SHAPE, num_classes=num_classes).eval()
+    path = tmp_path / f"vit_{num_classes}.safetensors"
+    save_file(model.state_dict(), path)
+    return model, str(path)
+
+
+def image(seed: int, size=(45, 37)) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def test_top_k_are_the_most_probable_classes_of_the_checkpoint(tmp_path):
+    model, path = checkpoint(tmp_path, 10)
+    ready = predictor(NAME, checkpoint=path, num_classes=10, model_args=SHAPE)
+    assert not ready.model.training and ready.has_head and ready.labels is None
+    images = [image(0), image(1)]
+    predictions = ready.predict(images, topk=3)
+
+    x = torch.stack([zoo.transforms(NAME, model_args=SHAPE)(im) for im in images])
+    with torch.no_grad():
+        probabilities = model(x).softmax(dim=-1)
+    for row, expected in zip(predictions, probabilities, strict=True):
+        values, indices = expected.topk(3)
+        assert [p.index for p in row] == indices.tolist()
+        assert [p.probability for p in row] == pytest.approx(values.tolist(), abs=1e-6)
+        assert all(p.label is None for p in row)
+
+
+def test_a_head_of_the_tags_size_gets_the_tags_class_names(tmp_path):
+    _, path = checkpoint(tmp_path, 1000)
+    ready = predictor(NAME, checkpoint=path, model_args=SHAPE)
+    assert ready.labels is label_set("imagenet-1k")
+    [row] = ready.predict([image(2)], topk=2)
+    names = label_set("imagenet-1k")
+    for prediction in row:
+        assert prediction.description == names.names[prediction.index]
+        assert prediction.wordnet_id == names.wordnet_ids[prediction.index]
+        assert prediction.label == names.names[prediction.index].split(",")[0]
+
+
+def test_class_names_from_a_file_must_match_the_head(tmp_path):
+    _, path = checkpoint(tmp_path, 10)
+    names = tmp_path / "classes.txt"
+    names.write_text("".join(f"thing {i}\n" for i in range(10)))
+    ready = predictor(NAME, checkpoint=path, num_classes=10, labels=names, model_args=SHAPE)
+    [row] = ready.predict([image(3)], topk=1)
+    assert row[0].label == f"thing {row[0].index}"
+    names.write_text("a\nb\n")
+    with pytest.raises(ArgumentError, match="2 class names for a model with 10 classes"):
+        predictor(NAME, checkpoint=path, num_classes=10, labels=names, model_args=SHAPE)
+
+
+def test_a_model_without_head_gives_embeddings(tmp_path):
+    model, path = checkpoint(tmp_path, 0)
+    ready = predictor(NAME, checkpoint=path, num_classes=0, model_args=SHAPE)
+    assert not ready.has_head
+    embeddings = ready.embed([image(4), image(5)])
+    x = torch.stack([zoo.transforms(NAME, model_args=SHAPE)(image(s)) for s in (4, 5)])
+    with torch.no_grad():
+        torch.testing.assert_close(embeddings, model(x))
+    with pytest.raises(ArgumentError, match="no classifier head"):
+        ready.predict([image(4)])
+
+
+def test_embeddings_of_a_model_with_head_are_its_pre_logits(tmp_path):
+    model, path = checkpoint(tmp_path, 10)
+    ready = predictor(NAME, checkpoint=path, num_classes=10, model_args=SHAPE)
+    x = ready.batch([image(6)])
+    predictions, embeddings = ready.run(x, topk=1, embeddings=True)
+    with torch.no_grad():
+        expected = model.forward_head(model.forward_features(x), pre_logits=True)
+    torch.testing.assert_close(embeddings, expected)
+    assert predictions[0][0].index == int(model(x).argmax())
+
+
+def test_a_name_without_weights_needs_a_checkpoint():
+    with pytest.raises(NoWeightsError, match="checkpoint"):
+        predictor("resnet18_cbam")
+
+
+def test_saved_embeddings_list_their_files(tmp_path):
+    target = tmp_path / "emb.safetensors"
+    values = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    save_embeddings(target, values, ["a.png", "b.png"], metadata={"model": NAME})
+    with safe_open(target, framework="pt") as handle:
+        torch.testing.assert_close(handle.get_tensor("embeddings"), values)
+        assert json.loads(handle.metadata()["files"]) == ["a.png", "b.png"]
+        assert handle.metadata()["model"] == NAME
+    assert [p.name for p in tmp_path.iterdir()] == ["emb.safetensors"]  # no temporary left
