@@ -75,24 +75,29 @@ def test_a_registered_variant_plugs_into_a_resnet_by_name(builtin_registry):
         zoo.create("resnet18", attn={"name": "scale", "init": "x"}, registry=builtin_registry)
 
 
-class ScaledHeads(MultiHeadSelfAttention):
-    """A token attention with one extra option: a temperature on the logits."""
+class GainedHeads(MultiHeadSelfAttention):
+    """A token attention with one extra option: a gain on its output."""
 
     def __init__(self, dim: int, *, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0, temperature: float = 1.0, device=None, dtype=None):  # fmt: skip
+                 proj_drop: float = 0.0, gain: float = 1.0, device=None, dtype=None):  # fmt: skip
         super().__init__(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop,
-                         fused=False, device=device, dtype=dtype)  # fmt: skip
-        self.scale = self.scale / temperature
+                         device=device, dtype=dtype)  # fmt: skip
+        self.gain = gain
+
+    def forward(self, x, need_weights=False):
+        if need_weights:
+            out, weights = super().forward(x, need_weights=True)
+            return out * self.gain, weights
+        return super().forward(x) * self.gain
 
 
 def test_a_registered_token_attention_plugs_into_a_vit_by_name(builtin_registry):
-    builtin_registry.add_attention("scaled_heads", ScaledHeads, kind="token", owner="tests")
+    builtin_registry.add_attention("gained_heads", GainedHeads, kind="token", owner="tests")
     model = zoo.create(
         "vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2,
-        attn={"name": "scaled_heads", "temperature": 2.0}, registry=builtin_registry,
+        attn={"name": "gained_heads", "gain": 0.5}, registry=builtin_registry,
     )  # fmt: skip
-    assert all(isinstance(block.attn, ScaledHeads) for block in model.blocks)
-    assert model.blocks[0].attn.scale == pytest.approx(64**-0.5 / 2.0)
+    assert all(isinstance(block.attn, GainedHeads) and block.attn.gain == 0.5 for block in model.blocks)
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
     with pytest.raises(ArgumentError, match="unknown token attention 'se'"):
         zoo.create("vit_tiny_patch16_224", attn="se", registry=builtin_registry)
