@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-import zoo_plugins
 from torch import nn
 
 import zoo
+import zoo_plugins
 from zoo.attention import (
     ATTENTION_KINDS,
     AlignmentAttention,

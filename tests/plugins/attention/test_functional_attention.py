@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+
 from zoo_plugins.attention.functional import (
     causal_mask,
     masked_log_softmax,

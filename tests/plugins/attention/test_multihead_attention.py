@@ -3,6 +3,7 @@
 import pytest
 import torch
 from torch import nn
+
 from zoo_plugins.attention.functional import causal_mask, padding_mask
 from zoo_plugins.attention.mha import MultiHeadAttention, SelfAttention
 

@@ -1,6 +1,7 @@
 """Soft and hard attention pooling (`soft`, `hard`) and additive attention (`additive`)."""
 
 import torch
+
 from zoo_plugins.attention.additive import AdditiveAttention
 from zoo_plugins.attention.functional import padding_mask
 from zoo_plugins.attention.hard import HardAttentionPooling

@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 from safetensors.torch import save_file
-from zoo_plugins.attention.additive import AdditiveAttention
-from zoo_plugins.models.seq2seq_lstm import Seq2SeqConfig
 
 import zoo
+from zoo_plugins.attention.additive import AdditiveAttention
+from zoo_plugins.models.seq2seq_lstm import Seq2SeqConfig
 
 PAD, BOS, EOS, FIRST_DIGIT = 0, 1, 2, 3
 TINY = {"src_vocab_size": 13, "tgt_vocab_size": 13, "embed_dim": 8, "hidden_size": 12}

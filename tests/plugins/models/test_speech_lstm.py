@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from zoo_plugins.attention.hard import HardAttentionPooling
-from zoo_plugins.attention.soft import SoftAttentionPooling
 
 import zoo
+from zoo_plugins.attention.hard import HardAttentionPooling
+from zoo_plugins.attention.soft import SoftAttentionPooling
 
 TINY = {"in_features": 6, "hidden_size": 10, "num_layers": 2, "num_classes": 3}
 LENGTHS = torch.tensor([9, 5, 1])

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 from safetensors.torch import save_file
-from zoo_plugins.attention.mha import MultiHeadAttention
-from zoo_plugins.models.text_transformer import TextTransformerConfig, sinusoidal_positions
 
 import zoo
+from zoo_plugins.attention.mha import MultiHeadAttention
+from zoo_plugins.models.text_transformer import TextTransformerConfig, sinusoidal_positions
 
 TINY = {"vocab_size": 40, "max_len": 12, "embed_dim": 16, "depth": 2, "num_heads": 4}
 
