@@ -17,13 +17,17 @@ from .errors import (
     CheckpointError,
     DeviceError,
     HubError,
+    IntegrityError,
     NameConflictError,
+    NotCachedError,
     NoWeightsError,
     PluginError,
     RegistryError,
     UnknownModelError,
     ZooError,
 )
+from .export import export
+from .hub import get
 from .loader import create, load_checkpoint
 from .plugins import ENTRY_POINT_GROUP, PluginContext, PluginManager
 from .registry import Registry, default_registry
@@ -38,8 +42,10 @@ __all__ = [
     "CheckpointError",
     "DeviceError",
     "HubError",
+    "IntegrityError",
     "ModelInfo",
     "NameConflictError",
+    "NotCachedError",
     "NoWeightsError",
     "PluginContext",
     "PluginError",
@@ -52,6 +58,8 @@ __all__ = [
     "ZooError",
     "create",
     "default_registry",
+    "export",
+    "get",
     "list_models",
     "list_pretrained",
     "load_checkpoint",

@@ -22,6 +22,8 @@ __all__ = [
     "CheckpointError",
     "DeviceError",
     "HubError",
+    "NotCachedError",
+    "IntegrityError",
 ]
 
 
@@ -130,3 +132,11 @@ class DeviceError(ZooError, ValueError):
 
 class HubError(ZooError, OSError):
     """Downloading from the Hub failed."""
+
+
+class NotCachedError(HubError, FileNotFoundError):
+    """A file that is not in the cache while the Hub is offline or cannot be reached."""
+
+
+class IntegrityError(CheckpointError):
+    """A downloaded or cached file whose sha256 is not the one pinned or recorded for it."""

@@ -61,6 +61,8 @@ def cli() -> None:
         handler.setFormatter(_OneLineWarnings())
         logger.addHandler(handler)
         logger.propagate = False
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)  # adaptation messages, one line each
 
 
 def main() -> None:
@@ -68,8 +70,8 @@ def main() -> None:
     cli(prog_name="zoo")
 
 
-from . import build, catalog  # noqa: E402
+from . import build, catalog, hub  # noqa: E402
 
-for module in (catalog, build):
+for module in (catalog, build, hub):
     for command in module.COMMANDS:
         cli.add_command(command)
