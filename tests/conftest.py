@@ -59,8 +59,9 @@ def hub(hub_server: HubServer, hub_env: Path, monkeypatch: pytest.MonkeyPatch) -
 def make_registry(tmp_path: Path) -> Callable[[str], object]:
     """`make_registry(yaml)`: the built-in plugin's registry plus the entries of `yaml`
     (a registry file's text: `models:` and optionally `defaults:`)."""
-    from zoo import PluginManager
     from zoo_plugins import register
+
+    from zoo import PluginManager
 
     def make(text: str):
         manager = PluginManager()

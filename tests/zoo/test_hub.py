@@ -90,7 +90,9 @@ def served_vit(hub: HubServer, request, tmp_path, make_registry):
 
 
 @pytest.mark.parametrize("kind", ["vit", "resnet"])
-def test_pretrained_load_gives_the_outputs_of_loading_the_file_directly(kind, hub, hub_env, request, tmp_path, make_registry):
+def test_pretrained_load_gives_the_outputs_of_loading_the_file_directly(
+    kind, hub, hub_env, request, tmp_path, make_registry
+):
     path = save(tiny_model(kind, seed=1), tmp_path / "model.safetensors")
     repo = repo_id(request)
     hub.publish(repo, {"model.safetensors": path})
@@ -142,6 +144,12 @@ def test_zoo_get_prints_sha256_and_path(served_vit, use_registry):
     assert row["name"] == "tiny_vit.test" and row["sha256"] == digest and row["verified"] == "recorded"
     assert row["repo_id"] == repo and row["path"] == local
 
+    blob = Path(local).resolve()
+    blob.write_bytes(b"garbage")  # --force fetches and checks again
+    result = CliRunner().invoke(cli, ["get", "tiny_vit", "--force"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [digest, local] and Path(local).read_bytes() == path.read_bytes()
+
 
 def test_revision_selects_an_older_commit(hub, request, tmp_path, make_registry):
     first = save(tiny_model("vit", seed=1), tmp_path / "first.safetensors")
@@ -157,7 +165,9 @@ def test_revision_selects_an_older_commit(hub, request, tmp_path, make_registry)
 # ---------------------------------------------------------------------- cache and offline
 
 
-def test_second_run_is_served_from_the_cache_with_the_server_stopped(hub_env, request, tmp_path, make_registry, monkeypatch):
+def test_second_run_is_served_from_the_cache_with_the_server_stopped(
+    hub_env, request, tmp_path, make_registry, monkeypatch
+):
     path = save(tiny_model("vit", seed=3), tmp_path / "model.safetensors")
     with HubServer(tmp_path / "own-server") as server:
         monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
@@ -173,7 +183,9 @@ def test_second_run_is_served_from_the_cache_with_the_server_stopped(hub_env, re
     assert torch.equal(offline(x), first(x))
 
 
-def test_unreachable_hub_and_missing_file_is_one_line_naming_zoo_get(hub_env, served_vit, use_registry, monkeypatch):
+def test_unreachable_hub_and_missing_file_is_one_line_naming_zoo_get(
+    hub_env, served_vit, use_registry, monkeypatch
+):
     _, _, registry = served_vit
     use_registry(registry)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
@@ -228,12 +240,16 @@ def test_cache_ls_rm_and_verify(served_vit, use_registry):
 # ---------------------------------------------------------------------- integrity
 
 
-def test_pinned_sha256_mismatch_removes_the_file_and_explains(hub, request, tmp_path, make_registry, use_registry):
+def test_pinned_sha256_mismatch_removes_the_file_and_explains(
+    hub, request, tmp_path, make_registry, use_registry
+):
     path = save(tiny_model("vit", seed=4), tmp_path / "model.safetensors")
     repo = repo_id(request)
     hub.publish(repo, {"model.safetensors": path})
     wrong = "0" * 64
-    registry = registry_with(make_registry, "tiny_vit", "vit", {"pinned": {"hf_hub_id": repo, "sha256": wrong}})
+    registry = registry_with(
+        make_registry, "tiny_vit", "vit", {"pinned": {"hf_hub_id": repo, "sha256": wrong}}
+    )
     use_registry(registry)
 
     line = one_line_error(CliRunner().invoke(cli, ["get", "tiny_vit"]))
@@ -250,7 +266,9 @@ def test_pinned_sha256_that_matches_is_reported_as_pinned(hub, request, tmp_path
     repo = repo_id(request)
     hub.publish(repo, {"model.safetensors": path})
     digest = zoo.cache.sha256_of(path)
-    registry = registry_with(make_registry, "tiny", "resnet", {"pinned": {"hf_hub_id": repo, "sha256": digest}})
+    registry = registry_with(
+        make_registry, "tiny", "resnet", {"pinned": {"hf_hub_id": repo, "sha256": digest}}
+    )
     result = zoo.hub.download("tiny", registry=registry)
     assert (result.sha256, result.verified) == (digest, "pinned")
 
@@ -283,7 +301,9 @@ def test_truncated_file_is_refused_in_one_line(hub, request, tmp_path, make_regi
     assert "truncated" in line
 
 
-def test_header_that_lies_about_sizes_is_refused_in_one_line(hub, request, tmp_path, make_registry, use_registry):
+def test_header_that_lies_about_sizes_is_refused_in_one_line(
+    hub, request, tmp_path, make_registry, use_registry
+):
     path = save(tiny_model("vit", seed=6), tmp_path / "model.safetensors")
     raw = path.read_bytes()
     length = int.from_bytes(raw[:8], "little")
@@ -302,8 +322,12 @@ def test_checkpoint_that_does_not_fit_names_what_is_wrong(hub, request, tmp_path
     path = save(tiny_model("vit", num_classes=7, seed=6), tmp_path / "model.safetensors")
     repo = repo_id(request)
     hub.publish(repo, {"model.safetensors": path})
-    registry = registry_with(make_registry, "tiny_vit", "vit", {"test": {"hf_hub_id": repo}})  # says 10 classes
-    with pytest.raises(zoo.CheckpointError, match=r"wrong shape: head.weight \(checkpoint \[7, 48\], model \[10, 48\]\)"):
+    registry = registry_with(
+        make_registry, "tiny_vit", "vit", {"test": {"hf_hub_id": repo}}
+    )  # says 10 classes
+    with pytest.raises(
+        zoo.CheckpointError, match=r"wrong shape: head.weight \(checkpoint \[7, 48\], model \[10, 48\]\)"
+    ):
         zoo.create("tiny_vit", pretrained=True, registry=registry)
 
 
@@ -316,7 +340,9 @@ def test_four_processes_fetching_the_same_file_end_with_one_verified_copy(hub, r
     hub.publish(repo, {p.name: p for p in folder.iterdir()})
     name = f"hf-hub:{repo}"
     command = [sys.executable, "-c", "from zoo.cli import main; main()", "get", name, "--json"]
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
     outputs = [process.communicate(timeout=300) for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0, 0], outputs
 
@@ -345,8 +371,24 @@ def test_new_num_classes_gives_a_fresh_head_and_loads_the_rest(served_vit, caplo
     assert torch.equal(model.blocks[1].mlp.fc2.weight, state["blocks.1.mlp.fc2.weight"])
     [message] = [r.getMessage() for r in caplog.records if r.name == "zoo"]
     assert message == (
-        "tiny_vit.test: head: new 4-class head, freshly initialised (the checkpoint's has 10 classes); the rest is loaded"
+        "tiny_vit.test: head: new 4-class head, freshly initialised (the checkpoint's has 10 classes); "
+        "the rest is loaded"
     )
+
+
+def test_the_cli_prints_each_adaptation_on_one_line(served_vit, use_registry):
+    _, _, registry = served_vit
+    use_registry(registry)
+    result = CliRunner().invoke(
+        cli, ["create", "tiny_vit", "--pretrained", "--num-classes", "4", "-a", "img_size=48"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "zoo: info: tiny_vit.test: head: new 4-class head, freshly initialised "
+        "(the checkpoint's has 10 classes); the rest is loaded",
+        "zoo: info: tiny_vit.test: pos_embed: position embeddings resampled from a 4x4 to a 6x6 grid "
+        "(bicubic), 1 prefix token(s) kept",
+    ]
 
 
 def test_no_head_drops_the_checkpoints_head(served_vit):
@@ -390,12 +432,14 @@ def test_new_in_chans_adapts_the_first_conv(in_chans, hub, request, tmp_path, ma
     # a grey image repeated across channels gives the original model's output
     grey = torch.rand(1, 1, 32, 32)
     reference = loaded_directly("resnet", path)
-    assert torch.allclose(model(grey.expand(1, in_chans, 32, 32)), reference(grey.expand(1, 3, 32, 32)), atol=1e-5)
+    assert torch.allclose(
+        model(grey.expand(1, in_chans, 32, 32)), reference(grey.expand(1, 3, 32, 32)), atol=1e-5
+    )
 
 
 def test_without_overrides_a_mismatch_is_not_adapted(served_vit, tmp_path):
     path, _, _ = served_vit
-    with pytest.raises(zoo.CheckpointError, match="wrong shape: head.weight"):
+    with pytest.raises(zoo.CheckpointError, match=r"wrong shape: head\.weight"):
         zoo.create("vit_tiny_patch16_224", checkpoint=path, **TINY_VIT)  # the registry's 1000 classes
 
 
@@ -405,8 +449,12 @@ def test_a_weight_tag_may_name_a_key_adapter(hub, request, tmp_path, make_regist
     save_file(prefixed, str(tmp_path / "prefixed.safetensors"))
     repo = repo_id(request)
     hub.publish(repo, {"model.safetensors": tmp_path / "prefixed.safetensors"})
-    registry = registry_with(make_registry, "tiny_vit", "vit", {"other": {"hf_hub_id": repo, "adapter": "strip"}})
-    registry.add_adapter("strip", lambda state: {k.removeprefix("backbone."): v for k, v in state.items()}, owner="tests")
+    registry = registry_with(
+        make_registry, "tiny_vit", "vit", {"other": {"hf_hub_id": repo, "adapter": "strip"}}
+    )
+    registry.add_adapter(
+        "strip", lambda state: {k.removeprefix("backbone."): v for k, v in state.items()}, owner="tests"
+    )
     x = torch.randn(1, 3, 32, 32)
     model = zoo.create("tiny_vit", pretrained=True, registry=registry).eval()
     assert torch.equal(model(x), loaded_directly("vit", path)(x))
@@ -422,9 +470,28 @@ def test_exported_folder_served_by_the_hub_loads_back_with_hf_hub(hub, request, 
     repo = repo_id(request)
     result = CliRunner().invoke(
         cli,
-        ["export", "resnet18", "--checkpoint", str(checkpoint), "-o", str(folder), "--num-classes", "5",
-         "-a", "block=basic", "-a", "layers=[1, 1, 1, 1]", "-a", "channels=[8, 16, 32, 64]",
-         "--license", "cc-by-4.0", "--repo-id", repo, "-p", "input_size=[3, 32, 32]"],
+        [
+            "export",
+            "resnet18",
+            "--checkpoint",
+            str(checkpoint),
+            "-o",
+            str(folder),
+            "--num-classes",
+            "5",
+            "-a",
+            "block=basic",
+            "-a",
+            "layers=[1, 1, 1, 1]",
+            "-a",
+            "channels=[8, 16, 32, 64]",
+            "--license",
+            "cc-by-4.0",
+            "--repo-id",
+            repo,
+            "-p",
+            "input_size=[3, 32, 32]",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "model.safetensors", "zoo_config.json"]
@@ -450,11 +517,24 @@ def test_exported_folder_served_by_the_hub_loads_back_with_hf_hub(hub, request, 
 
 def test_hf_hub_config_that_is_not_valid_is_one_line(hub, request):
     repo = repo_id(request)
-    hub.publish(repo, {"zoo_config.json": json.dumps({"builder": "vit", "args": {}, "weights": {"license": "mit"}})})
-    with pytest.raises(zoo.HubError, match=r"zoo_config.json is not a valid zoo config: field 'weights.num_classes'"):
+    hub.publish(
+        repo, {"zoo_config.json": json.dumps({"builder": "vit", "args": {}, "weights": {"license": "mit"}})}
+    )
+    with pytest.raises(
+        zoo.HubError, match=r"zoo_config.json is not a valid zoo config: field 'weights.num_classes'"
+    ):
         zoo.create(f"hf-hub:{repo}", pretrained=True)
-    hub.publish(repo, {"zoo_config.json": json.dumps({"builder": "nope", "weights": {
-        "num_classes": 1, "license": "mit", "preprocessing": PREPROCESSING}})})
+    hub.publish(
+        repo,
+        {
+            "zoo_config.json": json.dumps(
+                {
+                    "builder": "nope",
+                    "weights": {"num_classes": 1, "license": "mit", "preprocessing": PREPROCESSING},
+                }
+            )
+        },
+    )
     with pytest.raises(zoo.UnknownModelError, match="unknown builder 'nope'"):
         zoo.get(f"hf-hub:{repo}")
 
@@ -480,8 +560,24 @@ def test_export_refuses_a_folder_that_is_not_empty(tmp_path):
     checkpoint = save(tiny_model("resnet", num_classes=5), tmp_path / "trained.safetensors")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
-    args = ["export", "resnet18", "--checkpoint", str(checkpoint), "-o", str(tmp_path / "out"), "--num-classes", "5",
-            "-a", "block=basic", "-a", "layers=[1, 1, 1, 1]", "-a", "channels=[8, 16, 32, 64]", "--license", "mit"]
+    args = [
+        "export",
+        "resnet18",
+        "--checkpoint",
+        str(checkpoint),
+        "-o",
+        str(tmp_path / "out"),
+        "--num-classes",
+        "5",
+        "-a",
+        "block=basic",
+        "-a",
+        "layers=[1, 1, 1, 1]",
+        "-a",
+        "channels=[8, 16, 32, 64]",
+        "--license",
+        "mit",
+    ]
     assert "not empty" in one_line_error(CliRunner().invoke(cli, args))
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "trained.safetensors"]

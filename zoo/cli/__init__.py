@@ -38,6 +38,16 @@ class ZooGroup(click.Group):
             raise CommandError(str(error), error.exit_code) from None
 
 
+class _ClickStderr(logging.Handler):
+    """Writes to the stderr of the command being run (not the one of the first command)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:
+            self.handleError(record)
+
+
 class _OneLineWarnings(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return f"zoo: {record.levelname.lower()}: {record.getMessage()}"
@@ -57,7 +67,7 @@ def cli() -> None:
     """
     logger = logging.getLogger("zoo")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _ClickStderr()
         handler.setFormatter(_OneLineWarnings())
         logger.addHandler(handler)
         logger.propagate = False
