@@ -71,14 +71,14 @@ def hf_home() -> Path:
     if not home:
         cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         home = os.path.join(cache, "huggingface")
-    return Path(os.path.expandvars(os.path.expanduser(home)))
+    return Path(os.path.abspath(os.path.expandvars(os.path.expanduser(home))))
 
 
 def hub_cache_dir() -> Path:
     """`HF_HUB_CACHE` (or the older `HUGGINGFACE_HUB_CACHE`), else `$HF_HOME/hub`."""
     cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
     if cache:
-        return Path(os.path.expandvars(os.path.expanduser(cache)))
+        return Path(os.path.abspath(os.path.expandvars(os.path.expanduser(cache))))
     return hf_home() / "hub"
 
 
@@ -147,18 +147,31 @@ def read_record() -> dict[str, dict[str, Any]]:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path) -> Iterator[bool]:
+    """Hold a file lock; yields False (unlocked) where the lock cannot be created, e.g. in a
+    read-only cache, so that reading still works."""
     from filelock import FileLock
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path)):
-        yield
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path))
+        lock.acquire()
+    except OSError as error:
+        logger.warning("cannot lock %s (%s); the sha256 record is not updated", path, error.strerror or error)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def _update_record(changes: dict[str, dict[str, Any] | None]) -> None:
     """Apply changes (None removes an entry) to the record: locked, atomic."""
     path = record_path()
-    with _locked(path.with_name(path.name + ".lock")):
+    with _locked(path.with_name(path.name + ".lock")) as locked:
+        if not locked:
+            return
         files = read_record()
         for key, entry in changes.items():
             if entry is None:
@@ -242,11 +255,15 @@ def verify_file(
         if expected is None and entry is not None:
             expected, source = entry.get("sha256"), f"was recorded {entry.get('recorded', 'earlier')} as"
         if expected is not None and digest != expected:
-            remove_cached(path)
+            try:
+                remove_cached(path)
+                removed = "the bad file was removed"
+            except OSError as error:
+                removed = f"the bad file could not be removed ({error.strerror or error})"
             again = f"; fetch it again with `{fetch_hint}`" if fetch_hint else ""
             raise IntegrityError(
                 f"{name}: sha256 mismatch for {path.name}: {source} {expected}, the file has {digest}; "
-                f"the bad file was removed{again}"
+                f"{removed}{again}"
             )
         recorded = {
             "name": name,
