@@ -591,3 +591,51 @@ def test_settings_are_read_when_used_not_at_import(served_vit, tmp_path, monkeyp
     assert first != second and second.is_relative_to(tmp_path / "elsewhere")
     assert (tmp_path / "elsewhere" / "zoo" / "sha256.json").is_file()
     assert os.environ["HF_HOME"] == str(tmp_path / "elsewhere")
+
+
+TINY_REFERENCE = Path(__file__).parents[1] / "data" / "reference" / "tiny"
+REFERENCE_ENTRIES = {
+    "vit_tiny_cls10": ("vit", TINY_VIT),
+    "deit_tiny_distilled_cls10": ("vit", {**TINY_VIT, "distilled": True}),
+    "resnet_d_bottleneck_eca_1111_cls10": (
+        "resnet",
+        {
+            "block": "bottleneck",
+            "layers": [1, 1, 1, 1],
+            "channels": [16, 32, 64, 128],
+            "stem_type": "deep",
+            "stem_width": 16,
+            "avg_down": True,
+            "attn": "eca",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("reference", sorted(REFERENCE_ENTRIES))
+def test_timm_format_reference_checkpoints_served_by_the_hub_reproduce_their_outputs(
+    reference, hub, request, make_registry
+):
+    builder, args = REFERENCE_ENTRIES[reference]
+    repo = repo_id(request)
+    hub.publish(repo, {"model.safetensors": TINY_REFERENCE / f"{reference}.safetensors"})
+    weights = {"num_classes": 10, "license": "apache-2.0", "preprocessing": PREPROCESSING, "hf_hub_id": repo}
+    registry = make_registry(
+        yaml.safe_dump({"models": {"ref": {"builder": builder, "args": args, "weights": {"t": weights}}}})
+    )
+    io = load_file(str(TINY_REFERENCE / f"{reference}.io.safetensors"))
+    model = zoo.create("ref", pretrained=True, registry=registry).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(io["input"]), io["output"], atol=1e-5)
+        assert torch.allclose(model.forward_features(io["input"]), io["features"], atol=1e-5)
+
+
+def test_help_imports_neither_torch_nor_huggingface_hub():
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom zoo.cli import cli\n"
+        "for args in (['--help'], ['get', '--help'], ['cache', 'ls', '--help'], ['export', '--help']):\n"
+        "    assert CliRunner().invoke(cli, args).exit_code == 0\n"
+        "print(sorted(m for m in ('torch', 'huggingface_hub') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
