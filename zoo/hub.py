@@ -16,8 +16,11 @@ weights' metadata, validated with the registry's own schemas.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +46,8 @@ __all__ = [
 HUB_PREFIX = "hf-hub:"
 HUB_TAG = "hub"
 """The weight tag under which an `hf-hub:` repository's single checkpoint is known."""
+
+logger = logging.getLogger("zoo")
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -211,20 +216,21 @@ def _hf_download(repo_id: str, filename: str, revision: str | None, *, name: str
     if force and offline:
         raise ArgumentError(f"{name}: cannot download again while HF_HUB_OFFLINE is set")
     try:
-        return Path(
-            hf_hub_download(
-                repo_id,
-                filename,
-                revision=revision,
-                cache_dir=cache.hub_cache_dir(),
-                endpoint=endpoint,
-                local_files_only=offline,
-                force_download=force,
-                library_name="zoo",
-                library_version=__version__,
-                tqdm_class=_progress_class(),
+        with _retry_notices(where):
+            return Path(
+                hf_hub_download(
+                    repo_id,
+                    filename,
+                    revision=revision,
+                    cache_dir=cache.hub_cache_dir(),
+                    endpoint=endpoint,
+                    local_files_only=offline,
+                    force_download=force,
+                    library_name="zoo",
+                    library_version=__version__,
+                    tqdm_class=_progress_class(),
+                )
             )
-        )
     except LocalEntryNotFoundError:
         why = "HF_HUB_OFFLINE is set" if offline else f"{where} cannot be reached"
         raise NotCachedError(
@@ -247,6 +253,35 @@ def _hf_download(repo_id: str, filename: str, revision: str | None, *, name: str
     except ValueError as error:  # `force` without a reachable Hub
         cause = error.__cause__ or error
         raise HubError(f"{name}: downloading {what} from {where} failed: {_first_line(cause)}") from None
+
+
+class _RetryFilter(logging.Filter):
+    """Replaces huggingface_hub's notice per retry with one line on the `zoo` logger."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+        self.told = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Retrying in" not in message and "thrown while requesting" not in message:
+            return True
+        if not self.told:
+            self.told = True
+            logger.info("%s does not answer; retrying for a few seconds before giving up", self.where)
+        return False
+
+
+@contextmanager
+def _retry_notices(where: str) -> Iterator[None]:
+    http_logger = logging.getLogger("huggingface_hub.utils._http")
+    retry_filter = _RetryFilter(where)
+    http_logger.addFilter(retry_filter)
+    try:
+        yield
+    finally:
+        http_logger.removeFilter(retry_filter)
 
 
 def _first_line(error: BaseException) -> str:

@@ -186,19 +186,27 @@ def test_second_run_is_served_from_the_cache_with_the_server_stopped(
 def test_unreachable_hub_and_missing_file_is_one_line_naming_zoo_get(
     hub_env, served_vit, use_registry, monkeypatch
 ):
-    _, _, registry = served_vit
+    _, repo, registry = served_vit
     use_registry(registry)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
-    with pytest.raises(zoo.NotCachedError, match=r"cannot be reached; fetch it with `zoo get tiny_vit.test`"):
-        zoo.create("tiny_vit", pretrained=True)
-    line = one_line_error(CliRunner().invoke(cli, ["create", "tiny_vit", "--pretrained"]))
-    assert "zoo get tiny_vit.test" in line
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    result = CliRunner().invoke(cli, ["create", "tiny_vit", "--pretrained"])  # huggingface_hub retries ~20 s
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"zoo: info: {endpoint} does not answer; retrying for a few seconds before giving up",
+        f"zoo: error: tiny_vit.test: {repo}/model.safetensors is not in the cache and {endpoint} cannot be "
+        "reached; fetch it with `zoo get tiny_vit.test`",
+    ]
 
 
 def test_offline_mode_uses_only_the_cache(served_vit, use_registry, monkeypatch):
     path, _, registry = served_vit
     use_registry(registry)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(
+        zoo.NotCachedError, match=r"HF_HUB_OFFLINE is set; fetch it with `zoo get tiny_vit.test`"
+    ):
+        zoo.create("tiny_vit", pretrained=True)
     line = one_line_error(CliRunner().invoke(cli, ["get", "tiny_vit"]))
     assert "HF_HUB_OFFLINE is set" in line and "`zoo get tiny_vit.test`" in line
     monkeypatch.delenv("HF_HUB_OFFLINE")
