@@ -251,9 +251,12 @@ def verify_file(
             )
 
         digest = sha256_of(path)
-        expected, source = (pinned, "the registry pins") if pinned else (None, "")
+        expected, source = (pinned, "its pinned sha256 is") if pinned else (None, "")
         if expected is None and entry is not None:
-            expected, source = entry.get("sha256"), f"was recorded {entry.get('recorded', 'earlier')} as"
+            expected, source = (
+                entry.get("sha256"),
+                f"its sha256 was recorded {entry.get('recorded', 'earlier')} as",
+            )
         if expected is not None and digest != expected:
             try:
                 remove_cached(path)

@@ -261,7 +261,7 @@ def test_pinned_sha256_mismatch_removes_the_file_and_explains(
     use_registry(registry)
 
     line = one_line_error(CliRunner().invoke(cli, ["get", "tiny_vit"]))
-    assert f"the registry pins {wrong}, the file has {zoo.cache.sha256_of(path)}" in line
+    assert f"its pinned sha256 is {wrong}, the file has {zoo.cache.sha256_of(path)}" in line
     assert "removed" in line and "`zoo get tiny_vit.pinned`" in line
     blobs = list((zoo.cache.repo_folder(repo) / "blobs").iterdir())
     assert not [b for b in blobs if not b.name.endswith(".incomplete")]  # nothing left to load
