@@ -1,13 +1,27 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite.
+
+- `builtin_registry`: a fresh registry holding only the built-in plugin.
+- `write_registry(text)`: registry YAML written to a file in the test's folder.
+- `hub_server` (session): one `olah` server on loopback for the whole run (see `hub_server.py`).
+- `hub`: that server, with `HF_ENDPOINT` pointing at it, `HF_HOME` in the test's temporary
+  folder and no `HF_HUB_OFFLINE`/`HF_TOKEN` from the caller's environment.
+- `make_registry(yaml_text)`: a fresh `Registry` with the built-in plugin and extra entries.
+- `use_registry(registry)`: make it the registry the CLI (and `zoo.create` without
+  `registry=`) sees, for the test's duration.
+"""
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from zoo.plugins import PluginManager
 from zoo.registry import Registry
+
+from .hub_server import HubServer
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 
@@ -34,3 +48,69 @@ def write_registry(tmp_path: Path):
         return path
 
     return write
+
+
+_HUB_VARIABLES = (
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_ENDPOINT",
+)
+
+
+@pytest.fixture(scope="session")
+def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+    server = HubServer(tmp_path_factory.mktemp("hub-server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clean Hugging Face environment: `HF_HOME` in the test's folder, nothing else set."""
+    for variable in _HUB_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    import huggingface_hub  # noqa: F401  (imported, if first here, without offline mode)
+
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    return home
+
+
+@pytest.fixture
+def hub(hub_server: HubServer, hub_env: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.endpoint)
+    return hub_server
+
+
+@pytest.fixture
+def make_registry(tmp_path: Path) -> Callable[[str], object]:
+    """`make_registry(yaml)`: the built-in plugin's registry plus the entries of `yaml`
+    (a registry file's text: `models:` and optionally `defaults:`)."""
+    from zoo_plugins import register
+
+    def make(text: str):
+        manager = PluginManager()
+        manager.register("builtin", register)
+        path = tmp_path / f"registry-{len(list(tmp_path.glob('registry-*.yaml')))}.yaml"
+        path.write_text(textwrap.dedent(text))
+        manager.registry.add_models(path, owner="tests")
+        return manager.registry
+
+    return make
+
+
+@pytest.fixture
+def use_registry(monkeypatch: pytest.MonkeyPatch) -> Callable[[object], None]:
+    """`use_registry(registry)`: the default registry (CLI included) for this test."""
+    import zoo.plugins
+
+    def use(registry) -> None:
+        monkeypatch.setattr(zoo.plugins, "_default", PluginManager(registry))
+
+    return use

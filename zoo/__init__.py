@@ -27,13 +27,17 @@ from .errors import (
     DeviceError,
     HubError,
     ImageError,
+    IntegrityError,
     NameConflictError,
+    NotCachedError,
     NoWeightsError,
     PluginError,
     RegistryError,
     UnknownModelError,
     ZooError,
 )
+from .export import export
+from .hub import get
 from .loader import create, load_checkpoint
 from .maps import attention_maps
 from .plugins import ENTRY_POINT_GROUP, PluginContext, PluginManager
@@ -53,8 +57,10 @@ __all__ = [
     "DeviceError",
     "HubError",
     "ImageError",
+    "IntegrityError",
     "ModelInfo",
     "NameConflictError",
+    "NotCachedError",
     "NoWeightsError",
     "PluginContext",
     "PluginError",
@@ -71,6 +77,8 @@ __all__ = [
     "create",
     "data_config",
     "default_registry",
+    "export",
+    "get",
     "list_models",
     "list_pretrained",
     "load_checkpoint",

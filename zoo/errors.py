@@ -24,6 +24,10 @@ __all__ = [
     "HubError",
     "ImageError",
     "AttentionMapError",
+
+
+    "NotCachedError",
+    "IntegrityError",
 ]
 
 
@@ -147,3 +151,11 @@ class AttentionMapError(ZooError, TypeError):
     """A model that offers no attention maps, or not the one asked for."""
 
     exit_code = 2
+
+
+class NotCachedError(HubError, FileNotFoundError):
+    """A file that is not in the cache while the Hub is offline or cannot be reached."""
+
+
+class IntegrityError(CheckpointError):
+    """A downloaded or cached file whose sha256 is not the one pinned or recorded for it."""

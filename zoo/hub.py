@@ -1,36 +1,289 @@
 """Fetching published weights from the Hugging Face Hub.
 
-This is the only module that imports `huggingface_hub`. Files land in the standard Hugging
-Face cache, shared with timm and transformers; `HF_ENDPOINT`, `HF_HOME`, `HF_HUB_OFFLINE`
-and `HF_TOKEN` are honoured by `huggingface_hub` itself.
+This is the only module that imports `huggingface_hub` (and only inside functions). Files
+land in the standard Hugging Face cache, shared with timm and transformers. `HF_ENDPOINT`,
+`HF_HOME` (or `HF_HUB_CACHE`) and `HF_HUB_OFFLINE` are read from the environment at every
+call and passed on explicitly, so changing them in a running process takes effect;
+`HF_TOKEN` is read by `huggingface_hub` when it sends a request.
+
+Every file is checked after it is fetched: against the sha256 the registry pins, else
+against the sha256 recorded when the zoo first saw it (see `zoo.cache`).
+
+Besides registry names, `hf-hub:ORG/REPO[@REV]` names a repository that carries a zoo
+config (`zoo_config.json`, written by `zoo export`): the builder, its arguments and the
+weights' metadata, validated with the registry's own schemas.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HubError
-from .registry import Resolved
+from . import cache
+from .errors import ArgumentError, HubError, NotCachedError, NoWeightsError
+from .export import CONFIG_FILENAME
+from .registry import ModelSource, Registry, Resolved, default_registry
 
-__all__ = ["fetch"]
+__all__ = [
+    "CONFIG_FILENAME",
+    "HUB_PREFIX",
+    "Download",
+    "HubResolved",
+    "download",
+    "fetch",
+    "get",
+    "is_hub_name",
+    "parse_hub_name",
+    "resolve",
+    "resolve_hub_name",
+]
+
+HUB_PREFIX = "hf-hub:"
+HUB_TAG = "hub"
+"""The weight tag under which an `hf-hub:` repository's single checkpoint is known."""
+
+logger = logging.getLogger("zoo")
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def fetch(resolved: Resolved) -> Path:
-    """The local path of a weight tag's file, downloaded into the cache if needed."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+@dataclass(frozen=True)
+class Download:
+    """A weight file in the local cache, checked."""
 
+    name: str
+    repo_id: str
+    filename: str
+    path: Path
+    sha256: str
+    size: int
+    verified: str
+    """`pinned` (matches the registry's sha256) or `recorded` (matches the first-seen sha256)."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "repo_id": self.repo_id,
+            "filename": self.filename,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "size": self.size,
+            "verified": self.verified,
+        }
+
+
+@dataclass(frozen=True)
+class HubResolved(Resolved):
+    """An `hf-hub:` name resolved through the zoo config its repository carries."""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# ---------------------------------------------------------------------- names
+
+
+def is_hub_name(name: str) -> bool:
+    return name.startswith(HUB_PREFIX)
+
+
+def parse_hub_name(name: str) -> tuple[str, str | None]:
+    """`hf-hub:ORG/REPO[@REV]` -> `(ORG/REPO, REV or None)`."""
+    repo_id, _, revision = name.removeprefix(HUB_PREFIX).partition("@")
+    if not _REPO_ID.match(repo_id) or (revision == "" and "@" in name) or any(c.isspace() for c in revision):
+        raise ArgumentError(f"'{name}' is not of the form hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION")
+    return repo_id, revision or None
+
+
+def resolve(name: str, registry: Registry | None = None, *, revision: str | None = None) -> Resolved:
+    """A registry `name[.tag]` or an `hf-hub:` name, resolved."""
+    registry = registry if registry is not None else default_registry()
+    if is_hub_name(name):
+        return resolve_hub_name(name, registry, revision=revision)
+    return registry.resolve(name)
+
+
+def resolve_hub_name(name: str, registry: Registry, *, revision: str | None = None) -> HubResolved:
+    """Fetch an `hf-hub:` repository's zoo config and turn it into a model entry."""
+    from .export import read_hub_config
+
+    repo_id, name_revision = parse_hub_name(name)
+    revision = revision or name_revision
+    config_path = _hf_download(repo_id, CONFIG_FILENAME, revision, name=name, force=False)
+    config = read_hub_config(config_path, name=name)
+    registry.builder(config.builder)  # an unknown builder fails here, naming close matches
+    entry = config.to_entry(repo_id, revision, tag=HUB_TAG)
+    resolved = HubResolved(name, ModelSource(name, "hf-hub", entry=entry), HUB_TAG)
+    registry.build_config(resolved)  # arguments checked against the builder's schema
+    return resolved
+
+
+def with_default_tag(resolved: Resolved) -> Resolved:
+    """`resolved` itself if it names a tag, else the same name with its entry's default tag."""
+    if resolved.tag is not None:
+        return resolved
+    tag = resolved.entry.default_weight_tag
+    if tag is None:
+        raise NoWeightsError(f"'{resolved.name}' has no published weights; build it with pretrained=False")
+    return type(resolved)(resolved.name, resolved.source, tag)
+
+
+# ---------------------------------------------------------------------- downloads
+
+
+def download(
+    name: str, *, revision: str | None = None, force: bool = False, registry: Registry | None = None
+) -> Download:
+    """Fetch (or find in the cache) and check the weight file of `name[.tag]` or `hf-hub:...`."""
+    resolved = with_default_tag(resolve(name, registry, revision=revision))
+    return fetch(resolved, revision=revision, force=force)
+
+
+def get(
+    name: str, *, revision: str | None = None, force: bool = False, registry: Registry | None = None
+) -> Path:
+    """The local path of a weight tag's checked safetensors file, downloaded if needed.
+
+    Args:
+        name: `name[.tag]` (the entry's default tag if none) or `hf-hub:ORG/REPO[@REV]`.
+        revision: A branch, tag or commit of the Hub repository, instead of the registry's.
+        force: Download again even if the file is cached, and re-check its sha256.
+        registry: The registry to use instead of the installed plugins' one.
+    """
+    return download(name, revision=revision, force=force, registry=registry).path
+
+
+def fetch(resolved: Resolved, *, revision: str | None = None, force: bool = False) -> Download:
+    """The checked local file of a resolved weight tag, downloaded into the cache if needed."""
     weights = resolved.weights
     if weights is None:
         raise HubError(f"'{resolved}' names no weight tag")
+    name = str(resolved)
+    revision = revision or weights.revision
+    path = _hf_download(weights.hf_hub_id, weights.filename, revision, name=name, force=force)
+    verified = cache.verify_file(
+        path,
+        name=name,
+        pinned=weights.sha256,
+        rehash=force,
+        fetch_hint=f"zoo get {name}",
+        repo_id=weights.hf_hub_id,
+    )
+    return Download(
+        name, weights.hf_hub_id, weights.filename, path, verified.sha256, verified.size, verified.how
+    )
+
+
+class _Silent:
+    """Progress bars off (output is not a terminal)."""
+
+
+def _progress_class() -> type | None:
+    if sys.stderr is not None and sys.stderr.isatty():
+        return None  # huggingface_hub's own bar
+    from huggingface_hub.utils import tqdm
+
+    class Silent(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return Silent
+
+
+def _hf_download(repo_id: str, filename: str, revision: str | None, *, name: str, force: bool) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    from . import __version__
+
+    offline = cache.is_offline()
+    endpoint = cache.hub_endpoint()
+    where = endpoint or "the Hugging Face Hub"
+    what = f"{repo_id}/{filename}" + (f"@{revision}" if revision else "")
+    if force and offline:
+        raise ArgumentError(f"{name}: cannot download again while HF_HUB_OFFLINE is set")
     try:
-        return Path(hf_hub_download(weights.hf_hub_id, weights.filename, revision=weights.revision))
+        with _retry_notices(where):
+            return Path(
+                hf_hub_download(
+                    repo_id,
+                    filename,
+                    revision=revision,
+                    cache_dir=cache.hub_cache_dir(),
+                    endpoint=endpoint,
+                    local_files_only=offline,
+                    force_download=force,
+                    library_name="zoo",
+                    library_version=__version__,
+                    tqdm_class=_progress_class(),
+                )
+            )
     except LocalEntryNotFoundError:
-        raise HubError(
-            f"{resolved}: {weights.hf_hub_id}/{weights.filename} is not in the cache and the Hub "
-            "cannot be reached"
+        why = "HF_HUB_OFFLINE is set" if offline else f"{where} cannot be reached"
+        raise NotCachedError(
+            f"{name}: {what} is not in the cache and {why}; fetch it with `zoo get {name}`"
         ) from None
+    except GatedRepoError:
+        raise HubError(f"{name}: {repo_id} on {where} is gated; accept its terms and set HF_TOKEN") from None
+    except RepositoryNotFoundError:
+        raise HubError(
+            f"{name}: repository {repo_id} not found on {where} (or it is private: set HF_TOKEN)"
+        ) from None
+    except RevisionNotFoundError:
+        raise HubError(f"{name}: revision '{revision}' not found in {repo_id} on {where}") from None
+    except EntryNotFoundError:
+        raise HubError(f"{name}: {repo_id} on {where} has no file '{filename}'") from None
     except HfHubHTTPError as error:
-        raise HubError(
-            f"{resolved}: downloading {weights.hf_hub_id}/{weights.filename} failed: {error}"
-        ) from None
+        raise HubError(f"{name}: downloading {what} from {where} failed: {_first_line(error)}") from None
+    except OSError as error:  # disk full, permissions, connection dropped mid-file, ...
+        raise HubError(f"{name}: downloading {what} failed: {_first_line(error)}") from None
+    except ValueError as error:  # `force` without a reachable Hub
+        cause = error.__cause__ or error
+        raise HubError(f"{name}: downloading {what} from {where} failed: {_first_line(cause)}") from None
+
+
+class _RetryFilter(logging.Filter):
+    """Replaces huggingface_hub's notice per retry with one line on the `zoo` logger."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+        self.told = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Retrying in" not in message and "thrown while requesting" not in message:
+            return True
+        if not self.told:
+            self.told = True
+            logger.info("%s does not answer; retrying for a few seconds before giving up", self.where)
+        return False
+
+
+@contextmanager
+def _retry_notices(where: str) -> Iterator[None]:
+    http_logger = logging.getLogger("huggingface_hub.utils._http")
+    retry_filter = _RetryFilter(where)
+    http_logger.addFilter(retry_filter)
+    try:
+        yield
+    finally:
+        http_logger.removeFilter(retry_filter)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

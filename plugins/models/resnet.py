@@ -174,6 +174,9 @@ def stem(config: ResNetConfig, **factory) -> tuple[nn.Module, int]:
 
 
 class ResNet(nn.Module):
+    # What the loader asks to adapt pretrained weights (see `zoo.loader`).
+    classifier_names = ("fc",)
+
     def __init__(self, config: ResNetConfig, *, device=None, dtype=None):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
@@ -232,6 +235,15 @@ class ResNet(nn.Module):
             for module in self.modules():
                 if isinstance(module, (BasicBlock, Bottleneck)):
                     nn.init.zeros_(module.last_norm.weight)
+
+    @property
+    def first_conv(self) -> str:
+        return "conv1.0" if self.config.stem_type == "deep" else "conv1"
+
+    def init_classifier(self) -> None:
+        """Initialise the classifier as a fresh `nn.Linear` is, e.g. after a new `num_classes`."""
+        if isinstance(self.fc, nn.Linear):
+            self.fc.reset_parameters()
 
     def stages(self) -> list[nn.Sequential]:
         return [getattr(self, name) for name in self.stage_names]

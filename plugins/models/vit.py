@@ -15,10 +15,12 @@ checkpoints load unchanged. The attention inside each block is a pluggable token
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Annotated
 
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
@@ -128,6 +130,9 @@ class Block(nn.Module):
 
 
 class VisionTransformer(nn.Module):
+    # What the loader asks to adapt pretrained weights (see `zoo.loader`).
+    first_conv = "patch_embed.proj"
+
     def __init__(self, config: ViTConfig, *, device=None, dtype=None):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
@@ -172,6 +177,36 @@ class VisionTransformer(nn.Module):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+
+    @property
+    def classifier_names(self) -> tuple[str, ...]:
+        return ("head", "head_dist") if self.head_dist is not None else ("head",)
+
+    def init_classifier(self) -> None:
+        """Initialise the head(s) as `reset_parameters` does, e.g. after a new `num_classes`."""
+        for head in (self.head, self.head_dist):
+            if isinstance(head, nn.Linear):
+                nn.init.trunc_normal_(head.weight, std=0.02)
+                nn.init.zeros_(head.bias)
+
+    def adapt_pretrained(self, name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, str] | None:
+        """Position embeddings of another grid, resampled to this one (bicubic); the class
+        (and distillation) token embeddings are kept as they are. Other tensors: None."""
+        prefix = self.num_prefix_tokens
+        if name != "pos_embed" or tensor.ndim != 3 or tensor.shape[-1] != self.pos_embed.shape[-1]:
+            return None
+        old = math.isqrt(tensor.shape[1] - prefix)
+        if old * old != tensor.shape[1] - prefix or tensor.shape[0] != 1:
+            return None
+        new = math.isqrt(self.patch_embed.num_patches)
+        grid = tensor[:, prefix:].reshape(1, old, old, -1).permute(0, 3, 1, 2).float()  # (1, D, old, old)
+        grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
+        grid = grid.permute(0, 2, 3, 1).reshape(1, new * new, -1).to(tensor.dtype)  # (1, new*new, D)
+        resampled = torch.cat([tensor[:, :prefix], grid], dim=1)
+        return resampled, (
+            f"pos_embed: position embeddings resampled from a {old}x{old} to a {new}x{new} grid "
+            f"(bicubic), {prefix} prefix token(s) kept"
+        )
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)

@@ -57,6 +57,16 @@ class ZooGroup(click.Group):
             raise CommandError(str(error), error.exit_code) from None
 
 
+class _ClickStderr(logging.Handler):
+    """Writes to the stderr of the command being run (not the one of the first command)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:
+            self.handleError(record)
+
+
 class _OneLineWarnings(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return f"zoo: {record.levelname.lower()}: {record.getMessage()}"
@@ -76,10 +86,12 @@ def cli() -> None:
     """
     logger = logging.getLogger("zoo")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _ClickStderr()
         handler.setFormatter(_OneLineWarnings())
         logger.addHandler(handler)
         logger.propagate = False
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)  # adaptation messages, one line each
 
 
 def main() -> None:
@@ -87,8 +99,8 @@ def main() -> None:
     cli(prog_name="zoo")
 
 
-from . import build, catalog, plugins, use  # noqa: E402
+from . import build, catalog, hub, plugins, use  # noqa: E402
 
-for module in (catalog, build, plugins, use):
+for module in (catalog, build, hub, plugins, use):
     for command in module.COMMANDS:
         cli.add_command(command)

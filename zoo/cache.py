@@ -1,0 +1,422 @@
+"""The local weight cache: where files are, what their sha256 is, and how to drop them.
+
+Files live in the standard Hugging Face cache (`models--ORG--REPO/{blobs,snapshots,refs}`),
+shared with timm and transformers. Every setting is read from the environment when it is
+used, never at import, so `HF_HOME`, `HF_HUB_CACHE` and `HF_HUB_OFFLINE` may change while a
+process runs.
+
+The sha256 of every file the zoo has fetched or checked is recorded in
+`$HF_HOME/zoo/sha256.json`, with the file's size and modification time. A file unchanged
+since it was recorded is trusted without reading it again; `zoo cache verify` re-reads
+every byte. The record is rewritten atomically (temporary file, then `os.replace`) under a
+file lock, so concurrent processes never see half of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import IntegrityError, NotCachedError
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+__all__ = [
+    "CachedFile",
+    "Verified",
+    "cached_file",
+    "cached_versions",
+    "forget",
+    "hf_home",
+    "hub_cache_dir",
+    "hub_endpoint",
+    "is_offline",
+    "list_cached",
+    "read_record",
+    "record_path",
+    "remove",
+    "remove_cached",
+    "repo_folder",
+    "select_cached",
+    "sha256_of",
+    "verify_cached",
+    "verify_file",
+]
+
+logger = logging.getLogger("zoo")
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_TRUE = {"1", "on", "yes", "true"}
+
+How = Literal["pinned", "recorded"]
+
+
+# ---------------------------------------------------------------------- settings, read when used
+
+
+def hf_home() -> Path:
+    """`HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`."""
+    home = os.environ.get("HF_HOME")
+    if not home:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        home = os.path.join(cache, "huggingface")
+    return Path(os.path.abspath(os.path.expandvars(os.path.expanduser(home))))
+
+
+def hub_cache_dir() -> Path:
+    """`HF_HUB_CACHE` (or the older `HUGGINGFACE_HUB_CACHE`), else `$HF_HOME/hub`."""
+    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if cache:
+        return Path(os.path.abspath(os.path.expandvars(os.path.expanduser(cache))))
+    return hf_home() / "hub"
+
+
+def is_offline() -> bool:
+    """`HF_HUB_OFFLINE` (or `TRANSFORMERS_OFFLINE`) set to 1/on/yes/true."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().lower() in _TRUE
+
+
+def hub_endpoint() -> str | None:
+    """`HF_ENDPOINT` without a trailing slash, or None for the Hub itself."""
+    endpoint = os.environ.get("HF_ENDPOINT")
+    return endpoint.rstrip("/") if endpoint else None
+
+
+# ---------------------------------------------------------------------- the cache layout
+
+
+def repo_folder(repo_id: str, cache_dir: Path | None = None) -> Path:
+    return (cache_dir or hub_cache_dir()) / ("models--" + repo_id.replace("/", "--"))
+
+
+def cached_file(
+    repo_id: str, filename: str, revision: str | None = None, cache_dir: Path | None = None
+) -> Path | None:
+    """The cached file for a revision (a commit, branch or tag; default `main`), or None."""
+    folder = repo_folder(repo_id, cache_dir)
+    revision = revision or "main"
+    commit = revision
+    if not _COMMIT.match(revision):
+        ref = folder / "refs" / revision
+        try:
+            commit = ref.read_text().strip()
+        except OSError:
+            return None
+    path = folder / "snapshots" / commit / filename
+    return path if path.is_file() else None
+
+
+def cached_versions(repo_id: str, filename: str, cache_dir: Path | None = None) -> list[Path]:
+    """Every cached snapshot of a file, whatever its commit."""
+    snapshots = repo_folder(repo_id, cache_dir) / "snapshots"
+    if not snapshots.is_dir():
+        return []
+    return sorted(p for p in (d / filename for d in snapshots.iterdir()) if p.is_file())
+
+
+# ---------------------------------------------------------------------- the sha256 record
+
+
+def record_path() -> Path:
+    return hf_home() / "zoo" / "sha256.json"
+
+
+def read_record() -> dict[str, dict[str, Any]]:
+    """Every recorded file: absolute snapshot path -> {sha256, size, mtime_ns, name, pinned, ...}."""
+    try:
+        data = json.loads(record_path().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        logger.warning("ignoring the unreadable sha256 record %s: %s", record_path(), error)
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    return files if isinstance(files, dict) else {}
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[bool]:
+    """Hold a file lock; yields False (unlocked) where the lock cannot be created, e.g. in a
+    read-only cache, so that reading still works."""
+    from filelock import FileLock
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path))
+        lock.acquire()
+    except OSError as error:
+        logger.warning("cannot lock %s (%s); the sha256 record is not updated", path, error.strerror or error)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def _update_record(changes: dict[str, dict[str, Any] | None]) -> None:
+    """Apply changes (None removes an entry) to the record: locked, atomic."""
+    path = record_path()
+    with _locked(path.with_name(path.name + ".lock")) as locked:
+        if not locked:
+            return
+        files = read_record()
+        for key, entry in changes.items():
+            if entry is None:
+                files.pop(key, None)
+            else:
+                files[key] = entry
+        handle, temporary = tempfile.mkstemp(prefix=".sha256.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                json.dump({"version": 1, "files": files}, file, indent=1, sort_keys=True)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+def forget(paths: list[Path]) -> None:
+    """Drop record entries."""
+    _update_record({str(path): None for path in paths})
+
+
+# ---------------------------------------------------------------------- verification
+
+
+def sha256_of(path: Path, chunk_bytes: int = 4 << 20) -> str:
+    digest = hashlib.sha256()
+    buffer = bytearray(chunk_bytes)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as file:
+        while count := file.readinto(buffer):
+            digest.update(view[:count])
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A cached file and its sha256: `pinned` (matches the registry) or `recorded` (first seen)."""
+
+    path: Path
+    sha256: str
+    size: int
+    how: How
+    hashed: bool
+    """The file was read in full just now (rather than trusted from the record)."""
+
+
+def verify_file(
+    path: Path,
+    *,
+    name: str,
+    pinned: str | None = None,
+    rehash: bool = False,
+    fetch_hint: str | None = None,
+    repo_id: str | None = None,
+) -> Verified:
+    """Check a cached file against its pinned or recorded sha256, recording it if new.
+
+    A file unchanged since it was recorded (same size and modification time) is trusted
+    without being read, unless `rehash`. A mismatch removes the file and raises
+    `IntegrityError` saying what was expected, what was found, and how to fetch it again.
+    """
+    key = str(path)
+    lock = record_path().parent / "locks" / (hashlib.sha1(key.encode()).hexdigest() + ".lock")
+    with _locked(lock):
+        stat = path.stat()
+        entry = read_record().get(key)
+        unchanged = (
+            entry is not None
+            and entry.get("size") == stat.st_size
+            and entry.get("mtime_ns") == stat.st_mtime_ns
+        )
+        if unchanged and not rehash and (pinned is None or entry.get("sha256") == pinned):
+            return Verified(
+                path, entry["sha256"], stat.st_size, "pinned" if pinned else "recorded", hashed=False
+            )
+
+        digest = sha256_of(path)
+        expected, source = (pinned, "its pinned sha256 is") if pinned else (None, "")
+        if expected is None and entry is not None:
+            expected, source = (
+                entry.get("sha256"),
+                f"its sha256 was recorded {entry.get('recorded', 'earlier')} as",
+            )
+        if expected is not None and digest != expected:
+            try:
+                remove_cached(path)
+                removed = "the bad file was removed"
+            except OSError as error:
+                removed = f"the bad file could not be removed ({error.strerror or error})"
+            again = f"; fetch it again with `{fetch_hint}`" if fetch_hint else ""
+            raise IntegrityError(
+                f"{name}: sha256 mismatch for {path.name}: {source} {expected}, the file has {digest}; "
+                f"{removed}{again}"
+            )
+        recorded = {
+            "name": name,
+            "repo_id": repo_id,
+            "sha256": digest,
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "pinned": pinned is not None,
+            "recorded": entry.get("recorded") if entry else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        _update_record({key: recorded})
+    return Verified(path, digest, stat.st_size, "pinned" if pinned else "recorded", hashed=True)
+
+
+def remove_cached(path: Path) -> None:
+    """Remove a cached snapshot file, its blob (unless another snapshot links to it), its
+    record entry and any snapshot folder left empty."""
+    blob = path.resolve() if path.is_symlink() else None
+    path.unlink(missing_ok=True)
+    snapshots = next((p for p in path.parents if p.name == "snapshots"), None)
+    if blob is not None and not _linked_elsewhere(blob, snapshots):
+        blob.unlink(missing_ok=True)
+    forget([path])
+    folder = path.parent
+    while snapshots is not None and folder != snapshots.parent:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+        folder = folder.parent
+
+
+def _linked_elsewhere(blob: Path, snapshots: Path | None) -> bool:
+    if snapshots is None or not snapshots.is_dir():
+        return False
+    return any(link.is_symlink() and link.resolve() == blob for link in snapshots.rglob("*"))
+
+
+# ---------------------------------------------------------------------- what the zoo has cached
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    """A weight file in the cache, as `zoo cache ls` shows it."""
+
+    name: str
+    """`name.tag` for registry weights, `hf-hub:ORG/REPO` for exported repositories."""
+    repo_id: str
+    filename: str
+    path: Path
+    size: int
+    verified: Literal["pinned", "recorded", "changed", "no"]
+    """`changed`: the file's size or time differs from the record (`zoo cache verify` tells)."""
+    sha256: str | None
+    pinned: str | None = None
+
+    @property
+    def tag(self) -> str | None:
+        return None if self.name.startswith("hf-hub:") else self.name.partition(".")[2] or None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name.partition(".")[0] if self.tag else self.name,
+            "tag": self.tag,
+            "repo_id": self.repo_id,
+            "filename": self.filename,
+            "size": self.size,
+            "path": str(self.path),
+            "verified": self.verified,
+            "sha256": self.sha256,
+        }
+
+
+def list_cached(registry: Registry) -> list[CachedFile]:
+    """Every cached file of the registry's weight tags, and every other file the zoo recorded."""
+    record = read_record()
+    rows: dict[str, CachedFile] = {}
+    for full in registry.pretrained_names():
+        weights = registry.resolve(full).weights
+        for path in cached_versions(weights.hf_hub_id, weights.filename):
+            rows[str(path)] = _row(
+                full, weights.hf_hub_id, weights.filename, path, record.get(str(path)), weights.sha256
+            )
+    for key, entry in record.items():
+        path = Path(key)
+        if key in rows or not path.is_file():
+            continue
+        repo_id = str(entry.get("repo_id") or "?")
+        rows[key] = _row(str(entry.get("name", "?")), repo_id, path.name, path, entry, None)
+    return sorted(rows.values(), key=lambda row: (row.name, str(row.path)))
+
+
+def _row(
+    name: str, repo_id: str, filename: str, path: Path, entry: dict[str, Any] | None, pinned: str | None
+) -> CachedFile:
+    stat = path.stat()
+    if entry is None:
+        verified, digest = "no", None
+    else:
+        digest = entry.get("sha256")
+        unchanged = entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns
+        verified = ("pinned" if entry.get("pinned") else "recorded") if unchanged else "changed"
+    return CachedFile(name, repo_id, filename, path, stat.st_size, verified, digest, pinned)
+
+
+def _matches(row: CachedFile, name: str) -> bool:
+    return row.name == name or row.name.startswith((name + ".", name + "@"))
+
+
+def select_cached(registry: Registry, names: list[str] | tuple[str, ...]) -> list[CachedFile]:
+    """The cached files of some names (`name` for all its tags, `name.tag`, `hf-hub:...`)."""
+    rows = list_cached(registry)
+    if not names:
+        return rows
+    chosen = [row for row in rows if any(_matches(row, name) for name in names)]
+    for name in names:
+        if not any(_matches(row, name) for row in chosen):
+            if not name.startswith("hf-hub:"):
+                registry.resolve(name)  # an unknown name says so, with close matches
+            raise NotCachedError(f"nothing is cached for '{name}'")
+    return chosen
+
+
+def remove(registry: Registry, names: list[str] | tuple[str, ...]) -> list[CachedFile]:
+    """Remove the cached files of some names; returns what was removed."""
+    rows = select_cached(registry, names)
+    for row in rows:
+        remove_cached(row.path)
+    return rows
+
+
+def verify_cached(
+    registry: Registry, names: list[str] | tuple[str, ...] = ()
+) -> list[tuple[CachedFile, Verified | IntegrityError]]:
+    """Re-read every selected cached file and check it against its pinned or recorded sha256.
+
+    Files never recorded are recorded now. A mismatch removes the file; its error is returned.
+    """
+    results: list[tuple[CachedFile, Verified | IntegrityError]] = []
+    for row in select_cached(registry, names):
+        try:
+            outcome: Verified | IntegrityError = verify_file(
+                row.path,
+                name=row.name,
+                pinned=row.pinned,
+                rehash=True,
+                fetch_hint=f"zoo get {row.name}",
+                repo_id=row.repo_id,
+            )
+        except IntegrityError as error:
+            outcome = error
+        results.append((row, outcome))
+    return results

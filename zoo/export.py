@@ -1,0 +1,313 @@
+"""Publishing a model trained with the zoo: a folder that `hf-hub:ORG/REPO` loads back.
+
+`export` writes three files: `model.safetensors` (a byte-for-byte copy of the checkpoint,
+checked against the model first), `zoo_config.json` (the builder, its full arguments and
+the weights' metadata, in the registry's own schemas) and `README.md` (a model card with the
+preprocessing, the license and how to load it). Upload the folder to a Hub repository and
+`zoo.create("hf-hub:ORG/REPO", pretrained=True)` builds the same model with its weights.
+
+The folder appears whole or not at all: it is written under a temporary name beside the
+destination and renamed into place once complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ArgumentError, HubError
+from .registry import Registry, default_registry
+from .schema import NAME_PATTERN, ModelEntry, Preprocessing, WeightTag
+
+__all__ = ["CONFIG_FILENAME", "ExportedWeights", "HubConfig", "export", "read_hub_config"]
+
+CONFIG_FILENAME = "zoo_config.json"
+WEIGHTS_FILENAME = "model.safetensors"
+
+IMAGENET_PREPROCESSING = {
+    "input_size": (3, 224, 224),
+    "mean": (0.485, 0.456, 0.406),
+    "std": (0.229, 0.224, 0.225),
+    "crop_pct": 0.875,
+    "interpolation": "bicubic",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExportedWeights(_Strict):
+    """The checkpoint of an exported folder: a registry weight tag without its location."""
+
+    filename: str = Field(default=WEIGHTS_FILENAME, pattern=r"\.safetensors$")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    num_classes: int = Field(ge=0)
+    preprocessing: Preprocessing
+    license: str
+    description: str | None = None
+
+
+class HubConfig(_Strict):
+    """`zoo_config.json`: what `hf-hub:ORG/REPO` builds and loads."""
+
+    zoo_config: Literal[1] = Field(default=1, description="format version")
+    architecture: str | None = Field(default=None, description="the registry name it was exported from")
+    builder: str = Field(pattern=NAME_PATTERN)
+    args: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = None
+    paper: str | None = None
+    weights: ExportedWeights
+
+    def to_entry(self, repo_id: str, revision: str | None, *, tag: str) -> ModelEntry:
+        """The registry entry this config stands for, its weights at `repo_id@revision`."""
+        weights = WeightTag(hf_hub_id=repo_id, revision=revision, **self.weights.model_dump())
+        return ModelEntry(
+            builder=self.builder,
+            args=self.args,
+            description=self.description,
+            paper=self.paper,
+            weights={tag: weights},
+        )
+
+
+def read_hub_config(path: Path, *, name: str) -> HubConfig:
+    """Read and validate a `zoo_config.json`; `HubError` in one line if it is not one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return HubConfig.model_validate(data)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        if isinstance(error, ValidationError):
+            reason = _describe(error)
+        else:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise HubError(f"{name}: {CONFIG_FILENAME} is not a valid zoo config: {reason}") from None
+
+
+def export(
+    name: str,
+    checkpoint: str | Path,
+    output: str | Path,
+    *,
+    license: str | None = None,
+    preprocessing: dict[str, Any] | None = None,
+    repo_id: str | None = None,
+    description: str | None = None,
+    registry: Registry | None = None,
+    **overrides: Any,
+) -> HubConfig:
+    """Write a folder that `hf-hub:ORG/REPO` loads: weights, zoo config and model card.
+
+    Args:
+        name: The registry name the checkpoint was trained from (a `name.tag` also takes that
+            tag's preprocessing and license as defaults).
+        checkpoint: A safetensors file that fits the model exactly (checked, not adapted).
+        output: The folder to create; it must not exist, or be empty.
+        license: The weights' license; defaults to the tag's (required when there is none).
+        preprocessing: Fields replacing the tag's preprocessing (`{"mean": [...], ...}`).
+        repo_id: Where the folder will be published, to show in the model card's examples.
+        description: One line about the weights (dataset, recipe) for the card and config.
+        registry: The registry to use instead of the installed plugins' one.
+        **overrides: Builder arguments the checkpoint was trained with (`num_classes=10`, ...).
+
+    Returns:
+        The config written.
+    """
+    from .loader import check_state_names
+    from .safetensors_header import read_header
+
+    registry = registry if registry is not None else default_registry()
+    resolved = registry.resolve(name)
+    entry = resolved.entry
+    config = registry.build_config(resolved, overrides)
+    model = registry.builder(entry.builder).function(config, device="meta", dtype=None)
+    checkpoint = Path(checkpoint)
+    header = read_header(checkpoint)
+    expected = {key: tuple(t.shape) for key, t in model.state_dict().items()}
+    check_state_names(expected, header.shapes, checkpoint)
+
+    args = config.model_dump(mode="json")
+    tag = resolved.tag or entry.default_weight_tag
+    published = entry.weights.get(tag) if tag else None
+    license = license or (published.license if published else None)
+    if not license:
+        raise ArgumentError(f"'{name}' has no published weights to take a license from; pass a license")
+    prep = _preprocessing(args, published.preprocessing if published else None, preprocessing or {})
+    weights_meta = {
+        "filename": WEIGHTS_FILENAME,
+        "num_classes": int(args.get("num_classes", 0)),
+        "preprocessing": prep,
+        "license": license,
+        "description": description,
+    }
+
+    output = Path(output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise ArgumentError(f"output folder '{output}' already exists and is not empty")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    try:
+        digest = _copy_hashed(checkpoint, staging / WEIGHTS_FILENAME)
+        hub_config = HubConfig(
+            architecture=resolved.name,
+            builder=entry.builder,
+            args=_compact(args),
+            description=entry.description,
+            paper=entry.paper,
+            weights=ExportedWeights(sha256=digest, **weights_meta),
+        )
+        _write_text(staging / CONFIG_FILENAME, hub_config.model_dump_json(indent=2, exclude_none=True) + "\n")
+        num_params = sum(
+            info.numel for key, info in header.tensors.items() if not key.endswith("num_batches_tracked")
+        )
+        card = model_card(
+            hub_config, repo_id=repo_id, num_params=num_params, file_size=checkpoint.stat().st_size
+        )
+        _write_text(staging / "README.md", card)
+        staging.chmod(0o755)
+        if output.exists():
+            output.rmdir()  # empty, checked above
+        os.replace(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return hub_config
+
+
+def _preprocessing(
+    args: dict[str, Any], published: Preprocessing | None, changes: dict[str, Any]
+) -> Preprocessing:
+    values = dict(published.model_dump() if published else IMAGENET_PREPROCESSING)
+    channels, height, width = values["input_size"]
+    channels = int(args.get("in_chans", channels))
+    if "img_size" in args:
+        height = width = int(args["img_size"])
+        if values.get("test_input_size") and tuple(values["test_input_size"][1:]) != (height, width):
+            values["test_input_size"] = None  # a fixed-size model is tested at its own size
+    values["input_size"] = (channels, height, width)
+    values.update(changes)
+    try:
+        return Preprocessing.model_validate(values)
+    except ValidationError as error:
+        raise ArgumentError(f"preprocessing: {_describe(error)}") from None
+
+
+def _compact(args: dict[str, Any]) -> dict[str, Any]:
+    """Attention specs without options as plain names, as a registry file writes them."""
+    return {
+        key: value["name"]
+        if isinstance(value, dict) and set(value) == {"name", "options"} and not value["options"]
+        else value
+        for key, value in args.items()
+    }
+
+
+def _copy_hashed(source: Path, destination: Path, chunk_bytes: int = 4 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(source, "rb") as reader, open(destination, "wb") as writer:
+        while chunk := reader.read(chunk_bytes):
+            digest.update(chunk)
+            writer.write(chunk)
+        writer.flush()
+        os.fsync(writer.fileno())
+    return digest.hexdigest()
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        parts.append(f"field '{where}': {item['msg']}" if where else item["msg"])
+    return "; ".join(parts)
+
+
+def model_card(config: HubConfig, *, repo_id: str | None, num_params: int, file_size: int) -> str:
+    """The README.md of an exported folder: what it is, how to load it, how to feed it."""
+    weights = config.weights
+    prep = weights.preprocessing
+    hub_name = f"hf-hub:{repo_id or 'ORG/REPO'}"
+    title = repo_id.split("/")[-1] if repo_id else (config.architecture or config.builder)
+    head = f"{weights.num_classes} classes" if weights.num_classes else "no classifier head (features)"
+    args = "\n".join(f"| `{key}` | `{json.dumps(value)}` |" for key, value in config.args.items())
+    lines = [
+        "---",
+        f"license: {weights.license}",
+        "library_name: zoo",
+        "pipeline_tag: image-classification",
+        "tags:",
+        "- zoo",
+        f"- {config.builder}",
+        "---",
+        "",
+        f"# {title}",
+        "",
+        f"A `{config.architecture or config.builder}` model (builder `{config.builder}`) "
+        "exported with the zoo: "
+        f"{num_params:,} parameters, {head}.",
+    ]
+    if weights.description:
+        lines += ["", weights.description]
+    if config.paper:
+        lines += ["", f"Paper: {config.paper}"]
+    lines += [
+        "",
+        "## How to load",
+        "",
+        "```python",
+        "import zoo",
+        "",
+        f'model = zoo.create("{hub_name}", pretrained=True)  # device="cuda", dtype="bfloat16", ...',
+        "```",
+        "",
+        "or fetch the checked file into the Hugging Face cache:",
+        "",
+        "```console",
+        f"zoo get {hub_name}",
+        "```",
+        "",
+        "## Preprocessing",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| input size | {' x '.join(map(str, prep.input_size))} (channels, height, width) |",
+        f"| resize | {prep.interpolation}, center crop {prep.crop_pct} |",
+        f"| mean | {list(prep.mean)} |",
+        f"| std | {list(prep.std)} |",
+    ]
+    if prep.test_input_size:
+        lines.append(f"| test input size | {' x '.join(map(str, prep.test_input_size))} |")
+    lines += [
+        "",
+        "Pixels are scaled to [0, 1], then normalised with the mean and std above.",
+        "",
+        "## Architecture",
+        "",
+        "| argument | value |",
+        "| --- | --- |",
+        args,
+        "",
+        "## Files",
+        "",
+        f"- `{weights.filename}`: {file_size:,} bytes, sha256 `{weights.sha256}` (checked on download)",
+        f"- `{CONFIG_FILENAME}`: builder, arguments and preprocessing, read by `zoo`",
+        "",
+        "## License",
+        "",
+        f"{weights.license}",
+        "",
+    ]
+    return "\n".join(lines)
