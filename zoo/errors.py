@@ -24,8 +24,6 @@ __all__ = [
     "HubError",
     "ImageError",
     "AttentionMapError",
-
-
     "NotCachedError",
     "IntegrityError",
 ]
