@@ -18,11 +18,12 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from ..hub_server import HubServer, free_port
 from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo.cli import cli
+
+from ..hub_server import HubServer, free_port
 
 TINY_VIT = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3}
 TINY_RESNET = {"block": "basic", "layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
