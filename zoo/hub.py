@@ -232,10 +232,11 @@ def _hf_download(repo_id: str, filename: str, revision: str | None, *, name: str
                 )
             )
     except LocalEntryNotFoundError:
-        why = "HF_HUB_OFFLINE is set" if offline else f"{where} cannot be reached"
-        raise NotCachedError(
-            f"{name}: {what} is not in the cache and {why}; fetch it with `zoo get {name}`"
-        ) from None
+        if offline:
+            why = f"HF_HUB_OFFLINE is set; fetch it with `zoo get {name}` while online"
+        else:
+            why = f"{where} cannot be reached (check the network or HF_ENDPOINT); `zoo get {name}` fetches it"
+        raise NotCachedError(f"{name}: {what} is not in the cache and {why}") from None
     except GatedRepoError:
         raise HubError(f"{name}: {repo_id} on {where} is gated; accept its terms and set HF_TOKEN") from None
     except RepositoryNotFoundError:

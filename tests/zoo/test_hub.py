@@ -196,7 +196,7 @@ def test_unreachable_hub_and_missing_file_is_one_line_naming_zoo_get(
     assert result.stderr.splitlines() == [
         f"zoo: info: {endpoint} does not answer; retrying for a few seconds before giving up",
         f"zoo: error: tiny_vit.test: {repo}/model.safetensors is not in the cache and {endpoint} cannot be "
-        "reached; fetch it with `zoo get tiny_vit.test`",
+        "reached (check the network or HF_ENDPOINT); `zoo get tiny_vit.test` fetches it",
     ]
 
 
@@ -205,7 +205,7 @@ def test_offline_mode_uses_only_the_cache(served_vit, use_registry, monkeypatch)
     use_registry(registry)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(
-        zoo.NotCachedError, match=r"HF_HUB_OFFLINE is set; fetch it with `zoo get tiny_vit.test`"
+        zoo.NotCachedError, match=r"HF_HUB_OFFLINE is set; fetch it with `zoo get tiny_vit.test` while online"
     ):
         zoo.create("tiny_vit", pretrained=True)
     line = one_line_error(CliRunner().invoke(cli, ["get", "tiny_vit"]))

@@ -7,6 +7,7 @@ tested against the test hub server.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,50 @@ def test_saved_embeddings_list_their_files(tmp_path):
         assert json.loads(handle.metadata()["files"]) == ["a.png", "b.png"]
         assert handle.metadata()["model"] == NAME
     assert [p.name for p in tmp_path.iterdir()] == ["emb.safetensors"]  # no temporary left
+
+
+def test_predict_on_a_checkpoint_served_by_the_test_hub(
+    hub, make_registry, use_registry, tmp_path, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    model, path = checkpoint(tmp_path, 1000)
+    hub.publish("test/tiny_vit.in1k", {"model.safetensors": Path(path)})
+    preprocessing = {
+        "input_size": [3, 32, 32],
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+        "crop_pct": 0.9,
+    }
+    tag = {"hf_hub_id": "test/tiny_vit.in1k", "num_classes": 1000, "labels": "imagenet-1k",
+           "license": "apache-2.0", "preprocessing": preprocessing}  # fmt: skip
+    use_registry(
+        make_registry(
+            json.dumps({"models": {"tiny_vit": {"builder": "vit", "args": SHAPE, "weights": {"in1k": tag}}}})
+        )
+    )
+    image(3).save(tmp_path / "photo.png")
+    (tmp_path / "notes.txt").write_text("not a picture")
+    files = [str(tmp_path / "photo.png"), str(tmp_path / "notes.txt")]
+
+    result = CliRunner().invoke(cli, ["predict", "tiny_vit.in1k", *files, "--topk", "3", "--json"])
+    assert result.exit_code == 1  # one file failed; the other was still predicted
+    report = json.loads(result.stdout)
+    assert report["labels"] == "imagenet-1k"
+    assert [failure["file"] for failure in report["failed"]] == [files[1]]
+
+    x = zoo.transforms("tiny_vit.in1k")(image(3)).unsqueeze(0)
+    with torch.no_grad():
+        values, indices = model(x).softmax(dim=-1)[0].topk(3)
+    [photo] = report["results"]
+    assert [p["index"] for p in photo["predictions"]] == indices.tolist()
+    assert [p["probability"] for p in photo["predictions"]] == pytest.approx(values.tolist(), abs=1e-6)
+    names = label_set("imagenet-1k")
+    assert [p["label"] for p in photo["predictions"]] == [names[i] for i in indices.tolist()]
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the second run needs nothing but the cache
+    again = CliRunner().invoke(cli, ["predict", "tiny_vit.in1k", files[0], "--topk", "3", "--json"])
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["results"] == report["results"]
