@@ -91,7 +91,8 @@ def create(
             A tag selects the head that tag's checkpoint has.
         pretrained: Load the published weights of the tag (the entry's default tag if none),
             from the cache or downloaded and checked first.
-        checkpoint: Load this local safetensors file instead.
+        checkpoint: Load this local safetensors file instead (through the key adapter of the
+            tag, if `name` carries one).
         num_classes: Size of the classifier head (0 for none). With weights whose head differs,
             a fresh head is initialised and everything else is loaded.
         device: Where to build (`"cpu"`, `"cuda"`, `"cuda:1"`, `"meta"`, ...).
@@ -120,11 +121,11 @@ def create(
     if checkpoint is None and not pretrained:
         return build(config, device=target_device, dtype=target_dtype)
 
-    adapter = None
     if pretrained:
         checkpoint = hub.fetch(resolved).path
-        if resolved.weights.adapter:
-            adapter = registry.adapter(resolved.weights.adapter)
+    adapter = None
+    if resolved.weights is not None and resolved.weights.adapter:  # the tag's file, fetched or local
+        adapter = registry.adapter(resolved.weights.adapter)
     model = build(config, device="meta", dtype=target_dtype)
     load_checkpoint(
         model,

@@ -104,8 +104,13 @@ def from_legacy(state):
 
 
 def test_a_plugin_may_add_builders_adapters_attention_and_entries(builtin_registry, write_registry, tmp_path):
+    legacy_tag = (
+        "{hf_hub_id: org/tiny_net, num_classes: 4, license: mit, adapter: legacy,"
+        " preprocessing: {input_size: [3, 32, 32], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}}"
+    )
     fragment = write_registry(
         "models:\n  tiny_net:\n    builder: tiny_resnet\n    args: {block: basic, num_classes: 4}\n"
+        f"    weights:\n      legacy: {legacy_tag}\n"
     )
 
     def register(context):
@@ -132,3 +137,5 @@ def test_a_plugin_may_add_builders_adapters_attention_and_entries(builtin_regist
     )
     image = torch.randn(1, 3, 32, 32)
     torch.testing.assert_close(loaded.eval()(image), model(image))
+    from_tag = zoo.create("tiny_net.legacy", checkpoint=legacy, registry=builtin_registry).eval()
+    torch.testing.assert_close(from_tag(image), model(image))
