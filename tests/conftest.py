@@ -26,15 +26,19 @@ from .hub_server import HubServer
 REFERENCE = Path(__file__).parent / "data" / "reference"
 
 
-@pytest.fixture
-def builtin_registry() -> Registry:
-    """A fresh registry holding only the built-in plugin, registered as any plugin is."""
+def fresh_builtin_registry() -> Registry:
+    """A new registry holding only the built-in plugin, registered as any plugin is."""
     import zoo_plugins
 
     manager = PluginManager(Registry())
     record = manager.register("builtin", zoo_plugins.register, distribution="zoo")
     assert record.error is None, record.error
     return manager.registry
+
+
+@pytest.fixture
+def builtin_registry() -> Registry:
+    return fresh_builtin_registry()
 
 
 @pytest.fixture
@@ -89,18 +93,14 @@ def hub(hub_server: HubServer, hub_env: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.fixture
-def make_registry(tmp_path: Path) -> Callable[[str], object]:
+def make_registry(write_registry) -> Callable[[str], Registry]:
     """`make_registry(yaml)`: the built-in plugin's registry plus the entries of `yaml`
     (a registry file's text: `models:` and optionally `defaults:`)."""
-    from zoo_plugins import register
 
-    def make(text: str):
-        manager = PluginManager()
-        manager.register("builtin", register)
-        path = tmp_path / f"registry-{len(list(tmp_path.glob('registry-*.yaml')))}.yaml"
-        path.write_text(textwrap.dedent(text))
-        manager.registry.add_models(path, owner="tests")
-        return manager.registry
+    def make(text: str) -> Registry:
+        registry = fresh_builtin_registry()
+        registry.add_models(write_registry(textwrap.dedent(text)), owner="tests")
+        return registry
 
     return make
 

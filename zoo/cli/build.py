@@ -8,28 +8,30 @@ from pathlib import Path
 import click
 
 from ..loader import create
-from .common import echo_json, json_option, parse_assignments
+from .common import (
+    args_option,
+    checkpoint_option,
+    device_option,
+    dtype_option,
+    echo_json,
+    json_option,
+    num_classes_option,
+    parse_assignments,
+)
 
 __all__ = ["COMMANDS"]
 
 
 @click.command("create")
 @click.argument("name")
-@click.option("--device", help="cpu, cuda, cuda:1, mps, meta, ...  [default: cpu]")
-@click.option("--dtype", help="float32, bfloat16, float16, ...  [default: float32]")
+@device_option
+@dtype_option
 @click.option(
     "--pretrained", is_flag=True, help="Load the published weights (default tag unless NAME has one)."
 )
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="Load this local safetensors file.")
-@click.option("--num-classes", type=int, help="Size of the classifier head (0: none).")
-@click.option(
-    "-a",
-    "--arg",
-    "assignments",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a builder argument (repeatable; values are YAML).",
-)
+@checkpoint_option
+@num_classes_option
+@args_option()
 @json_option
 def create_command(
     name: str,

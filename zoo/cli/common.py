@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
-__all__ = ["echo_json", "parse_assignments", "json_option"]
+__all__ = [
+    "args_option",
+    "checkpoint_option",
+    "device_option",
+    "dtype_option",
+    "echo_json",
+    "json_option",
+    "num_classes_option",
+    "parse_assignments",
+]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+device_option = click.option("--device", help="cpu, cuda, cuda:1, mps, meta, ...  [default: cpu]")
+dtype_option = click.option("--dtype", help="float32, bfloat16, float16, ...  [default: float32]")
+checkpoint_option = click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    help="Load this local safetensors file instead of the published weights.",
+)
+num_classes_option = click.option("--num-classes", type=int, help="Size of the classifier head (0: none).")
+
+
+def args_option(help: str = "Override a builder argument (repeatable; values are YAML).") -> Callable:
+    """`-a/--arg KEY=VALUE`, repeatable; read with `parse_assignments`."""
+    return click.option("-a", "--arg", "assignments", multiple=True, metavar="KEY=VALUE", help=help)
 
 
 def echo_json(data: Any) -> None:

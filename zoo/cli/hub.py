@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import echo_json, json_option, parse_assignments
+from .common import args_option, echo_json, json_option, num_classes_option, parse_assignments
 
 __all__ = ["COMMANDS"]
 
@@ -55,15 +55,8 @@ def get_command(names: tuple[str, ...], revision: str | None, force: bool, as_js
     type=click.Path(path_type=Path),
     help="The folder to write (new or empty).",
 )
-@click.option("--num-classes", type=int, help="Size of the classifier head the checkpoint has.")
-@click.option(
-    "-a",
-    "--arg",
-    "assignments",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A builder argument the checkpoint was trained with (repeatable; YAML values).",
-)
+@num_classes_option
+@args_option("A builder argument the checkpoint was trained with (repeatable; values are YAML).")
 @click.option(
     "-p",
     "--preprocessing",

@@ -10,30 +10,20 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import ArgumentError, AttentionMapError, ImageError
-from .common import echo_json, json_option, parse_assignments
+from .common import (
+    args_option,
+    checkpoint_option,
+    device_option,
+    dtype_option,
+    echo_json,
+    json_option,
+    num_classes_option,
+    parse_assignments,
+)
 
 __all__ = ["COMMANDS"]
 
 T = TypeVar("T")
-
-device_option = click.option("--device", help="cpu, cuda, cuda:1, mps, ...  [default: cpu]")
-dtype_option = click.option("--dtype", help="float32, bfloat16, float16  [default: float32]")
-checkpoint_option = click.option(
-    "--checkpoint",
-    type=click.Path(path_type=Path),
-    help="Load this local safetensors file instead of the published weights.",
-)
-num_classes_option = click.option(
-    "--num-classes", type=int, help="Classes of the checkpoint's head (0: none)."
-)
-args_option = click.option(
-    "-a",
-    "--arg",
-    "assignments",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a builder argument (repeatable; values are YAML).",
-)
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -73,7 +63,7 @@ def _writable(path: Path, option: str) -> None:
 @num_classes_option
 @device_option
 @dtype_option
-@args_option
+@args_option()
 @json_option
 def predict_command(
     name: str,
@@ -217,7 +207,7 @@ def _echo_result(file: str, predictions) -> None:
 @num_classes_option
 @device_option
 @dtype_option
-@args_option
+@args_option()
 def attn_command(
     name: str,
     image: Path,
@@ -310,7 +300,7 @@ def _how_to_ask(key: str) -> str:
     show_default=True,
     help="Seconds each run lasts at least.",
 )
-@args_option
+@args_option()
 @json_option
 def bench_command(
     name: str,
