@@ -80,6 +80,7 @@ __all__ = [
     "AlignmentAttention",
     "check_attention_class",
     "options_model",
+    "registry_form",
 ]
 
 
@@ -266,6 +267,14 @@ class AlignmentAttention(AttentionSpec):
     """An attention that aligns a decoder state with encoder outputs (additive, ...)."""
 
     kind: ClassVar[str] = "alignment"
+
+
+def registry_form(value: Any) -> Any:
+    """A dumped attention spec as registry files write it (`"cbam"`, `{"name": "cbam",
+    "kernel_size": 3}`); any other value unchanged."""
+    if not (isinstance(value, Mapping) and set(value) == {"name", "options"}):
+        return value
+    return {"name": value["name"], **value["options"]} if value["options"] else value["name"]
 
 
 def _describe_option_errors(name: str, error: ValidationError) -> str:

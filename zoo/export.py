@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .attention import registry_form
 from .errors import ArgumentError, HubError
 from .registry import Registry, default_registry
 from .schema import NAME_PATTERN, ModelEntry, Preprocessing, WeightTag
@@ -158,7 +159,7 @@ def export(
         hub_config = HubConfig(
             architecture=resolved.name,
             builder=entry.builder,
-            args=_compact(args),
+            args={key: registry_form(value) for key, value in args.items()},
             description=entry.description,
             paper=entry.paper,
             weights=ExportedWeights(sha256=digest, **weights_meta),
@@ -197,16 +198,6 @@ def _preprocessing(
         return Preprocessing.model_validate(values)
     except ValidationError as error:
         raise ArgumentError(f"preprocessing: {_describe(error)}") from None
-
-
-def _compact(args: dict[str, Any]) -> dict[str, Any]:
-    """Attention specs without options as plain names, as a registry file writes them."""
-    return {
-        key: value["name"]
-        if isinstance(value, dict) and set(value) == {"name", "options"} and not value["options"]
-        else value
-        for key, value in args.items()
-    }
 
 
 def _copy_hashed(source: Path, destination: Path, chunk_bytes: int = 4 << 20) -> str:

@@ -101,3 +101,13 @@ def test_a_registered_token_attention_plugs_into_a_vit_by_name(builtin_registry)
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
     with pytest.raises(ArgumentError, match="unknown token attention 'se'"):
         zoo.create("vit_tiny_patch16_224", attn="se", registry=builtin_registry)
+
+
+def test_a_dumped_spec_reads_back_in_the_registrys_short_form():
+    from zoo.attention import registry_form
+
+    assert registry_form(ChannelAttention(name="se").model_dump()) == "se"
+    with_options = ChannelAttention.model_validate({"name": "cbam", "kernel_size": 3})
+    assert registry_form(with_options.model_dump()) == {"name": "cbam", "kernel_size": 3}
+    assert ChannelAttention.model_validate(registry_form(with_options.model_dump())) == with_options
+    assert registry_form([3, 4, 6, 3]) == [3, 4, 6, 3]

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import yaml
 
+from ..attention import registry_form
 from ..catalog import model_info
 from ..registry import default_registry, validate_files
 from .common import echo_json, json_option
@@ -90,9 +91,12 @@ def _provider(info) -> str:
 
 def _as_yaml(value: object) -> str:
     """One-line YAML, the form `zoo create -a KEY=VALUE` reads back."""
-    if isinstance(value, dict) and set(value) == {"name", "options"}:  # an attention spec
-        value = value["name"] if not value["options"] else {"name": value["name"], **value["options"]}
-    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+    return (
+        yaml.safe_dump(registry_form(value), default_flow_style=True, width=1000)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )
 
 
 def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
