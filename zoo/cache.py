@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import IntegrityError, NotCachedError
+from .files import atomic_path
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -178,16 +178,10 @@ def _update_record(changes: dict[str, dict[str, Any] | None]) -> None:
                 files.pop(key, None)
             else:
                 files[key] = entry
-        handle, temporary = tempfile.mkstemp(prefix=".sha256.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump({"version": 1, "files": files}, file, indent=1, sort_keys=True)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as file:
+            json.dump({"version": 1, "files": files}, file, indent=1, sort_keys=True)
+            file.flush()
+            os.fsync(file.fileno())
 
 
 def forget(paths: list[Path]) -> None:
