@@ -108,9 +108,9 @@ def make_registry(write_registry) -> Callable[[str], Registry]:
 @pytest.fixture
 def use_registry(monkeypatch: pytest.MonkeyPatch) -> Callable[[object], None]:
     """`use_registry(registry)`: the default registry (CLI included) for this test."""
-    import zoo.plugins
+    import zoo.registry.plugins
 
     def use(registry) -> None:
-        monkeypatch.setattr(zoo.plugins, "_default", PluginManager(registry))
+        monkeypatch.setattr(zoo.registry.plugins, "_default", PluginManager(registry))
 
     return use

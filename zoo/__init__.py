@@ -11,15 +11,6 @@ Importing `zoo` does not import torch; building a model does.
 
 from __future__ import annotations
 
-from .attention import (
-    AlignmentAttention,
-    AttentionSpec,
-    ChannelAttention,
-    PoolingAttention,
-    SequenceAttention,
-    TokenAttention,
-)
-from .catalog import ModelInfo, WeightInfo, list_models, list_pretrained, model_info
 from .errors import (
     ArgumentError,
     AttentionMapError,
@@ -36,13 +27,22 @@ from .errors import (
     UnknownModelError,
     ZooError,
 )
-from .export import export
-from .hub import get
-from .loader import create, load_checkpoint
-from .maps import attention_maps
-from .plugins import ENTRY_POINT_GROUP, PluginContext, PluginManager
-from .preprocessing import data_config, load_image, transforms
 from .registry import Registry, default_registry
+from .registry.attention_spec import (
+    AlignmentAttention,
+    AttentionSpec,
+    ChannelAttention,
+    PoolingAttention,
+    SequenceAttention,
+    TokenAttention,
+)
+from .registry.plugins import ENTRY_POINT_GROUP, PluginContext, PluginManager
+from .tasks.catalog import ModelInfo, WeightInfo, list_models, list_pretrained, model_info
+from .tasks.maps import attention_maps
+from .tasks.preprocessing import data_config, load_image, transforms
+from .weights.export import export
+from .weights.factory import create, get
+from .weights.loading import load_checkpoint
 
 __version__ = "0.1.0"
 

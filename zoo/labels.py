@@ -1,120 +1,15 @@
-"""Class names: which label set a checkpoint's outputs follow, and the names in it.
+"""Stable path: label sets (`zoo.registry.labels`) and a weight tag's (`zoo.tasks.labels`).
 
-The label sets ship with the package (`zoo/data/*.tsv`, one row per class index:
-`index<TAB>wordnet_id<TAB>names`). A weight tag names its set in the registry
-(`labels: imagenet-1k`), so the set a checkpoint uses is data, not code:
-
-    >>> import zoo.labels
-    >>> zoo.labels.label_set("imagenet-1k")[281]
-    'tabby'
-    >>> zoo.labels.labels_for("vit_base_patch16_224").name
-    'imagenet-1k'
-
-A fine-tuned model's own names come from a text file with one name per line
-(`read_labels_file`).
+>>> import zoo.labels
+>>> zoo.labels.label_set("imagenet-1k")[281]
+'tabby'
+>>> zoo.labels.labels_for("vit_base_patch16_224").name
+'imagenet-1k'
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
-from importlib.resources import files
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-from .errors import ArgumentError, UnknownModelError
-
-if TYPE_CHECKING:
-    from .registry import Registry
+from .registry.labels import LABEL_SETS, LabelSet, label_set, read_labels_file
+from .tasks.labels import labels_for
 
 __all__ = ["LABEL_SETS", "LabelSet", "label_set", "labels_for", "read_labels_file"]
-
-LABEL_SETS: dict[str, int] = {"imagenet-1k": 1000, "imagenet-21k": 21843}
-"""The label sets that ship with the zoo, by name, with their number of classes."""
-
-
-@dataclass(frozen=True)
-class LabelSet:
-    """Class names in class-index order.
-
-    `names[i]` is the full description of class `i` ("tabby, tabby cat"), `label_set[i]`
-    its first name ("tabby"), `wordnet_ids[i]` its WordNet id where the set has them.
-    """
-
-    name: str
-    names: tuple[str, ...]
-    wordnet_ids: tuple[str, ...] | None = None
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, index: int) -> str:
-        return self.names[index].split(",")[0].strip()
-
-
-def label_set(name: str) -> LabelSet:
-    """A label set that ships with the zoo (`"imagenet-1k"`, `"imagenet-21k"`)."""
-    if name not in LABEL_SETS:
-        raise UnknownModelError("label set", name, difflib.get_close_matches(name, LABEL_SETS, n=2))
-    return _read_shipped(name)
-
-
-@cache
-def _read_shipped(name: str) -> LabelSet:
-    text = (files(__package__) / "data" / f"{name}.tsv").read_text(encoding="utf-8")
-    wordnet_ids, names = [], []
-    for index, line in enumerate(text.splitlines()):
-        number, wordnet_id, description = line.split("\t")
-        if int(number) != index:  # the file is data we ship: a broken one is a bug
-            raise ValueError(f"{name}.tsv: row {index} is numbered {number}")
-        wordnet_ids.append(wordnet_id)
-        names.append(description)
-    if len(names) != LABEL_SETS[name]:
-        raise ValueError(f"{name}.tsv has {len(names)} rows, not {LABEL_SETS[name]}")
-    return LabelSet(name, tuple(names), tuple(wordnet_ids))
-
-
-def labels_for(name_or_tag: str, *, registry: Registry | None = None) -> LabelSet | None:
-    """The label set of a weight tag (a name without tag: its default tag), or None.
-
-    None when the tag names no label set (a checkpoint without head, say) or the name has
-    no published weights.
-    """
-    from .registry import default_registry
-
-    resolved = (registry or default_registry()).resolve(name_or_tag)
-    tag = resolved.tag or resolved.entry.default_weight_tag
-    if tag is None:
-        return None
-    labels = resolved.entry.weights[tag].labels
-    return label_set(labels) if labels else None
-
-
-def read_labels_file(path: str | Path) -> LabelSet:
-    """Class names from a UTF-8 text file, one per line in class-index order.
-
-    Trailing empty lines are ignored; an empty line in between is an error, since it would
-    shift every later class.
-    """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ArgumentError(f"cannot read labels file '{path}': {reason}") from None
-    names = _strip_trailing_empty([line.strip() for line in lines])
-    if not names:
-        raise ArgumentError(f"labels file '{path}' has no names")
-    empty = [number for number, name in enumerate(names, 1) if not name]
-    if empty:
-        raise ArgumentError(f"labels file '{path}': line {empty[0]} is empty (one class name per line)")
-    return LabelSet(path.name, tuple(names))
-
-
-def _strip_trailing_empty(names: Sequence[str]) -> list[str]:
-    names = list(names)
-    while names and not names[-1]:
-        names.pop()
-    return names

@@ -174,7 +174,7 @@ def stem(config: ResNetConfig, **factory) -> tuple[nn.Module, int]:
 
 
 class ResNet(nn.Module):
-    # What the loader asks to adapt pretrained weights (see `zoo.loader`).
+    # What the loader asks to adapt pretrained weights (see `zoo.weights.adaptation`).
     classifier_names = ("fc",)
 
     def __init__(self, config: ResNetConfig, *, device=None, dtype=None):

@@ -130,7 +130,7 @@ class Block(nn.Module):
 
 
 class VisionTransformer(nn.Module):
-    # What the loader asks to adapt pretrained weights (see `zoo.loader`).
+    # What the loader asks to adapt pretrained weights (see `zoo.weights.adaptation`).
     first_conv = "patch_embed.proj"
 
     def __init__(self, config: ViTConfig, *, device=None, dtype=None):

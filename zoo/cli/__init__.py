@@ -99,8 +99,8 @@ def main() -> None:
     cli(prog_name="zoo")
 
 
-from . import build, catalog, hub, plugins, use  # noqa: E402
+from . import catalog, create, hub, plugins, use  # noqa: E402
 
-for module in (catalog, build, hub, plugins, use):
+for module in (catalog, create, hub, plugins, use):
     for command in module.COMMANDS:
         cli.add_command(command)

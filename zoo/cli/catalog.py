@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import yaml
 
-from ..attention import registry_form
-from ..catalog import model_info
 from ..registry import default_registry, validate_files
+from ..registry.attention_spec import registry_form
+from ..tasks.catalog import model_info
 from .common import echo_json, json_option
 
 __all__ = ["COMMANDS"]

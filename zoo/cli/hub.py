@@ -31,7 +31,7 @@ def get_command(names: tuple[str, ...], revision: str | None, force: bool, as_js
       zoo get hf-hub:my-org/resnet18-cbam-cifar10@v1
       HF_HUB_OFFLINE=1 zoo get resnet50     (cache only)
     """
-    from ..hub import download
+    from ..weights.factory import download
 
     downloads = []
     for name in names:
@@ -91,7 +91,7 @@ def export_command(
       zoo export vit_tiny_patch16_224.augreg_in21k_ft_in1k --checkpoint ft.safetensors \\
           -a img_size=384 -p crop_pct=1.0 -o vit-tiny-384 --repo-id me/vit-tiny-384
     """
-    from ..export import export
+    from ..weights.export import export
 
     overrides = parse_assignments(assignments)
     if num_classes is not None:
@@ -131,8 +131,8 @@ def cache_ls(as_json: bool) -> None:
     recorded when first fetched), `changed` (size or time changed since: run `zoo cache
     verify`) or `no` (fetched by another tool, never checked).
     """
-    from ..cache import list_cached
     from ..registry import default_registry
+    from ..weights.cache import list_cached
 
     rows = list_cached(default_registry())
     if as_json:
@@ -158,8 +158,8 @@ def cache_rm(names: tuple[str, ...]) -> None:
       zoo cache rm resnet50.a1_in1k
       zoo cache rm vit_large_patch16_224 hf-hub:my-org/resnet18-cbam-cifar10
     """
-    from ..cache import remove
     from ..registry import default_registry
+    from ..weights.cache import remove
 
     for row in remove(default_registry(), names):
         click.echo(f"removed {row.name}: {row.path} ({_size(row.size)})")
@@ -179,9 +179,9 @@ def cache_verify(names: tuple[str, ...], as_json: bool) -> None:
       zoo cache verify
       zoo cache verify resnet50 --json
     """
-    from ..cache import verify_cached
     from ..errors import IntegrityError
     from ..registry import default_registry
+    from ..weights.cache import verify_cached
 
     results = verify_cached(default_registry(), names)
     failed = [error for _, error in results if isinstance(error, IntegrityError)]

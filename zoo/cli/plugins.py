@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..plugins import default_plugin_manager
+from ..registry import default_plugin_manager
 from .common import echo_json, json_option
 
 __all__ = ["COMMANDS"]

@@ -96,7 +96,7 @@ def predict_command(
       zoo predict vit_base_patch16_224_in21k.orig_in21k *.jpg --embeddings emb.safetensors
       zoo predict resnet18 x.jpg --checkpoint finetuned.safetensors --num-classes 10 --labels classes.txt
     """
-    from ..predict import predictor, save_embeddings
+    from ..tasks.predict import predictor, save_embeddings
 
     if embeddings_file is not None:
         _writable(embeddings_file, "--embeddings")
@@ -175,7 +175,7 @@ def predict_command(
 
 
 def _load(path: Path):
-    from ..preprocessing import load_image
+    from ..tasks.preprocessing import load_image
 
     return load_image(path)
 
@@ -235,8 +235,8 @@ def attn_command(
       zoo attn resnet50_cbam cat.jpg -o stage3.png --stage 3 --checkpoint mine.safetensors
     """
     from ..files import atomic_path
-    from ..maps import attention_maps, overlay
-    from ..predict import predictor
+    from ..tasks.maps import attention_maps, overlay
+    from ..tasks.predict import predictor
 
     if method is not None and stage is not None:
         raise ArgumentError("--method and --stage exclude each other")
@@ -329,7 +329,7 @@ def bench_command(
       zoo bench resnet50_cbam --device cuda --channels-last --train --json
       zoo bench resnet18 --dtype bfloat16          (on a CPU with native bf16)
     """
-    from ..bench import benchmark
+    from ..tasks.bench import benchmark
 
     result = benchmark(
         name,

@@ -11,7 +11,7 @@ from torch import nn
 
 import zoo
 from zoo.errors import AttentionMapError
-from zoo.maps import _RAMP, attention_rollout, class_token_attention, colorize, overlay
+from zoo.tasks.maps import _RAMP, attention_rollout, class_token_attention, colorize, overlay
 
 TINY_VIT = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3, "num_classes": 10}
 TINY_RESNET = {

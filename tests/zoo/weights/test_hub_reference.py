@@ -15,10 +15,10 @@ import pytest
 import torch
 
 import zoo
-from zoo.loader import load_checkpoint
-from zoo.safetensors_header import DTYPES
+from zoo.weights.header import DTYPES
+from zoo.weights.loading import load_checkpoint
 
-REFERENCE = Path(__file__).parents[1] / "data" / "reference" / "hub"
+REFERENCE = Path(__file__).parents[2] / "data" / "reference" / "hub"
 REFERENCES = sorted(REFERENCE.glob("*.json"))
 TORCH_TO_CODE = {torch_name: code for code, (torch_name, _) in DTYPES.items()}
 

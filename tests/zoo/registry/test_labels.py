@@ -10,7 +10,7 @@ from pydantic import ValidationError
 import zoo
 from zoo.errors import ArgumentError, UnknownModelError
 from zoo.labels import LABEL_SETS, label_set, labels_for, read_labels_file
-from zoo.schema import WeightTag
+from zoo.registry.schema import WeightTag
 
 
 def shipped_rows(name: str) -> list[list[str]]:

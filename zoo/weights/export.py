@@ -18,19 +18,19 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from .attention import registry_form
-from .errors import ArgumentError, HubError
-from .registry import Registry, default_registry
-from .schema import NAME_PATTERN, ModelEntry, Preprocessing, WeightTag
+from ..errors import ArgumentError
+from ..registry import Registry, default_registry
+from ..registry.attention_spec import registry_form
+from ..registry.schema import Preprocessing
+from ..registry.source import describe_errors
+from .header import check_state_names, read_header
+from .hub_config import CONFIG_FILENAME, WEIGHTS_FILENAME, ExportedWeights, HubConfig
 
-__all__ = ["CONFIG_FILENAME", "ExportedWeights", "HubConfig", "export", "read_hub_config"]
-
-CONFIG_FILENAME = "zoo_config.json"
-WEIGHTS_FILENAME = "model.safetensors"
+__all__ = ["export", "model_card"]
 
 IMAGENET_PREPROCESSING = {
     "input_size": (3, 224, 224),
@@ -39,57 +39,6 @@ IMAGENET_PREPROCESSING = {
     "crop_pct": 0.875,
     "interpolation": "bicubic",
 }
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ExportedWeights(_Strict):
-    """The checkpoint of an exported folder: a registry weight tag without its location."""
-
-    filename: str = Field(default=WEIGHTS_FILENAME, pattern=r"\.safetensors$")
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    num_classes: int = Field(ge=0)
-    preprocessing: Preprocessing
-    license: str
-    description: str | None = None
-
-
-class HubConfig(_Strict):
-    """`zoo_config.json`: what `hf-hub:ORG/REPO` builds and loads."""
-
-    zoo_config: Literal[1] = Field(default=1, description="format version")
-    architecture: str | None = Field(default=None, description="the registry name it was exported from")
-    builder: str = Field(pattern=NAME_PATTERN)
-    args: dict[str, Any] = Field(default_factory=dict)
-    description: str | None = None
-    paper: str | None = None
-    weights: ExportedWeights
-
-    def to_entry(self, repo_id: str, revision: str | None, *, tag: str) -> ModelEntry:
-        """The registry entry this config stands for, its weights at `repo_id@revision`."""
-        weights = WeightTag(hf_hub_id=repo_id, revision=revision, **self.weights.model_dump())
-        return ModelEntry(
-            builder=self.builder,
-            args=self.args,
-            description=self.description,
-            paper=self.paper,
-            weights={tag: weights},
-        )
-
-
-def read_hub_config(path: Path, *, name: str) -> HubConfig:
-    """Read and validate a `zoo_config.json`; `HubError` in one line if it is not one."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return HubConfig.model_validate(data)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        if isinstance(error, ValidationError):
-            reason = _describe(error)
-        else:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise HubError(f"{name}: {CONFIG_FILENAME} is not a valid zoo config: {reason}") from None
 
 
 def export(
@@ -121,9 +70,6 @@ def export(
     Returns:
         The config written.
     """
-    from .loader import check_state_names
-    from .safetensors_header import read_header
-
     registry = registry if registry is not None else default_registry()
     resolved = registry.resolve(name)
     entry = resolved.entry
@@ -197,7 +143,7 @@ def _preprocessing(
     try:
         return Preprocessing.model_validate(values)
     except ValidationError as error:
-        raise ArgumentError(f"preprocessing: {_describe(error)}") from None
+        raise ArgumentError(f"preprocessing: {describe_errors(error)}") from None
 
 
 def _copy_hashed(source: Path, destination: Path, chunk_bytes: int = 4 << 20) -> str:
@@ -216,14 +162,6 @@ def _write_text(path: Path, text: str) -> None:
         file.write(text)
         file.flush()
         os.fsync(file.fileno())
-
-
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"])
-        parts.append(f"field '{where}': {item['msg']}" if where else item["msg"])
-    return "; ".join(parts)
 
 
 def model_card(config: HubConfig, *, repo_id: str | None, num_params: int, file_size: int) -> str:

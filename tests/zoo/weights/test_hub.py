@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 import zoo
 from zoo.cli import cli
 
-from ..hub_server import HubServer, free_port
+from ...hub_server import HubServer, free_port
 
 TINY_VIT = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3}
 TINY_RESNET = {"block": "basic", "layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
@@ -136,7 +136,7 @@ def test_zoo_get_prints_sha256_and_path(served_vit, use_registry):
     result = CliRunner().invoke(cli, ["get", "tiny_vit"])
     assert result.exit_code == 0, result.output
     digest, local = result.stdout.split()
-    assert digest == zoo.cache.sha256_of(path)
+    assert digest == zoo.weights.cache.sha256_of(path)
     assert Path(local).read_bytes() == path.read_bytes()
     assert "%|" not in result.stderr  # no progress bar when not on a terminal
 
@@ -214,7 +214,7 @@ def test_offline_mode_uses_only_the_cache(served_vit, use_registry, monkeypatch)
     assert CliRunner().invoke(cli, ["get", "tiny_vit"]).exit_code == 0
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = CliRunner().invoke(cli, ["get", "tiny_vit"])
-    assert result.exit_code == 0 and result.stdout.split()[0] == zoo.cache.sha256_of(path)
+    assert result.exit_code == 0 and result.stdout.split()[0] == zoo.weights.cache.sha256_of(path)
 
 
 def test_cache_ls_rm_and_verify(served_vit, use_registry):
@@ -233,7 +233,7 @@ def test_cache_ls_rm_and_verify(served_vit, use_registry):
         "size": path.stat().st_size,
         "path": str(local),
         "verified": "recorded",
-        "sha256": zoo.cache.sha256_of(path),
+        "sha256": zoo.weights.cache.sha256_of(path),
     }
     assert "tiny_vit.test" in runner.invoke(cli, ["cache", "ls"]).stdout
     result = runner.invoke(cli, ["cache", "verify"])
@@ -262,9 +262,9 @@ def test_pinned_sha256_mismatch_removes_the_file_and_explains(
     use_registry(registry)
 
     line = one_line_error(CliRunner().invoke(cli, ["get", "tiny_vit"]))
-    assert f"its pinned sha256 is {wrong}, the file has {zoo.cache.sha256_of(path)}" in line
+    assert f"its pinned sha256 is {wrong}, the file has {zoo.weights.cache.sha256_of(path)}" in line
     assert "removed" in line and "`zoo get tiny_vit.pinned`" in line
-    blobs = list((zoo.cache.repo_folder(repo) / "blobs").iterdir())
+    blobs = list((zoo.weights.cache.repo_folder(repo) / "blobs").iterdir())
     assert not [b for b in blobs if not b.name.endswith(".incomplete")]  # nothing left to load
     with pytest.raises(zoo.IntegrityError):
         zoo.create("tiny_vit", pretrained=True)
@@ -274,11 +274,11 @@ def test_pinned_sha256_that_matches_is_reported_as_pinned(hub, request, tmp_path
     path = save(tiny_model("resnet", seed=4), tmp_path / "model.safetensors")
     repo = repo_id(request)
     hub.publish(repo, {"model.safetensors": path})
-    digest = zoo.cache.sha256_of(path)
+    digest = zoo.weights.cache.sha256_of(path)
     registry = registry_with(
         make_registry, "tiny", "resnet", {"pinned": {"hf_hub_id": repo, "sha256": digest}}
     )
-    result = zoo.hub.download("tiny", registry=registry)
+    result = zoo.weights.factory.download("tiny", registry=registry)
     assert (result.sha256, result.verified) == (digest, "pinned")
 
 
@@ -355,16 +355,16 @@ def test_four_processes_fetching_the_same_file_end_with_one_verified_copy(hub, r
     outputs = [process.communicate(timeout=300) for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0, 0], outputs
 
-    digest = zoo.cache.sha256_of(model_path)
+    digest = zoo.weights.cache.sha256_of(model_path)
     rows = [json.loads(stdout)[0] for stdout, _ in outputs]
     assert {(row["sha256"], row["path"]) for row in rows} == {(digest, rows[0]["path"])}
-    blobs = list((zoo.cache.repo_folder(repo) / "blobs").iterdir())
+    blobs = list((zoo.weights.cache.repo_folder(repo) / "blobs").iterdir())
     weights = [blob for blob in blobs if blob.stat().st_size == model_path.stat().st_size]
     assert len(weights) == 1 and not [blob for blob in blobs if blob.name.endswith(".incomplete")]
-    assert zoo.cache.sha256_of(weights[0]) == digest
-    record = zoo.cache.read_record()
+    assert zoo.weights.cache.sha256_of(weights[0]) == digest
+    record = zoo.weights.cache.read_record()
     assert record[rows[0]["path"]]["sha256"] == digest
-    assert zoo.cache.verify_file(Path(rows[0]["path"]), name=name, rehash=True).sha256 == digest
+    assert zoo.weights.cache.verify_file(Path(rows[0]["path"]), name=name, rehash=True).sha256 == digest
 
 
 # ---------------------------------------------------------------------- adaptation
@@ -506,7 +506,7 @@ def test_exported_folder_served_by_the_hub_loads_back_with_hf_hub(hub, request, 
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "model.safetensors", "zoo_config.json"]
     config = json.loads((folder / "zoo_config.json").read_text())
     assert config["builder"] == "resnet" and config["args"]["num_classes"] == 5
-    assert config["weights"]["sha256"] == zoo.cache.sha256_of(checkpoint)
+    assert config["weights"]["sha256"] == zoo.weights.cache.sha256_of(checkpoint)
     card = (folder / "README.md").read_text()
     assert "license: cc-by-4.0" in card and f'zoo.create("hf-hub:{repo}", pretrained=True)' in card
     assert "| mean | [0.485, 0.456, 0.406] |" in card and "3 x 32 x 32" in card
@@ -516,7 +516,7 @@ def test_exported_folder_served_by_the_hub_loads_back_with_hf_hub(hub, request, 
     for name in (f"hf-hub:{repo}", f"hf-hub:{repo}@{commit}"):
         model = zoo.create(name, pretrained=True).eval()
         assert torch.equal(model(x), trained(x))
-    download = zoo.hub.download(f"hf-hub:{repo}")
+    download = zoo.weights.factory.download(f"hf-hub:{repo}")
     assert download.verified == "pinned"  # the config pins the sha256
     result = CliRunner().invoke(cli, ["cache", "ls", "--json"])
     [row] = json.loads(result.stdout)  # one file, whichever name fetched it last
@@ -602,7 +602,7 @@ def test_settings_are_read_when_used_not_at_import(served_vit, tmp_path, monkeyp
     assert os.environ["HF_HOME"] == str(tmp_path / "elsewhere")
 
 
-TINY_REFERENCE = Path(__file__).parents[1] / "data" / "reference" / "tiny"
+TINY_REFERENCE = Path(__file__).parents[2] / "data" / "reference" / "tiny"
 REFERENCE_ENTRIES = {
     "vit_tiny_cls10": ("vit", TINY_VIT),
     "deit_tiny_distilled_cls10": ("vit", {**TINY_VIT, "distilled": True}),

@@ -6,9 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .plugins import default_plugin_manager
-from .registry import Registry, default_registry
-from .schema import Preprocessing
+from ..registry import Registry, default_plugin_manager, default_registry
+from ..registry.schema import Preprocessing
 
 __all__ = ["list_models", "list_pretrained", "model_info", "ModelInfo", "WeightInfo"]
 

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import save_file
 
 from zoo import CheckpointError
-from zoo.loader import load_checkpoint, map_tensors
-from zoo.safetensors_header import read_header
+from zoo.weights.header import read_header
+from zoo.weights.loading import load_checkpoint, map_tensors
 
 
 def write(path: Path, header: dict, data: bytes, *, length: int | None = None) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zoo.registry_file import parse_registry_file, parse_registry_text
+from zoo.registry.source import parse_registry_file, parse_registry_text
 
 PREPROCESSING = "{input_size: [3, 32, 32], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}"
 

@@ -1,7 +1,7 @@
 """The registry: builders, attention variants, key adapters and model entries, by name.
 
 A `Registry` is an object: the zoo's default one is built on first use from the installed
-plugins (`default_registry()`), tests build their own. Every component records the plugin
+plugins (`zoo.registry.default_registry()`), tests build their own. Every component records the plugin
 that provides it; registering a taken name raises `NameConflictError` naming both owners
 unless the newcomer passes `override=True`, which is then recorded.
 
@@ -25,8 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .attention import ATTENTION_KINDS, AttentionKind, check_attention_class, options_model
-from .errors import (
+from ..errors import (
     ArgumentError,
     NameConflictError,
     PluginError,
@@ -35,8 +34,9 @@ from .errors import (
     UnknownModelError,
     ZooError,
 )
-from .registry_file import ParsedFile, error_message, parse_registry_file, problems_from_validation
+from .attention import ATTENTION_KINDS, AttentionKind, check_attention_class, options_model
 from .schema import ModelEntry, WeightTag
+from .source import ParsedFile, error_message, parse_registry_file, problems_from_validation
 
 __all__ = [
     "Component",
@@ -46,7 +46,6 @@ __all__ = [
     "ModelSource",
     "Resolved",
     "Registry",
-    "default_registry",
     "validate_files",
 ]
 
@@ -436,10 +435,3 @@ def _describe_argument_errors(error: ValidationError, builder: Builder) -> str:
 
 def _unique(problems: list[RegistryProblem]) -> list[RegistryProblem]:
     return list(dict.fromkeys(problems))
-
-
-def default_registry() -> Registry:
-    """The registry of the installed plugins, discovered on first use."""
-    from .plugins import default_plugin_manager
-
-    return default_plugin_manager().registry

@@ -30,9 +30,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArgumentError, ImageError
-from .registry import Registry, Resolved, default_registry
-from .schema import Preprocessing
+from ..errors import ArgumentError, ImageError
+from ..registry import Registry, Resolved, default_registry
+from ..registry.schema import Preprocessing
 
 if TYPE_CHECKING:
     import torch
@@ -96,7 +96,7 @@ def data_config(
         if channels != len(IMAGENET_MEAN):
             raise ArgumentError(
                 f"'{resolved}' has no published weights and takes {channels} channels: there is no "
-                "default mean and std for it; build a zoo.schema.Preprocessing and pass it to "
+                "default mean and std for it; build a zoo.registry.schema.Preprocessing and pass it to "
                 "zoo.transforms"
             )
         size = img_size if isinstance(img_size, int) else DEFAULT_INPUT_SIZE

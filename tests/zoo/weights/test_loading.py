@@ -9,10 +9,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import zoo
+from zoo.devices import resolve_dtype
 from zoo.errors import ArgumentError, CheckpointError, DeviceError, NoWeightsError
-from zoo.loader import load_checkpoint, resolve_dtype
+from zoo.weights.loading import load_checkpoint
 
-from ..conftest import REFERENCE
+from ...conftest import REFERENCE
 
 TINY_VIT = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3}
 TINY_RESNET = {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128], "stem_width": 16}

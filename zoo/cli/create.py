@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..loader import create
+from ..weights.factory import create
 from .common import (
     args_option,
     checkpoint_option,

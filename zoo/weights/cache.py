@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import IntegrityError, NotCachedError
-from .files import atomic_path
+from ..errors import IntegrityError, NotCachedError
+from ..files import atomic_path
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from ..registry import Registry
 
 __all__ = [
     "CachedFile",

@@ -16,11 +16,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .errors import RegistryProblem
+from ..errors import RegistryProblem
 from .schema import ModelEntry, RegistryFile
 
 __all__ = [
     "ParsedFile",
+    "describe_errors",
     "error_message",
     "parse_registry_file",
     "parse_registry_text",
@@ -137,6 +138,16 @@ def problems_from_validation(
             RegistryProblem(parsed.path, entry, field or None, message, _line_of(parsed.root, loc))
         )
     return problems
+
+
+def describe_errors(error: ValidationError, *, label: str = "field") -> str:
+    """A pydantic error as one line: `field 'a.b': message; field 'c': message`."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        message = error_message(item)
+        parts.append(f"{label} '{where}': {message}" if where else message)
+    return "; ".join(parts)
 
 
 def error_message(item: Mapping[str, Any]) -> str:

@@ -16,8 +16,8 @@ from PIL import Image
 
 import zoo
 from zoo.errors import ArgumentError, ImageError, UnknownModelError
-from zoo.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageTransform
-from zoo.schema import Preprocessing
+from zoo.registry.schema import Preprocessing
+from zoo.tasks.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageTransform
 
 
 def synthetic(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:

@@ -7,49 +7,30 @@ call and passed on explicitly, so changing them in a running process takes effec
 `HF_TOKEN` is read by `huggingface_hub` when it sends a request.
 
 Every file is checked after it is fetched: against the sha256 the registry pins, else
-against the sha256 recorded when the zoo first saw it (see `zoo.cache`).
+against the sha256 recorded when the zoo first saw it (see `zoo.weights.cache`).
 
-Besides registry names, `hf-hub:ORG/REPO[@REV]` names a repository that carries a zoo
-config (`zoo_config.json`, written by `zoo export`): the builder, its arguments and the
-weights' metadata, validated with the registry's own schemas.
+Names are resolved by `zoo.weights.resolve`; this module fetches files of resolved names.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..errors import ArgumentError, HubError, NotCachedError
 from . import cache
-from .errors import ArgumentError, HubError, NotCachedError, NoWeightsError
-from .export import CONFIG_FILENAME
-from .registry import ModelSource, Registry, Resolved, default_registry
 
-__all__ = [
-    "CONFIG_FILENAME",
-    "HUB_PREFIX",
-    "Download",
-    "HubResolved",
-    "download",
-    "fetch",
-    "get",
-    "is_hub_name",
-    "parse_hub_name",
-    "resolve",
-    "resolve_hub_name",
-]
+if TYPE_CHECKING:
+    from ..registry import Resolved
 
-HUB_PREFIX = "hf-hub:"
-HUB_TAG = "hub"
-"""The weight tag under which an `hf-hub:` repository's single checkpoint is known."""
+__all__ = ["Download", "fetch", "hf_download"]
 
 logger = logging.getLogger("zoo")
-
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -77,87 +58,6 @@ class Download:
         }
 
 
-@dataclass(frozen=True)
-class HubResolved(Resolved):
-    """An `hf-hub:` name resolved through the zoo config its repository carries."""
-
-    def __str__(self) -> str:
-        return self.name
-
-
-# ---------------------------------------------------------------------- names
-
-
-def is_hub_name(name: str) -> bool:
-    return name.startswith(HUB_PREFIX)
-
-
-def parse_hub_name(name: str) -> tuple[str, str | None]:
-    """`hf-hub:ORG/REPO[@REV]` -> `(ORG/REPO, REV or None)`."""
-    repo_id, _, revision = name.removeprefix(HUB_PREFIX).partition("@")
-    if not _REPO_ID.match(repo_id) or (revision == "" and "@" in name) or any(c.isspace() for c in revision):
-        raise ArgumentError(f"'{name}' is not of the form hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION")
-    return repo_id, revision or None
-
-
-def resolve(name: str, registry: Registry | None = None, *, revision: str | None = None) -> Resolved:
-    """A registry `name[.tag]` or an `hf-hub:` name, resolved."""
-    registry = registry if registry is not None else default_registry()
-    if is_hub_name(name):
-        return resolve_hub_name(name, registry, revision=revision)
-    return registry.resolve(name)
-
-
-def resolve_hub_name(name: str, registry: Registry, *, revision: str | None = None) -> HubResolved:
-    """Fetch an `hf-hub:` repository's zoo config and turn it into a model entry."""
-    from .export import read_hub_config
-
-    repo_id, name_revision = parse_hub_name(name)
-    revision = revision or name_revision
-    config_path = _hf_download(repo_id, CONFIG_FILENAME, revision, name=name, force=False)
-    config = read_hub_config(config_path, name=name)
-    registry.builder(config.builder)  # an unknown builder fails here, naming close matches
-    entry = config.to_entry(repo_id, revision, tag=HUB_TAG)
-    resolved = HubResolved(name, ModelSource(name, "hf-hub", entry=entry), HUB_TAG)
-    registry.build_config(resolved)  # arguments checked against the builder's schema
-    return resolved
-
-
-def with_default_tag(resolved: Resolved) -> Resolved:
-    """`resolved` itself if it names a tag, else the same name with its entry's default tag."""
-    if resolved.tag is not None:
-        return resolved
-    tag = resolved.entry.default_weight_tag
-    if tag is None:
-        raise NoWeightsError(f"'{resolved.name}' has no published weights; build it with pretrained=False")
-    return type(resolved)(resolved.name, resolved.source, tag)
-
-
-# ---------------------------------------------------------------------- downloads
-
-
-def download(
-    name: str, *, revision: str | None = None, force: bool = False, registry: Registry | None = None
-) -> Download:
-    """Fetch (or find in the cache) and check the weight file of `name[.tag]` or `hf-hub:...`."""
-    resolved = with_default_tag(resolve(name, registry, revision=revision))
-    return fetch(resolved, revision=revision, force=force)
-
-
-def get(
-    name: str, *, revision: str | None = None, force: bool = False, registry: Registry | None = None
-) -> Path:
-    """The local path of a weight tag's checked safetensors file, downloaded if needed.
-
-    Args:
-        name: `name[.tag]` (the entry's default tag if none) or `hf-hub:ORG/REPO[@REV]`.
-        revision: A branch, tag or commit of the Hub repository, instead of the registry's.
-        force: Download again even if the file is cached, and re-check its sha256.
-        registry: The registry to use instead of the installed plugins' one.
-    """
-    return download(name, revision=revision, force=force, registry=registry).path
-
-
 def fetch(resolved: Resolved, *, revision: str | None = None, force: bool = False) -> Download:
     """The checked local file of a resolved weight tag, downloaded into the cache if needed."""
     weights = resolved.weights
@@ -165,7 +65,7 @@ def fetch(resolved: Resolved, *, revision: str | None = None, force: bool = Fals
         raise HubError(f"'{resolved}' names no weight tag")
     name = str(resolved)
     revision = revision or weights.revision
-    path = _hf_download(weights.hf_hub_id, weights.filename, revision, name=name, force=force)
+    path = hf_download(weights.hf_hub_id, weights.filename, revision, name=name, force=force)
     verified = cache.verify_file(
         path,
         name=name,
@@ -177,10 +77,6 @@ def fetch(resolved: Resolved, *, revision: str | None = None, force: bool = Fals
     return Download(
         name, weights.hf_hub_id, weights.filename, path, verified.sha256, verified.size, verified.how
     )
-
-
-class _Silent:
-    """Progress bars off (output is not a terminal)."""
 
 
 def _progress_class() -> type | None:
@@ -196,7 +92,7 @@ def _progress_class() -> type | None:
     return Silent
 
 
-def _hf_download(repo_id: str, filename: str, revision: str | None, *, name: str, force: bool) -> Path:
+def hf_download(repo_id: str, filename: str, revision: str | None, *, name: str, force: bool) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -207,7 +103,7 @@ def _hf_download(repo_id: str, filename: str, revision: str | None, *, name: str
         RevisionNotFoundError,
     )
 
-    from . import __version__
+    from .. import __version__
 
     offline = cache.is_offline()
     endpoint = cache.hub_endpoint()

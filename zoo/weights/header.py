@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
-__all__ = ["DTYPES", "MAX_HEADER_BYTES", "Header", "TensorInfo", "read_header"]
+__all__ = ["DTYPES", "MAX_HEADER_BYTES", "Header", "TensorInfo", "check_state_names", "read_header"]
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 """The largest header accepted (the limit of the reference implementation)."""
@@ -182,3 +183,24 @@ def _is_count(value: object) -> bool:
 
 def _bad(path: Path, what: str) -> CheckpointError:
     return CheckpointError(f"checkpoint '{path}' {what}")
+
+
+def check_state_names(
+    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]], path: str | Path
+) -> None:
+    """Raise `CheckpointError` naming what is missing, unexpected or of the wrong shape."""
+    missing = [name for name in expected if name not in found]
+    unexpected = [name for name in found if name not in expected]
+    mismatched = [
+        f"{name} (checkpoint {list(found[name])}, model {list(shape)})"
+        for name, shape in expected.items()
+        if name in found and tuple(found[name]) != tuple(shape)
+    ]
+    if not (missing or unexpected or mismatched):
+        return
+    parts = []
+    for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            parts.append(f"{len(names)} {label}: {shown}")
+    raise CheckpointError(f"checkpoint '{path}' does not fit the model: " + "; ".join(parts))

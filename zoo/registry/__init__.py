@@ -1,0 +1,29 @@
+"""The registry layer: what the zoo knows by name, and the contracts plugins fill.
+
+- `schema`: the shape of registry data (entries, weight tags);
+- `source`: registry YAML files read with every problem located;
+- `attention`: the attention kinds and the interface a variant's class follows;
+- `attention_spec`: the typed `attn` argument of family configs;
+- `registry`: the `Registry` of builders, attention variants, key adapters and entries;
+- `plugins`: entry-point discovery, `PluginContext`, the default registry;
+- `labels`: the label sets that ship with the zoo.
+
+Nothing here downloads or loads weights; that is `zoo.weights`, one layer up.
+"""
+
+from __future__ import annotations
+
+from .plugins import default_plugin_manager, default_registry
+from .registry import AttentionVariant, Builder, KeyAdapter, ModelSource, Registry, Resolved, validate_files
+
+__all__ = [
+    "AttentionVariant",
+    "Builder",
+    "KeyAdapter",
+    "ModelSource",
+    "Registry",
+    "Resolved",
+    "default_plugin_manager",
+    "default_registry",
+    "validate_files",
+]

@@ -1,0 +1,220 @@
+"""Plugin discovery through the `zoo.plugins` entry-point group.
+
+A plugin is any installed distribution that declares, in its `pyproject.toml`::
+
+    [project.entry-points."zoo.plugins"]
+    myattn = "zoo_myattn:register"
+
+`register` receives a `PluginContext` and declares what the plugin adds::
+
+    def register(zoo):
+        zoo.add_attention("myattn", "zoo_myattn.attention:MyAttention", kind="channel")
+        zoo.add_builder("mynet", "zoo_myattn.model:build")
+        zoo.add_adapter("mynet_v1", "zoo_myattn.adapters:from_v1")
+        zoo.add_models(importlib.resources.files("zoo_myattn") / "registry.yaml")
+
+The zoo's own models register exactly this way (distribution `zoo`, entry point `builtin`).
+A plugin's contributions are committed all together or not at all: a plugin that fails to
+import or to register is recorded with the reason, logged once, and the rest of the zoo
+keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+from ..errors import PluginError, ZooError
+from .registry import (
+    AttentionVariant,
+    Builder,
+    Component,
+    KeyAdapter,
+    Registry,
+    attention_kind,
+    model_sources,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginContext",
+    "PluginRecord",
+    "PluginManager",
+    "default_plugin_manager",
+    "default_registry",
+    "reset_default_plugin_manager",
+]
+
+ENTRY_POINT_GROUP = "zoo.plugins"
+BUILTIN_DISTRIBUTION = "zoo"
+
+logger = logging.getLogger("zoo")
+
+
+@dataclass
+class PluginRecord:
+    """What `zoo plugins` shows: where a plugin comes from, what it added, how it failed."""
+
+    name: str
+    entry_point: str
+    distribution: str | None = None
+    version: str | None = None
+    contributions: list[Component] = field(default_factory=list)
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able description of the plugin."""
+        provides: dict[str, list[str]] = {}
+        for component in self.contributions:
+            provides.setdefault(component.category, []).append(component.name)
+        return {
+            "name": self.name,
+            "entry_point": self.entry_point,
+            "distribution": self.distribution,
+            "version": self.version,
+            "provides": provides,
+            "overrides": [
+                {"category": c.category, "name": c.name, "replaced": c.overrides}
+                for c in self.contributions
+                if c.overrides
+            ],
+            "error": self.error,
+        }
+
+
+class PluginContext:
+    """Handed to a plugin's `register` function; stages what the plugin contributes."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.staged: list[Component] = []
+
+    def add_builder(self, name: str, target: Any, *, override: bool = False) -> None:
+        """A model builder, as an object or a `"module:function"` string."""
+        self.staged.append(Builder(name, self.owner, target=target, override=override))
+
+    def add_attention(self, name: str, target: Any, *, kind: str, override: bool = False) -> None:
+        """An attention class of `kind` (a key of `zoo.attention.ATTENTION_KINDS`: `"channel"`,
+        `"token"`, `"sequence"`, `"pooling"`, `"alignment"`)."""
+        kind_ = attention_kind(name, kind)
+        self.staged.append(AttentionVariant(name, self.owner, target=target, kind=kind_, override=override))
+
+    def add_adapter(self, name: str, target: Any, *, override: bool = False) -> None:
+        """A key adapter: `adapt(state: Mapping[str, Tensor]) -> dict[str, Tensor]`."""
+        self.staged.append(KeyAdapter(name, self.owner, target=target, override=override))
+
+    def add_models(self, path: str | Path | Traversable, *, override: bool = False) -> None:
+        """The model entries of a registry YAML file shipped with the plugin."""
+        self.staged.extend(model_sources(path, owner=self.owner, override=override))
+
+
+class PluginManager:
+    """Loads plugins into a registry and remembers how each one went."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry if registry is not None else Registry()
+        self.records: dict[str, PluginRecord] = {}
+
+    def discover(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Load every installed plugin of `group`, the zoo's own first."""
+        entry_points = sorted(
+            metadata.entry_points(group=group),
+            key=lambda ep: (_distribution(ep) != BUILTIN_DISTRIBUTION, _distribution(ep) or "", ep.name),
+        )
+        for entry_point in entry_points:
+            self.load_entry_point(entry_point)
+
+    def load_entry_point(self, entry_point: metadata.EntryPoint) -> PluginRecord:
+        distribution = _distribution(entry_point)
+        name = entry_point.name
+        if name in self.records:  # two distributions chose the same plugin name
+            name = f"{distribution}:{name}"
+        version = entry_point.dist.version if entry_point.dist else None
+        try:
+            register = entry_point.load()
+        except Exception as error:  # a broken plugin must not take the zoo down
+            record = PluginRecord(name, entry_point.value, distribution, version)
+            return self._failed(record, f"import failed: {type(error).__name__}: {error}")
+        return self.register(
+            name, register, entry_point=entry_point.value, distribution=distribution, version=version
+        )
+
+    def register(
+        self,
+        name: str,
+        register: Callable[[PluginContext], Any],
+        *,
+        entry_point: str | None = None,
+        distribution: str | None = None,
+        version: str | None = None,
+    ) -> PluginRecord:
+        """Run one plugin's `register` function and commit what it staged."""
+        record = PluginRecord(name, entry_point or _describe(register), distribution, version)
+        if not callable(register):
+            return self._failed(record, f"entry point is not callable ({register!r})")
+        context = PluginContext(name)
+        try:
+            register(context)
+            self.registry.add(context.staged)
+        except PluginError as error:
+            return self._failed(record, error.reason if error.plugin == name else str(error))
+        except ZooError as error:
+            return self._failed(record, str(error))
+        except Exception as error:
+            return self._failed(record, f"register() failed: {type(error).__name__}: {error}")
+        record.contributions = context.staged
+        self.records[name] = record
+        return record
+
+    def _failed(self, record: PluginRecord, reason: str) -> PluginRecord:
+        record.error = reason
+        self.records[record.name] = record
+        logger.warning("plugin '%s' (%s) was not loaded: %s", record.name, record.distribution or "?", reason)
+        return record
+
+    def owner_of(self, category: str, name: str) -> PluginRecord | None:
+        """The plugin that provides a component, if a loaded plugin does."""
+        component = next((c for c in self.registry.components(category) if c.name == name), None)
+        return self.records.get(component.owner) if component else None
+
+
+def _distribution(entry_point: metadata.EntryPoint) -> str | None:
+    return entry_point.dist.name if entry_point.dist else None
+
+
+def _describe(function: Any) -> str:
+    module = getattr(function, "__module__", "?")
+    return f"{module}:{getattr(function, '__qualname__', repr(function))}"
+
+
+_default: PluginManager | None = None
+_default_lock = threading.Lock()
+
+
+def default_plugin_manager() -> PluginManager:
+    """The plugin manager of the installed plugins, loaded on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            manager = PluginManager()
+            manager.discover()
+            _default = manager
+        return _default
+
+
+def reset_default_plugin_manager() -> None:
+    """Forget the loaded plugins, so that the next use discovers them again."""
+    global _default
+    with _default_lock:
+        _default = None
+
+
+def default_registry() -> Registry:
+    """The registry of the installed plugins, discovered on first use."""
+    return default_plugin_manager().registry

@@ -1,0 +1,9 @@
+"""The tasks layer: using a model once it is built.
+
+- `catalog`: what the zoo holds, and a description of each model;
+- `preprocessing`: eval transforms of a weight tag (PIL and torch only);
+- `labels`: the class names of a weight tag;
+- `predict`: top-k classes and embeddings of images;
+- `maps`: attention maps as pictures;
+- `bench`: throughput and FLOPs.
+"""

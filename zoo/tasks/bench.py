@@ -1,0 +1,388 @@
+"""Throughput of a model: images per second, FLOPs, and how close to the device's peak.
+
+    >>> result = zoo.bench.benchmark("resnet50", batch=64, device="cuda", dtype="bfloat16")
+    >>> result.images_per_s, result.gflops_per_image, result.peak_fraction
+
+The model is built with random weights (nothing is downloaded) at its tag's input size. A
+few warm-up steps run first (they include `torch.compile`'s compilation) and are not timed;
+then `runs` timed runs of equal length, each at least `min_time` seconds, and the median
+is reported. On accelerators every run ends with a synchronisation, so queued work is
+counted.
+
+FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on one image: 2 per
+multiply-add of every convolution, matrix product and attention, the forward pass for
+inference, forward and backward for a training step (ResNet-50 at 224: about 8.2 GFLOPs, the
+"4.1 GMACs" papers quote). The achieved TFLOP/s divided by the device's peak dense TFLOP/s
+for the dtype (a table of common GPUs, `PEAK_TFLOPS`) is `peak_fraction`; it is None where
+the peak is not known (CPUs, unlisted GPUs).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..devices import resolve_device, resolve_dtype
+from ..errors import DeviceError
+from ..registry import Registry
+from ..weights.factory import create
+from .preprocessing import data_config
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["PEAK_TFLOPS", "BenchResult", "benchmark", "cpu_supports", "peak_tflops"]
+
+# Peak dense (no sparsity) TFLOP/s from the vendors' data sheets, by GPU and by the arithmetic
+# used: "float32" on CUDA cores, "tf32", "bfloat16" and "float16" on tensor cores. Rows are
+# tried in order; a row matches when each of its words is a word of the device name as CUDA
+# reports it ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "Tesla V100-PCIE-16GB").
+_HOPPER_SXM = {"float32": 67.0, "tf32": 494.7, "bfloat16": 989.4, "float16": 989.4}
+_HOPPER_NVL = {"float32": 60.0, "tf32": 417.5, "bfloat16": 835.5, "float16": 835.5}
+PEAK_TFLOPS: tuple[tuple[tuple[str, ...], dict[str, float]], ...] = (
+    (("H200", "NVL"), _HOPPER_NVL),
+    (("H200",), _HOPPER_SXM),
+    (("GH200",), _HOPPER_SXM),
+    (("H100", "NVL"), _HOPPER_NVL),
+    (("H100", "PCIE"), {"float32": 51.2, "tf32": 378.0, "bfloat16": 756.0, "float16": 756.0}),
+    (("H100",), _HOPPER_SXM),
+    (("A100",), {"float32": 19.5, "tf32": 156.0, "bfloat16": 312.0, "float16": 312.0}),
+    (("L40S",), {"float32": 91.6, "tf32": 183.0, "bfloat16": 362.0, "float16": 362.0}),
+    (("L40",), {"float32": 90.5, "tf32": 90.5, "bfloat16": 181.0, "float16": 181.0}),
+    (("L4",), {"float32": 30.3, "tf32": 60.0, "bfloat16": 121.0, "float16": 121.0}),
+    (("A10",), {"float32": 31.2, "tf32": 62.5, "bfloat16": 125.0, "float16": 125.0}),
+    (("V100", "PCIE"), {"float32": 14.0, "float16": 112.0}),
+    (("V100",), {"float32": 15.7, "float16": 125.0}),
+)
+
+
+@dataclass
+class BenchResult:
+    """What `benchmark` measured; `as_dict()` is JSON-able."""
+
+    name: str
+    mode: str
+    """"inference" or "train" (forward, backward and an SGD step)."""
+    device: str
+    device_name: str
+    dtype: str
+    batch: int
+    input_size: tuple[int, int, int]
+    compiled: bool
+    channels_last: bool
+    params: int
+    gflops_per_image: float
+    images_per_s: float
+    """Median over the timed runs."""
+    step_ms: float
+    """Median time of one step (one batch)."""
+    runs_images_per_s: list[float]
+    steps_per_run: int
+    warmup_s: float
+    """Time of the untimed warm-up steps, compilation included."""
+    achieved_tflops: float
+    peak_tflops: float | None
+    peak_fraction: float | None
+    peak_memory_mb: float | None
+    """Most accelerator memory allocated at once (None on CPU)."""
+    cpu_threads: int
+    """Threads torch computes with on the CPU (`torch.get_num_threads()`)."""
+    torch_version: str = field(default="")
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input_size"] = list(self.input_size)
+        return data
+
+
+def benchmark(
+    name: str,
+    *,
+    batch: int = 32,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    compile: bool = False,
+    channels_last: bool = False,
+    train: bool = False,
+    runs: int = 5,
+    warmup: int = 3,
+    min_time: float = 0.5,
+    registry: Registry | None = None,
+    model_args: Mapping[str, Any] | None = None,
+) -> BenchResult:
+    """Measure a model's throughput with random weights.
+
+    Args:
+        name: A registry name (`name.tag` picks that tag's head and input size).
+        batch: Images per step.
+        device: Where to run (default cpu).
+        dtype: Dtype of weights and inputs (default float32). On a CPU, bfloat16 and
+            float16 are accepted only where the CPU computes them natively.
+        compile: Run the model through `torch.compile` (compiled during the warm-up).
+        channels_last: NHWC memory format for weights and inputs.
+        train: Time a training step (forward, cross-entropy, backward, SGD step).
+        runs: Timed runs; the median is reported.
+        warmup: Untimed steps before the first run (at least 1).
+        min_time: Seconds each run lasts at least (steps per run are chosen from the
+            last warm-up step's time).
+        registry: The registry to use instead of the installed plugins' one.
+        model_args: Builder arguments on top of the registry's.
+    """
+    import torch
+
+    if batch < 1 or runs < 1 or warmup < 1:
+        raise ValueError("batch, runs and warmup must be at least 1")
+    target = resolve_device(device) or torch.device("cpu")
+    if target.type == "meta":
+        raise DeviceError("cannot time a model on the meta device")
+    precision = resolve_dtype(dtype) or torch.float32
+    if target.type == "cpu" and precision in (torch.bfloat16, torch.float16) and not cpu_supports(precision):
+        raise DeviceError(
+            f"this CPU ({platform.machine()}) has no native {_dtype_name(precision)} arithmetic; "
+            "benchmark float32 instead"
+        )
+    model_args = dict(model_args or {})
+    input_size = tuple(data_config(name, model_args=model_args, registry=registry).input_size)
+    model = create(name, device=target, dtype=precision, registry=registry, **model_args)
+    model.train(train)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        model = model.to(memory_format=memory_format)
+    params = sum(p.numel() for p in model.parameters())
+
+    def inputs(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(size, *input_size, device=target, dtype=precision).contiguous(
+            memory_format=memory_format
+        )
+        return x, torch.zeros(size, dtype=torch.long, device=target)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9) if train else None
+    flops = _count_flops(model, inputs(2), train)
+    runner = torch.compile(model) if compile else model
+    step = (
+        _train_step(runner, optimizer, inputs(batch)) if train else _inference_step(runner, inputs(batch)[0])
+    )
+    synchronize = _synchronizer(target)
+
+    if target.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(target)
+    started = last_started = time.perf_counter()
+    try:
+        step()  # compiles, when asked to
+        synchronize()
+    except Exception as error:
+        if not compile:
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DeviceError(f"torch.compile does not work here: {reason}") from error
+    for _ in range(warmup - 1):
+        last_started = time.perf_counter()
+        step()
+        synchronize()
+    finished = time.perf_counter()
+    warmup_s, last_step = finished - started, finished - last_started
+
+    steps = max(1, math.ceil(min_time / max(last_step, 1e-9))) if min_time > 0 else 1
+    rates = []
+    for _ in range(runs):
+        begin = time.perf_counter()
+        for _ in range(steps):
+            step()
+        synchronize()
+        rates.append(batch * steps / (time.perf_counter() - begin))
+    images_per_s = statistics.median(rates)
+    gflops = flops / 1e9
+    achieved = gflops * images_per_s / 1e3
+    device_name = _device_name(target)
+    peak = peak_tflops(device_name, _peak_dtype(precision)) if target.type == "cuda" else None
+    memory = torch.cuda.max_memory_allocated(target) / 2**20 if target.type == "cuda" else None
+    return BenchResult(
+        name=name,
+        mode="train" if train else "inference",
+        device=str(target),
+        device_name=device_name,
+        dtype=_dtype_name(precision),
+        batch=batch,
+        input_size=input_size,
+        compiled=compile,
+        channels_last=channels_last,
+        params=params,
+        gflops_per_image=gflops,
+        images_per_s=images_per_s,
+        step_ms=1e3 * batch / images_per_s,
+        runs_images_per_s=rates,
+        steps_per_run=steps,
+        warmup_s=warmup_s,
+        achieved_tflops=achieved,
+        peak_tflops=peak,
+        peak_fraction=achieved / peak if peak else None,
+        peak_memory_mb=memory,
+        cpu_threads=torch.get_num_threads(),
+        torch_version=torch.__version__,
+    )
+
+
+def _inference_step(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    import torch
+
+    def step() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    return step
+
+
+def _train_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, torch.Tensor]
+) -> Callable[[], None]:
+    x, targets = batch
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        _loss(model(x), targets).backward()
+        optimizer.step()
+
+    return step
+
+
+def _loss(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    if output.ndim == 2 and output.shape[1] > 1:
+        return F.cross_entropy(output.float(), targets)
+    return output.float().square().mean()  # a model without head: any scalar will do
+
+
+def _count_flops(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], train: bool) -> int:
+    """FLOPs per image through the model (forward, or forward and backward)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, targets = batch  # two images: BatchNorm cannot train on one value per channel
+    with FlopCounterMode(display=False, custom_mapping=_extra_flop_formulas()) as counter:
+        if train:
+            _loss(model(x), targets).backward()
+        else:
+            with torch.no_grad():
+                model(x)
+    if train:
+        model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() // x.shape[0]
+
+
+def _extra_flop_formulas() -> dict[Any, Callable[..., int]]:
+    """Formulas `FlopCounterMode` lacks: the CPU kernels of `scaled_dot_product_attention`."""
+    import torch
+    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
+
+    aten = torch.ops.aten
+    formulas: dict[Any, Callable[..., int]] = {}
+    forward = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    backward = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+    if forward is not None:
+
+        def forward_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+            return sdpa_flop_count(query, key, value)
+
+        formulas[forward] = forward_flops
+    if backward is not None:
+
+        def backward_flops(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+            return sdpa_backward_flop_count(grad_out, query, key, value)
+
+        formulas[backward] = backward_flops
+    return formulas
+
+
+def _synchronizer(device: torch.device) -> Callable[[], None]:
+    import torch
+
+    backend = getattr(torch, device.type, None)
+    synchronize = getattr(backend, "synchronize", None) if device.type != "cpu" else None
+    if synchronize is None:
+        return lambda: None
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return synchronize
+
+
+def _device_name(device: torch.device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return _cpu_name()
+    return device.type
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _peak_dtype(dtype: torch.dtype) -> str:
+    """The arithmetic a dtype runs on: float32 matmuls use TF32 when torch is told to."""
+    import torch
+
+    name = _dtype_name(dtype)
+    if name == "float32" and torch.get_float32_matmul_precision() != "highest":
+        return "tf32"
+    return name
+
+
+def peak_tflops(device_name: str, dtype: str) -> float | None:
+    """Peak dense TFLOP/s of a GPU (by its name, as CUDA reports it) for an arithmetic
+    ("float32", "tf32", "bfloat16", "float16"), or None when not known."""
+    words_of_name = set(re.split(r"[^0-9A-Z]+", device_name.upper()))
+    for words, peaks in PEAK_TFLOPS:
+        if words_of_name.issuperset(words):
+            return peaks.get(dtype)
+    return None
+
+
+def cpu_supports(dtype: torch.dtype) -> bool:
+    """Whether this CPU computes `dtype` natively (bf16: AVX512-BF16, AMX or Arm BF16;
+    fp16: AMX-FP16 or Arm FP16)."""
+    import torch
+
+    if dtype == torch.float32 or dtype == torch.float64:
+        return True
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i686"):
+        cpu = getattr(torch, "cpu", None)
+        checks = {
+            torch.bfloat16: ("_is_avx512_bf16_supported", "_is_amx_tile_supported"),
+            torch.float16: ("_is_amx_fp16_supported",),
+        }.get(dtype, ())
+        return any(getattr(cpu, check, lambda: False)() for check in checks)
+    if machine in ("aarch64", "arm64"):
+        features = _arm_features()
+        return {torch.bfloat16: "bf16", torch.float16: "asimdhp"}.get(dtype, "") in features
+    return False
+
+
+def _arm_features() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("features"):
+                return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()

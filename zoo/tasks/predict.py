@@ -1,0 +1,220 @@
+"""Running a model on images: top-k classes with their names, or embeddings.
+
+A `Predictor` bundles what inference needs: the model in eval mode, the eval transform of
+its weight tag and the names of its classes. It is made the same way whether the weights
+come from the Hub (`pretrained`) or from a local file (`checkpoint=`); only where the file
+comes from differs.
+
+    >>> predictor = zoo.predict.predictor("vit_base_patch16_224")
+    >>> [top] = predictor.predict([zoo.load_image("cat.jpg")], topk=1)
+    >>> top[0].label, top[0].probability, top[0].index     # name, softmax probability, class
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ArgumentError, CheckpointError, NoWeightsError
+from ..files import atomic_path
+from ..registry import Registry, Resolved, default_registry
+from ..registry.labels import LabelSet, read_labels_file
+from ..weights.factory import create
+from .labels import labels_for
+from .preprocessing import ImageTransform, data_config
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+__all__ = ["Prediction", "Predictor", "predictor", "save_embeddings"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One of the top-k classes for an image."""
+
+    index: int
+    probability: float
+    label: str | None = None
+    """The class's first name ("tabby"), when the model's label set is known."""
+    description: str | None = None
+    """All its names ("tabby, tabby cat")."""
+    wordnet_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "label": self.label,
+            "probability": self.probability,
+            "description": self.description,
+            "wordnet_id": self.wordnet_id,
+        }
+
+
+@dataclass
+class Predictor:
+    """A model ready for inference on images."""
+
+    name: str
+    model: torch.nn.Module
+    transform: ImageTransform
+    num_classes: int | None
+    """Outputs of the classifier head; 0 for a model without head (it gives embeddings)."""
+    labels: LabelSet | None
+
+    @property
+    def has_head(self) -> bool:
+        return self.num_classes != 0
+
+    def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Preprocess images into one batch (B, C, H, W) on the model's device and dtype."""
+        return self.stack([self.transform(image) for image in images])
+
+    def stack(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Preprocessed images (each (C, H, W)) as one batch on the model's device and dtype."""
+        import torch
+
+        parameter = next(self.model.parameters())
+        return torch.stack(list(tensors)).to(device=parameter.device, dtype=parameter.dtype)
+
+    def run(self, x: torch.Tensor, *, topk: int = 5, embeddings: bool = False):
+        """Predictions and, if asked or if the model has no head, embeddings for a batch.
+
+        Returns:
+            `(predictions, embeddings)`: one list of `Prediction`s per image (None for a
+            model without head) and a (B, D) float32 CPU tensor (None unless asked for or
+            headless). Embeddings of a model with a head are its pooled pre-logits features.
+        """
+        import torch
+
+        with torch.inference_mode():
+            if not self.has_head:
+                features = self.model(x)
+                return None, self._as_embeddings(features)
+            if not embeddings:
+                return self._top(self.model(x), topk), None
+            tokens = self.model.forward_features(x)
+            pooled = self.model.forward_head(tokens, pre_logits=True)
+            logits = self.model.forward_head(tokens)
+            return self._top(logits, topk), self._as_embeddings(pooled)
+
+    def predict(self, images: Sequence[Image.Image], *, topk: int = 5) -> list[list[Prediction]]:
+        """The `topk` most probable classes of each image, most probable first."""
+        if not self.has_head:
+            raise ArgumentError(f"{self.name} has no classifier head; use embed() for its features")
+        predictions, _ = self.run(self.batch(images), topk=topk)
+        return predictions
+
+    def embed(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Embeddings (B, D): the output of a model without head, else its pre-logits."""
+        _, features = self.run(self.batch(images), topk=1, embeddings=True)
+        return features
+
+    def _as_embeddings(self, features: torch.Tensor) -> torch.Tensor:
+        if features.ndim != 2:
+            raise CheckpointError(
+                f"{self.name}: expected pooled features (B, D), got {tuple(features.shape)}"
+            )
+        return features.float().cpu()
+
+    def _top(self, logits: torch.Tensor, topk: int) -> list[list[Prediction]]:
+        if logits.ndim != 2:
+            raise CheckpointError(f"{self.name}: expected logits (B, classes), got {tuple(logits.shape)}")
+        probabilities = logits.float().softmax(dim=-1)
+        values, indices = probabilities.topk(min(topk, probabilities.shape[-1]), dim=-1)
+        return [
+            [self._prediction(int(i), float(p)) for p, i in zip(row_values, row_indices, strict=True)]
+            for row_values, row_indices in zip(values.tolist(), indices.tolist(), strict=True)
+        ]
+
+    def _prediction(self, index: int, probability: float) -> Prediction:
+        if self.labels is None:
+            return Prediction(index, probability)
+        wordnet_id = self.labels.wordnet_ids[index] if self.labels.wordnet_ids else None
+        return Prediction(index, probability, self.labels[index], self.labels.names[index], wordnet_id)
+
+
+def predictor(
+    name: str,
+    *,
+    checkpoint: str | Path | None = None,
+    num_classes: int | None = None,
+    labels: LabelSet | str | Path | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    registry: Registry | None = None,
+    model_args: Mapping[str, Any] | None = None,
+) -> Predictor:
+    """Load a model for inference: published weights, or a local checkpoint.
+
+    Args:
+        name: `name[.tag]`. Without `checkpoint`, the tag's published weights (the default
+            tag's for a bare name) are fetched; the tag also gives the preprocessing and the
+            class names.
+        checkpoint: A local safetensors file to load instead (a fine-tuned model, say).
+        num_classes: The head the checkpoint has, when it differs from the tag's.
+        labels: Class names: a `LabelSet`, or a text file with one name per line. Default:
+            the tag's label set, when it has as many classes as the model.
+        device: Where to run (`"cuda"`, ...).
+        dtype: Floating-point dtype of the weights (`"bfloat16"`, ...).
+        registry: The registry to use instead of the installed plugins' one.
+        model_args: Builder arguments on top of the registry's (for checkpoints of a
+            variant: `{"img_size": 384}`).
+    """
+    registry = registry if registry is not None else default_registry()
+    model_args = dict(model_args or {})
+    pretrained = checkpoint is None
+    resolved = registry.resolve(name)
+    if pretrained and resolved.tag is None and resolved.entry.default_weight_tag is None:
+        raise NoWeightsError(
+            f"'{name}' has no published weights; load a checkpoint of your own (--checkpoint FILE)"
+        )
+    model = create(
+        name,
+        pretrained=pretrained,
+        checkpoint=checkpoint,
+        num_classes=num_classes,
+        device=device,
+        dtype=dtype,
+        registry=registry,
+        **model_args,
+    )
+    model.eval()
+
+    build_tag = resolved.tag or (resolved.entry.default_weight_tag if pretrained else None)
+    head_args = {**model_args, **({"num_classes": num_classes} if num_classes is not None else {})}
+    config = registry.build_config(Resolved(resolved.name, resolved.source, build_tag), head_args)
+    outputs = getattr(config, "num_classes", None)
+
+    if labels is not None and not isinstance(labels, LabelSet):
+        labels = read_labels_file(labels)
+    if labels is not None and outputs is not None and len(labels) != outputs:
+        raise ArgumentError(f"{len(labels)} class names for a model with {outputs} classes")
+    if labels is None:
+        known = labels_for(name, registry=registry)
+        labels = known if known is not None and len(known) == outputs else None
+
+    transform = ImageTransform(data_config(name, model_args=model_args, registry=registry))
+    return Predictor(name=name, model=model, transform=transform, num_classes=outputs, labels=labels)
+
+
+def save_embeddings(
+    path: str | Path, embeddings: torch.Tensor, files: Sequence[str], *, metadata: Mapping[str, str] = {}
+) -> None:
+    """Write embeddings (N, D) to a safetensors file, whole or not at all.
+
+    The file holds the tensor `embeddings`; its metadata lists the images, in row order, as
+    JSON under `files`, with any `metadata` given.
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    if embeddings.shape[0] != len(files):
+        raise ValueError(f"{embeddings.shape[0]} embeddings for {len(files)} files")
+    header = {**metadata, "files": json.dumps(list(files))}
+    with atomic_path(path) as temporary:
+        save_file({"embeddings": embeddings.contiguous()}, str(temporary), metadata=header)

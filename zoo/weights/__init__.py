@@ -1,0 +1,10 @@
+"""The weights layer: names resolved, files fetched, checked and loaded into built models.
+
+- `resolve`: the one resolver of model names (`name`, `name.tag`, `hf-hub:ORG/REPO[@REV]`);
+- `hub`, `cache`: files from the Hugging Face Hub, their cache and integrity records;
+- `header`: safetensors headers checked before anything is allocated;
+- `loading`, `adaptation`: checkpoints assigned into models built on `meta`, and made to fit
+  a model that differs from them on purpose;
+- `factory`: `create`, `get` and `download`, the name-taking entry points;
+- `hub_config`, `export`: the folder `zoo export` writes and `hf-hub:` names read.
+"""

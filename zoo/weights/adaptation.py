@@ -1,0 +1,128 @@
+"""Making a checkpoint fit a model that differs from it on purpose, as the model describes.
+
+A family describes its head and first conv through the family contract
+(`zoo.registry.family`): `classifier_names`, `first_conv`, `init_classifier()` and
+`adapt_pretrained(name, tensor)`. Only the builder arguments the caller changed
+(`num_classes`, `in_chans`, `img_size`, ...) let their tensors be adapted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Adapted", "adapt_input_conv", "adapt_state", "within"]
+
+
+@dataclass
+class Adapted:
+    """A checkpoint's tensors made to fit a model, and what was changed."""
+
+    state: dict[str, Any]
+    fresh: set[str] = field(default_factory=set)
+    """Model tensors left out of loading, to be freshly initialised."""
+    messages: list[str] = field(default_factory=list)
+
+
+def adapt_state(
+    model: torch.nn.Module,
+    state: Mapping[str, Any],
+    expected: Mapping[str, tuple[int, ...]],
+    *,
+    changed: bool | Collection[str] = True,
+) -> Adapted:
+    """Make a checkpoint fit a model that differs from it on purpose, as the model describes.
+
+    `changed` names the builder arguments that differ on purpose (True: any): `num_classes`
+    lets the head be replaced, `in_chans` the first conv be adapted, and any other the
+    model's `adapt_pretrained` hook be asked. Works on real and on `meta` tensors alike.
+    Tensors nothing may adapt are left as they are, for the strict check to report.
+    """
+
+    def allowed(argument: str | None) -> bool:
+        if changed is True:
+            return True
+        if argument is None:
+            return bool(set(changed) - {"num_classes", "in_chans"})
+        return argument in changed
+
+    adapted = Adapted(dict(state))
+    state = adapted.state
+    for prefix in getattr(model, "classifier_names", ()) if allowed("num_classes") else ():
+        model_keys = [key for key in expected if within(key, prefix)]
+        file_keys = [key for key in state if within(key, prefix)]
+        if set(model_keys) == set(file_keys) and all(
+            tuple(state[k].shape) == expected[k] for k in model_keys
+        ):
+            continue
+        old = _classes({key: tuple(state[key].shape) for key in file_keys})
+        new = _classes({key: expected[key] for key in model_keys})
+        for key in file_keys:
+            del state[key]
+        adapted.fresh.update(model_keys)
+        if not model_keys:
+            adapted.messages.append(
+                f"{prefix}: the checkpoint's {old}-class head is not used (no head asked for)"
+            )
+        else:
+            had = f"the checkpoint's has {old} classes" if file_keys else "the checkpoint has none"
+            adapted.messages.append(
+                f"{prefix}: new {new}-class head, freshly initialised ({had}); the rest is loaded"
+            )
+
+    first_conv = getattr(model, "first_conv", None)
+    key = f"{first_conv}.weight"
+    if first_conv and key in state and key in expected and allowed("in_chans"):
+        weight, want = state[key], expected[key]
+        fits_otherwise = (
+            weight.ndim == len(want) >= 3
+            and weight.shape[0] == want[0]
+            and tuple(weight.shape[2:]) == want[2:]
+        )
+        if fits_otherwise and weight.shape[1] != want[1]:
+            state[key] = adapt_input_conv(weight, want[1])
+            how = "summed" if want[1] == 1 else "tiled and rescaled"
+            adapted.messages.append(
+                f"{first_conv}: first conv adapted from {weight.shape[1]} to {want[1]} "
+                f"input channel(s) ({how})"
+            )
+
+    hook = getattr(model, "adapt_pretrained", None)
+    if hook is not None and allowed(None):
+        for key in list(state):
+            if key in expected and key not in adapted.fresh and tuple(state[key].shape) != expected[key]:
+                result = hook(key, state[key])
+                if result is not None:
+                    state[key], message = result
+                    adapted.messages.append(message)
+    return adapted
+
+
+def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """A conv weight (out, in, ...) for `in_chans` inputs: summed over inputs for one channel;
+    otherwise the input channels tiled to `in_chans` and scaled by in/in_chans, so that an
+    image repeated across channels gives the same activations."""
+    source = weight.float()
+    if in_chans == 1:
+        adapted = source.sum(dim=1, keepdim=True)
+    else:
+        repeats = math.ceil(in_chans / weight.shape[1])
+        tiled = source.repeat(1, repeats, *([1] * (weight.ndim - 2)))[:, :in_chans]
+        adapted = tiled * (weight.shape[1] / in_chans)
+    return adapted.to(weight.dtype)
+
+
+def within(key: str, prefix: str) -> bool:
+    return key == prefix or key.startswith(prefix + ".")
+
+
+def _classes(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    for key, shape in shapes.items():
+        if key.endswith("weight") and len(shape) == 2:
+            return shape[0]
+    return next((shape[0] for shape in shapes.values() if shape), 0)

@@ -1,0 +1,70 @@
+"""`zoo_config.json`: what a folder written by `zoo export` (and the Hub repository it is
+uploaded to) builds and loads, in the registry's own schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import HubError
+from ..registry.schema import NAME_PATTERN, ModelEntry, Preprocessing, WeightTag
+from ..registry.source import describe_errors
+
+__all__ = ["CONFIG_FILENAME", "WEIGHTS_FILENAME", "ExportedWeights", "HubConfig", "read_hub_config"]
+
+CONFIG_FILENAME = "zoo_config.json"
+WEIGHTS_FILENAME = "model.safetensors"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExportedWeights(_Strict):
+    """The checkpoint of an exported folder: a registry weight tag without its location."""
+
+    filename: str = Field(default=WEIGHTS_FILENAME, pattern=r"\.safetensors$")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    num_classes: int = Field(ge=0)
+    preprocessing: Preprocessing
+    license: str
+    description: str | None = None
+
+
+class HubConfig(_Strict):
+    """`zoo_config.json`: what `hf-hub:ORG/REPO` builds and loads."""
+
+    zoo_config: Literal[1] = Field(default=1, description="format version")
+    architecture: str | None = Field(default=None, description="the registry name it was exported from")
+    builder: str = Field(pattern=NAME_PATTERN)
+    args: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = None
+    paper: str | None = None
+    weights: ExportedWeights
+
+    def to_entry(self, repo_id: str, revision: str | None, *, tag: str) -> ModelEntry:
+        """The registry entry this config stands for, its weights at `repo_id@revision`."""
+        weights = WeightTag(hf_hub_id=repo_id, revision=revision, **self.weights.model_dump())
+        return ModelEntry(
+            builder=self.builder,
+            args=self.args,
+            description=self.description,
+            paper=self.paper,
+            weights={tag: weights},
+        )
+
+
+def read_hub_config(path: Path, *, name: str) -> HubConfig:
+    """Read and validate a `zoo_config.json`; `HubError` in one line if it is not one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return HubConfig.model_validate(data)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        if isinstance(error, ValidationError):
+            reason = describe_errors(error)
+        else:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise HubError(f"{name}: {CONFIG_FILENAME} is not a valid zoo config: {reason}") from None
