@@ -7,6 +7,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -29,7 +30,35 @@ class CommandError(click.ClickException):
         click.echo(f"zoo: error: {self.format_message()}", err=True)
 
 
+# Each command lives in the module named after it and is imported only when it runs (or
+# when `zoo --help` lists it), so that no command pays for another's imports.
+COMMANDS: dict[str, str] = {
+    "list": "listing:list_command",
+    "info": "info:info_command",
+    "validate": "validate:validate_command",
+    "plugins": "plugins:plugins_command",
+    "create": "create:create_command",
+    "get": "get:get_command",
+    "export": "export:export_command",
+    "cache": "cache:cache_group",
+    "predict": "predict:predict_command",
+    "attn": "attn:attn_command",
+    "bench": "bench:bench_command",
+}
+
+
 class ZooGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands or name not in COMMANDS:
+            return super().get_command(ctx, name)
+        module, _, attribute = COMMANDS[name].partition(":")
+        command = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+        self.add_command(command, name)
+        return command
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         """As click's, but every error is one line: `zoo: error: ...`."""
         if not standalone_mode:
@@ -97,10 +126,3 @@ def cli() -> None:
 def main() -> None:
     """Entry point of the `zoo` executable."""
     cli(prog_name="zoo")
-
-
-from . import catalog, create, hub, plugins, use  # noqa: E402
-
-for module in (catalog, create, hub, plugins, use):
-    for command in module.COMMANDS:
-        cli.add_command(command)

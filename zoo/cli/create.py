@@ -8,18 +8,17 @@ from pathlib import Path
 import click
 
 from ..weights.factory import create
-from .common import (
+from .options import (
     args_option,
     checkpoint_option,
     device_option,
     dtype_option,
-    echo_json,
-    json_option,
     num_classes_option,
     parse_assignments,
 )
+from .output import echo_json, json_option
 
-__all__ = ["COMMANDS"]
+__all__ = ["create_command"]
 
 
 @click.command("create")
@@ -83,6 +82,3 @@ def create_command(
         f"{summary['device']} ({summary['dtype']}), built in {seconds:.2f} s"
     )
     click.echo("  top-level modules: " + ", ".join(summary["modules"]))
-
-
-COMMANDS = [create_command]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from ..registry import default_plugin_manager
-from .common import echo_json, json_option
+from .output import echo_json, json_option
 
-__all__ = ["COMMANDS"]
+__all__ = ["plugins_command"]
 
 LABELS = {"attention": "attention", "builder": "builders", "adapter": "adapters", "model": "models"}
 MAX_NAMES = 8
@@ -46,6 +46,3 @@ def plugins_command(as_json: bool) -> None:
         for override in summary["overrides"]:
             replaced = f"{override['category']} '{override['name']}' of plugin '{override['replaced']}'"
             click.echo(f"  overrides: {replaced}")
-
-
-COMMANDS = [plugins_command]

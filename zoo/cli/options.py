@@ -1,27 +1,25 @@
-"""Helpers shared by the CLI commands."""
+"""Options shared by the CLI commands, and reading their values."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-import yaml
+
+from ..errors import ArgumentError
 
 __all__ = [
     "args_option",
     "checkpoint_option",
     "device_option",
     "dtype_option",
-    "echo_json",
-    "json_option",
     "num_classes_option",
     "parse_assignments",
+    "writable_path",
 ]
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 device_option = click.option("--device", help="cpu, cuda, cuda:1, mps, meta, ...  [default: cpu]")
 dtype_option = click.option("--dtype", help="float32, bfloat16, float16, ...  [default: float32]")
 checkpoint_option = click.option(
@@ -37,15 +35,13 @@ def args_option(help: str = "Override a builder argument (repeatable; values are
     return click.option("-a", "--arg", "assignments", multiple=True, metavar="KEY=VALUE", help=help)
 
 
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
 def parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
     """`("attn=cbam", "layers=[2, 2, 2, 2]")` -> `{"attn": "cbam", "layers": [2, 2, 2, 2]}`.
 
     Values are read as YAML, so numbers, lists and mappings keep their types.
     """
+    import yaml
+
     values: dict[str, Any] = {}
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
@@ -58,3 +54,11 @@ def parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
                 f"cannot read the value of '{assignment}'", param_hint="'-a/--arg'"
             ) from None
     return values
+
+
+def writable_path(path: Path, option: str) -> None:
+    """Refuse an output path whose folder does not exist, or that is a folder."""
+    if not path.parent.is_dir():
+        raise ArgumentError(f"{option} {path}: directory '{path.parent}' does not exist")
+    if path.is_dir():
+        raise ArgumentError(f"{option} {path}: is a directory")

@@ -1,0 +1,111 @@
+"""`zoo bench`: throughput, parameters and FLOPs of a model with random weights."""
+
+from __future__ import annotations
+
+import click
+
+from .options import args_option, device_option, dtype_option, parse_assignments
+from .output import echo_json, json_option
+
+__all__ = ["bench_command"]
+
+
+@click.command("bench")
+@click.argument("name")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Images per step.")
+@device_option
+@dtype_option
+@click.option(
+    "--compile", "compile_", is_flag=True, help="Run through torch.compile (compiled during warm-up)."
+)
+@click.option("--channels-last", is_flag=True, help="NHWC memory format for weights and inputs.")
+@click.option("--train", is_flag=True, help="Time a training step (forward, backward, SGD step) instead.")
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Timed runs; the median is reported.",
+)
+@click.option(
+    "--warmup", type=click.IntRange(min=1), default=3, show_default=True, help="Untimed steps first."
+)
+@click.option(
+    "--min-time",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Seconds each run lasts at least.",
+)
+@args_option()
+@json_option
+def bench_command(
+    name: str,
+    batch: int,
+    device: str | None,
+    dtype: str | None,
+    compile_: bool,
+    channels_last: bool,
+    train: bool,
+    runs: int,
+    warmup: int,
+    min_time: float,
+    assignments: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Measure throughput: images/s, parameters, GFLOPs per image, share of the peak.
+
+    The model has random weights (nothing is downloaded) and runs at its input size.
+    Warm-up steps are not timed; the median of several runs is reported. The share of the
+    device's peak is shown for GPUs whose peak is known.
+
+    \b
+    Examples:
+      zoo bench resnet50
+      zoo bench vit_base_patch16_224 --device cuda --dtype bfloat16 --batch 256 --compile
+      zoo bench resnet50_cbam --device cuda --channels-last --train --json
+      zoo bench resnet18 --dtype bfloat16          (on a CPU with native bf16)
+    """
+    from ..tasks.bench import benchmark
+
+    result = benchmark(
+        name,
+        batch=batch,
+        device=device,
+        dtype=dtype,
+        compile=compile_,
+        channels_last=channels_last,
+        train=train,
+        runs=runs,
+        warmup=warmup,
+        min_time=min_time,
+        model_args=parse_assignments(assignments),
+    )
+    if as_json:
+        echo_json(result.as_dict())
+        return
+    size = "x".join(map(str, result.input_size))
+    options = [o for o, on in (("compiled", result.compiled), ("channels-last", result.channels_last)) if on]
+    click.echo(
+        f"{name} {result.mode} on {result.device} ({result.device_name}), {result.dtype}, "
+        f"batch {result.batch} of {size}" + (f", {', '.join(options)}" if options else "")
+    )
+    low, high = min(result.runs_images_per_s), max(result.runs_images_per_s)
+    click.echo(
+        f"  {result.images_per_s:,.1f} images/s (median of {len(result.runs_images_per_s)} runs, "
+        f"{low:,.1f} to {high:,.1f}), {result.step_ms:.2f} ms per step"
+    )
+    click.echo(
+        f"  {result.params:,} parameters, {result.gflops_per_image:.3g} GFLOPs per image, "
+        f"{result.achieved_tflops:.3g} TFLOP/s"
+    )
+    if result.peak_fraction is not None:
+        click.echo(
+            f"  {result.peak_fraction:.1%} of the device's peak ({result.peak_tflops:g} TFLOP/s dense)"
+        )
+    else:
+        click.echo("  peak of this device: not known")
+    if result.device == "cpu":
+        click.echo(f"  {result.cpu_threads} CPU thread(s) (set OMP_NUM_THREADS to change)")
+    if result.peak_memory_mb is not None:
+        click.echo(f"  peak memory: {result.peak_memory_mb:,.0f} MiB")

@@ -1,0 +1,109 @@
+"""`zoo cache ls|rm|verify`: the weights in the local Hugging Face cache."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .output import echo_json, format_size, json_option, print_table
+
+__all__ = ["cache_group"]
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """List, remove and verify cached weights.
+
+    \b
+    Examples:
+      zoo cache ls
+      zoo cache verify
+      zoo cache rm vit_large_patch16_224
+    """
+
+
+@cache_group.command("ls")
+@json_option
+def cache_ls(as_json: bool) -> None:
+    """List cached weights: name, tag, size, path and how the sha256 was verified.
+
+    VERIFIED is `pinned` (matches the registry's sha256), `recorded` (matches the sha256
+    recorded when first fetched), `changed` (size or time changed since: run `zoo cache
+    verify`) or `no` (fetched by another tool, never checked).
+    """
+    from ..registry import default_registry
+    from ..weights.cache import list_cached
+
+    rows = list_cached(default_registry())
+    if as_json:
+        echo_json([row.as_dict() for row in rows])
+        return
+    if not rows:
+        click.echo("zoo: no weights are cached", err=True)
+        return
+    table = [(row.name, format_size(row.size), row.verified, str(row.path)) for row in rows]
+    header = ("NAME", "SIZE", "VERIFIED", "PATH")
+    print_table(table, header)
+
+
+@cache_group.command("rm")
+@click.argument("names", nargs=-1, required=True, metavar="NAME[.TAG]...")
+def cache_rm(names: tuple[str, ...]) -> None:
+    """Remove cached weights (every cached tag of a NAME without one).
+
+    \b
+    Examples:
+      zoo cache rm resnet50.a1_in1k
+      zoo cache rm vit_large_patch16_224 hf-hub:my-org/resnet18-cbam-cifar10
+    """
+    from ..registry import default_registry
+    from ..weights.cache import remove
+
+    for row in remove(default_registry(), names):
+        click.echo(f"removed {row.name}: {row.path} ({format_size(row.size)})")
+
+
+@cache_group.command("verify")
+@click.argument("names", nargs=-1, metavar="[NAME[.TAG]]...")
+@json_option
+def cache_verify(names: tuple[str, ...], as_json: bool) -> None:
+    """Re-read cached weights and check each sha256 against the pinned or recorded one.
+
+    A file that does not match is removed, and the command exits 1. Files never checked
+    before are recorded.
+
+    \b
+    Examples:
+      zoo cache verify
+      zoo cache verify resnet50 --json
+    """
+    from ..errors import IntegrityError
+    from ..registry import default_registry
+    from ..weights.cache import verify_cached
+
+    results = verify_cached(default_registry(), names)
+    failed = [error for _, error in results if isinstance(error, IntegrityError)]
+    if as_json:
+        echo_json(
+            [
+                {
+                    **row.as_dict(),
+                    "ok": not isinstance(outcome, IntegrityError),
+                    "sha256": None if isinstance(outcome, IntegrityError) else outcome.sha256,
+                    "verified": None if isinstance(outcome, IntegrityError) else outcome.how,
+                    "error": str(outcome) if isinstance(outcome, IntegrityError) else None,
+                }
+                for row, outcome in results
+            ]
+        )
+    else:
+        for row, outcome in results:
+            if isinstance(outcome, IntegrityError):
+                click.echo(f"zoo: error: {outcome}", err=True)
+            else:
+                click.echo(f"ok  {row.name}  {outcome.sha256}  ({outcome.how})")
+    if failed:
+        sys.exit(1)
+    if not results and not as_json:
+        click.echo("zoo: no weights are cached", err=True)

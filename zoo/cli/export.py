@@ -1,0 +1,78 @@
+"""`zoo export`: a folder to publish on the Hub, that `hf-hub:` names load back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import args_option, num_classes_option, parse_assignments
+
+__all__ = ["export_command"]
+
+
+@click.command("export")
+@click.argument("name")
+@click.option(
+    "--checkpoint", required=True, type=click.Path(path_type=Path), help="The trained safetensors file."
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The folder to write (new or empty).",
+)
+@num_classes_option
+@args_option("A builder argument the checkpoint was trained with (repeatable; values are YAML).")
+@click.option(
+    "-p",
+    "--preprocessing",
+    "preprocessing",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a preprocessing field: input_size, mean, std, crop_pct, interpolation.",
+)
+@click.option("--license", "license_", help="License of the weights [default: the tag's].")
+@click.option("--repo-id", help="ORG/REPO it will be published as, for the model card's examples.")
+@click.option("--description", help="One line about the weights (data, recipe).")
+def export_command(
+    name: str,
+    checkpoint: Path,
+    output: Path,
+    num_classes: int | None,
+    assignments: tuple[str, ...],
+    preprocessing: tuple[str, ...],
+    license_: str | None,
+    repo_id: str | None,
+    description: str | None,
+) -> None:
+    """Write a folder to publish on the Hub: model.safetensors, zoo_config.json, README.md.
+
+    The checkpoint must fit NAME (with the given arguments) exactly. Once the folder is in
+    a Hub repository, `zoo.create("hf-hub:ORG/REPO", pretrained=True)` loads it back.
+
+    \b
+    Examples:
+      zoo export resnet18_cbam --checkpoint run/best.safetensors --num-classes 10 \\
+          --license mit -o resnet18-cbam-cifar10
+      zoo export vit_tiny_patch16_224.augreg_in21k_ft_in1k --checkpoint ft.safetensors \\
+          -a img_size=384 -p crop_pct=1.0 -o vit-tiny-384 --repo-id me/vit-tiny-384
+    """
+    from ..weights.export import export
+
+    overrides = parse_assignments(assignments)
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    changes = parse_assignments(preprocessing)
+    config = export(
+        name,
+        checkpoint,
+        output,
+        license=license_,
+        preprocessing=changes,
+        repo_id=repo_id,
+        description=description,
+        **overrides,
+    )
+    click.echo(f"{output}: model.safetensors (sha256 {config.weights.sha256}), zoo_config.json, README.md")

@@ -1,0 +1,76 @@
+"""`zoo info`: everything the zoo knows about one model."""
+
+from __future__ import annotations
+
+import click
+import yaml
+
+from ..registry.attention_spec import registry_form
+from ..tasks.catalog import model_info
+from .output import echo_json, json_option
+
+__all__ = ["info_command"]
+
+
+@click.command("info")
+@click.argument("name")
+@json_option
+def info_command(name: str, as_json: bool) -> None:
+    """Describe a model: architecture, parameter count, weights and preprocessing.
+
+    \b
+    Examples:
+      zoo info resnet50_cbam
+      zoo info vit_base_patch16_224_in21k.orig_in21k --json
+    """
+    info = model_info(name)
+    if as_json:
+        echo_json(info.model_dump(mode="json"))
+        return
+    title = f"{info.name}.{info.tag}" if info.tag else info.name
+    click.echo(title)
+    if info.description:
+        click.echo(f"  {info.description}")
+    fields = [
+        ("builder", info.builder),
+        ("attention", info.attention or "-"),
+        ("parameters", f"{info.num_params:,}"),
+        ("paper", info.paper or "-"),
+        ("provided by", _provider(info)),
+    ]
+    for label, value in fields:
+        click.echo(f"  {label + ':':<13}{value}")
+    click.echo("  arguments:")
+    for key, value in info.config.items():
+        click.echo(f"    {key} = {_as_yaml(value)}")
+    if not info.weights:
+        click.echo("  weights:     none published (build it with pretrained=False)")
+        return
+    click.echo("  weights:")
+    for weights in info.weights:
+        marks = " (default)" if weights.default else ""
+        head = f"{weights.num_classes} classes" if weights.num_classes else "no head"
+        if weights.labels:
+            head += f" ({weights.labels})"
+        click.echo(f"    {weights.tag}{marks}: {weights.hf_hub_id}, {head}, {weights.license}")
+        p = weights.preprocessing
+        size = "x".join(map(str, p.input_size))
+        click.echo(
+            f"      input {size}, crop {p.crop_pct} {p.interpolation}, mean {list(p.mean)}, std {list(p.std)}"
+        )
+
+
+def _provider(info) -> str:
+    distribution = " ".join(filter(None, [info.distribution, info.version]))
+    origin = f" from {distribution}" if distribution else ""
+    return f"plugin '{info.plugin}'{origin} ({info.source})"
+
+
+def _as_yaml(value: object) -> str:
+    """One-line YAML, the form `zoo create -a KEY=VALUE` reads back."""
+    return (
+        yaml.safe_dump(registry_form(value), default_flow_style=True, width=1000)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )
