@@ -1,26 +1,48 @@
-"""One contract test per registry entry: it builds, runs and says what weights it has."""
+"""Contracts over the registry: every entry, every weight tag and every family keeps its word.
+
+No test here names a family: what an entry must do follows from its task and its family's
+declarations (`zoo.registry.family`).
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
 
 import zoo
+from zoo.registry import default_registry
+from zoo.registry.family import TASKS, FunctionFamily
 
 NAMES = zoo.list_models()
+TAGS = zoo.list_pretrained()
+REFERENCE = Path(__file__).parent / "data" / "reference" / "hub"
+REFERENCE_PARAMS = {
+    data["hf_hub_id"]: data["num_params"]
+    for data in (json.loads(path.read_text()) for path in sorted(REFERENCE.glob("*.json")))
+}
+FAMILIES = [  # bare builder functions have no example input
+    builder
+    for builder in default_registry().components("builder")
+    if not isinstance(builder.family, FunctionFamily)
+]
 
 
-def sample_input(builder: str, config: dict) -> tuple[torch.Tensor, ...]:
-    """A batch of two for each family, on meta: shapes only, no memory."""
-    meta = {"device": "meta"}
-    if builder in ("vit", "resnet"):
-        size = config.get("img_size", 224)
-        return (torch.empty(2, config["in_chans"], size, size, **meta),)
-    if builder == "text_transformer":
-        return (torch.zeros(2, 16, dtype=torch.long, **meta),)
-    if builder == "speech_lstm":
-        return (torch.empty(2, 50, config["in_features"], **meta),)
-    raise LookupError(builder)
+def expected_output_shape(task: str, config, weights, inputs: tuple[torch.Tensor, ...]) -> tuple[int, ...]:
+    """What a model of `task` maps a batch of `inputs` to (the task contract)."""
+    batch = inputs[0].shape[0]
+    if task == "image-embedding":
+        return (batch, weights.output_dim) if weights is not None else (batch, -1)  # -1: any width
+    if task == "sequence-to-sequence":
+        return (batch, inputs[1].shape[1], config.tgt_vocab_size)
+    return (batch, config.num_classes)
+
+
+def example_input(resolved, config, *, batch: int = 2, device: str = "meta") -> tuple[torch.Tensor, ...]:
+    family = default_registry().builder(resolved.entry.builder).family
+    return family.example_input(config, batch=batch, device=device)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -31,20 +53,59 @@ def test_every_entry_builds_on_meta_with_the_parameters_info_reports(name):
     assert sum(p.numel() for p in model.parameters()) == info.num_params
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if zoo.model_info(n).builder != "seq2seq_lstm"])
-def test_every_classifier_runs_shapes_through_on_meta(name):
-    info = zoo.model_info(name)
-    model = zoo.create(name, device="meta").eval()
-    output = model(*sample_input(info.builder, info.config))
-    assert output.shape == (2, info.config["num_classes"] or model.num_features)
+@pytest.mark.parametrize("name", NAMES + TAGS)
+def test_every_name_maps_its_family_example_input_to_what_its_task_promises(name):
+    registry = default_registry()
+    resolved = registry.resolve(name)
+    config = registry.build_config(resolved)
+    task = registry.task(resolved)
+    assert task in registry.builder(resolved.entry.builder).tasks
+    inputs = example_input(resolved, config)
+    with torch.no_grad():
+        output = zoo.create(name, device="meta").eval()(*inputs)
+    expected = expected_output_shape(task, config, resolved.weights, inputs)
+    assert len(output.shape) == len(expected)
+    assert all(want in (-1, got) for want, got in zip(expected, output.shape, strict=True))
 
 
-@pytest.mark.parametrize("name", zoo.list_pretrained())
-def test_every_weight_tag_builds_the_head_its_checkpoint_has(name):
-    info = zoo.model_info(name)
-    [weights] = [w for w in info.weights if w.name == name]
-    assert info.config["num_classes"] == weights.num_classes
-    assert weights.hf_hub_id.startswith("timm/") and weights.filename == "model.safetensors"
+@pytest.mark.parametrize("name", TAGS)
+def test_every_weight_tag_fixes_the_builder_arguments_its_checkpoint_has(name):
+    registry = default_registry()
+    resolved = registry.resolve(name)
+    config = registry.build_config(resolved)
+    assert resolved.weights.builder_args().items() <= config.model_dump().items()
+    assert resolved.weights.task in registry.builder(resolved.entry.builder).tasks
+
+
+@pytest.mark.parametrize(
+    "name", [t for t in TAGS if default_registry().resolve(t).weights.hf_hub_id in REFERENCE_PARAMS]
+)
+def test_every_weight_tag_has_the_tensor_count_of_its_published_checkpoint(name):
+    """The reference's `num_params` counts every tensor but BatchNorm's step counters."""
+    weights = default_registry().resolve(name).weights
+    state = zoo.create(name, device="meta").state_dict()
+    counted = sum(t.numel() for key, t in state.items() if not key.endswith("num_batches_tracked"))
+    assert counted == REFERENCE_PARAMS[weights.hf_hub_id]
+
+
+@pytest.mark.parametrize("builder", FAMILIES, ids=lambda builder: builder.name)
+def test_every_family_runs_forward_and_backward_on_its_example_input_at_its_test_size(builder):
+    family = builder.family
+    config = family.config.model_validate(family.test_args, context={"registry": default_registry()})
+    model = family.build(config)
+    torch.manual_seed(0)
+    inputs = family.example_input(config, batch=2)
+    output = model(*inputs)
+    output.float().logsumexp(dim=-1).mean().backward()
+    assert torch.isfinite(output).all()
+    unreached = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert unreached == []
+
+
+@pytest.mark.parametrize("builder", FAMILIES, ids=lambda builder: builder.name)
+def test_every_family_declares_known_tasks_and_a_strict_config(builder):
+    assert builder.tasks and set(builder.tasks) <= set(TASKS)
+    assert builder.config_type.model_config.get("extra") == "forbid"
 
 
 def test_the_catalogue_holds_the_promised_names():

@@ -13,7 +13,7 @@ checkpoints load unchanged.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -21,6 +21,7 @@ from torch import nn
 
 from zoo.attention import ChannelAttention
 from zoo.errors import AttentionMapError
+from zoo.registry.family import Family
 
 from ..layers import DropPath, drop_path_rates
 
@@ -294,6 +295,26 @@ class ResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def build(config: ResNetConfig, *, device=None, dtype=None) -> ResNet:
-    """Builder `resnet`."""
-    return ResNet(config, device=device, dtype=dtype)
+class ResNetFamily(Family):
+    """Family `resnet`: ResNets at any depth and width, with any channel attention in their blocks."""
+
+    config = ResNetConfig
+    tasks = ("image-classification", "image-embedding")
+    test_args: ClassVar[dict[str, Any]] = {
+        "block": "basic",
+        "layers": (1, 1, 1, 1),
+        "channels": (8, 16, 32, 64),
+        "num_classes": 10,
+    }
+
+    def build(self, config: ResNetConfig, *, device=None, dtype=None) -> ResNet:
+        return ResNet(config, device=device, dtype=dtype)
+
+    def example_input(
+        self, config: ResNetConfig, *, batch: int = 2, seq_len: int | None = None, device=None, dtype=None
+    ) -> tuple[torch.Tensor, ...]:
+        return (torch.randn(batch, config.in_chans, 224, 224, device=device, dtype=dtype),)
+
+
+family = ResNetFamily()
+build = family.build

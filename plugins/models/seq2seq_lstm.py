@@ -17,13 +17,14 @@ with `eos_id`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from zoo.attention import AlignmentAttention
+from zoo.registry.family import Family
 
 from ..attention.functional import padding_mask
 from ..layers import LSTMEncoder
@@ -194,6 +195,29 @@ class Seq2SeqLSTMAttention(nn.Module):
         return (tokens_, weights_) if return_attention else tokens_
 
 
-def build(config: Seq2SeqConfig, *, device=None, dtype=None) -> Seq2SeqLSTMAttention:
-    """Builder `seq2seq_lstm`."""
-    return Seq2SeqLSTMAttention(config, device=device, dtype=dtype)
+class Seq2SeqLSTMFamily(Family):
+    """Family `seq2seq_lstm`: attentional LSTM encoder-decoders, with any alignment attention."""
+
+    config = Seq2SeqConfig
+    tasks = ("sequence-to-sequence",)
+    test_args: ClassVar[dict[str, Any]] = {
+        "src_vocab_size": 20,
+        "tgt_vocab_size": 24,
+        "embed_dim": 16,
+        "hidden_size": 16,
+    }
+
+    def build(self, config: Seq2SeqConfig, *, device=None, dtype=None) -> Seq2SeqLSTMAttention:
+        return Seq2SeqLSTMAttention(config, device=device, dtype=dtype)
+
+    def example_input(
+        self, config: Seq2SeqConfig, *, batch: int = 2, seq_len: int | None = None, device=None, dtype=None
+    ) -> tuple[torch.Tensor, ...]:
+        length = seq_len or 12
+        src = torch.randint(0, config.src_vocab_size, (batch, length), device=device)
+        tgt = torch.randint(0, config.tgt_vocab_size, (batch, length), device=device)
+        return src, tgt
+
+
+family = Seq2SeqLSTMFamily()
+build = family.build

@@ -13,13 +13,14 @@ lengths: padded frames are skipped by the LSTM and get zero attention.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from zoo.attention import PoolingAttention
+from zoo.registry.family import Family
 
 from ..attention.functional import Pooled, padding_mask
 from ..layers import LSTMEncoder
@@ -100,6 +101,22 @@ class SpeechLSTMAttention(nn.Module):
         return self.forward_head(self.forward_pool(features, lengths).output)
 
 
-def build(config: SpeechLSTMConfig, *, device=None, dtype=None) -> SpeechLSTMAttention:
-    """Builder `speech_lstm`."""
-    return SpeechLSTMAttention(config, device=device, dtype=dtype)
+class SpeechLSTMFamily(Family):
+    """Family `speech_lstm`: LSTM classifiers of speech features pooled by any pooling attention."""
+
+    config = SpeechLSTMConfig
+    tasks = ("sequence-classification",)
+    test_args: ClassVar[dict[str, Any]] = {"in_features": 8, "hidden_size": 16, "num_classes": 5}
+
+    def build(self, config: SpeechLSTMConfig, *, device=None, dtype=None) -> SpeechLSTMAttention:
+        return SpeechLSTMAttention(config, device=device, dtype=dtype)
+
+    def example_input(
+        self, config: SpeechLSTMConfig, *, batch: int = 2, seq_len: int | None = None, device=None, dtype=None
+    ) -> tuple[torch.Tensor, ...]:
+        frames = seq_len or 50
+        return (torch.randn(batch, frames, config.in_features, device=device, dtype=dtype),)
+
+
+family = SpeechLSTMFamily()
+build = family.build

@@ -15,13 +15,14 @@ zoo's multi-head attention.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from zoo.attention import SequenceAttention
+from zoo.registry.family import Family
 
 from ..attention.functional import padding_mask
 from ..layers import DropPath, drop_path_rates
@@ -224,6 +225,35 @@ class TextTransformer(nn.Module):
         return self.forward_head(self.forward_features(tokens, lengths), lengths)
 
 
-def build(config: TextTransformerConfig, *, device=None, dtype=None) -> TextTransformer:
-    """Builder `text_transformer`."""
-    return TextTransformer(config, device=device, dtype=dtype)
+class TextTransformerFamily(Family):
+    """Family `text_transformer`: transformer encoders of token sequences, any sequence attention."""
+
+    config = TextTransformerConfig
+    tasks = ("sequence-classification",)
+    test_args: ClassVar[dict[str, Any]] = {
+        "vocab_size": 50,
+        "max_len": 32,
+        "embed_dim": 32,
+        "depth": 2,
+        "num_heads": 2,
+        "num_classes": 3,
+    }
+
+    def build(self, config: TextTransformerConfig, *, device=None, dtype=None) -> TextTransformer:
+        return TextTransformer(config, device=device, dtype=dtype)
+
+    def example_input(
+        self,
+        config: TextTransformerConfig,
+        *,
+        batch: int = 2,
+        seq_len: int | None = None,
+        device=None,
+        dtype=None,
+    ) -> tuple[torch.Tensor, ...]:
+        length = min(seq_len or 16, config.max_len)
+        return (torch.randint(0, config.vocab_size, (batch, length), device=device),)
+
+
+family = TextTransformerFamily()
+build = family.build

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ from torch import nn
 
 from zoo.attention import TokenAttention
 from zoo.maps import attention_rollout, class_token_attention
+from zoo.registry.family import Family
 
 from ..layers import DropPath, drop_path_rates
 
@@ -266,6 +267,29 @@ class VisionTransformer(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def build(config: ViTConfig, *, device=None, dtype=None) -> VisionTransformer:
-    """Builder `vit`."""
-    return VisionTransformer(config, device=device, dtype=dtype)
+class VisionTransformerFamily(Family):
+    """Family `vit`: Vision Transformers (and DeiT with its distillation token), with any token attention."""
+
+    config = ViTConfig
+    tasks = ("image-classification", "image-embedding")
+    test_args: ClassVar[dict[str, Any]] = {
+        "img_size": 32,
+        "patch_size": 8,
+        "embed_dim": 32,
+        "depth": 2,
+        "num_heads": 2,
+        "num_classes": 10,
+    }
+
+    def build(self, config: ViTConfig, *, device=None, dtype=None) -> VisionTransformer:
+        return VisionTransformer(config, device=device, dtype=dtype)
+
+    def example_input(
+        self, config: ViTConfig, *, batch: int = 2, seq_len: int | None = None, device=None, dtype=None
+    ) -> tuple[torch.Tensor, ...]:
+        size = config.img_size
+        return (torch.randn(batch, config.in_chans, size, size, device=device, dtype=dtype),)
+
+
+family = VisionTransformerFamily()
+build = family.build

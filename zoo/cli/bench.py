@@ -90,13 +90,13 @@ def bench_command(
         f"{name} {result.mode} on {result.device} ({result.device_name}), {result.dtype}, "
         f"batch {result.batch} of {size}" + (f", {', '.join(options)}" if options else "")
     )
-    low, high = min(result.runs_images_per_s), max(result.runs_images_per_s)
+    low, high = min(result.runs_samples_per_s), max(result.runs_samples_per_s)
     click.echo(
-        f"  {result.images_per_s:,.1f} images/s (median of {len(result.runs_images_per_s)} runs, "
+        f"  {result.samples_per_s:,.1f} images/s (median of {len(result.runs_samples_per_s)} runs, "
         f"{low:,.1f} to {high:,.1f}), {result.step_ms:.2f} ms per step"
     )
     click.echo(
-        f"  {result.params:,} parameters, {result.gflops_per_image:.3g} GFLOPs per image, "
+        f"  {result.params:,} parameters, {result.gflops_per_sample:.3g} GFLOPs per image, "
         f"{result.achieved_tflops:.3g} TFLOP/s"
     )
     if result.peak_fraction is not None:

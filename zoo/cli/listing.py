@@ -45,7 +45,8 @@ def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
                 {
                     "name": full,
                     "hf_hub_id": weights.hf_hub_id,
-                    "num_classes": weights.num_classes,
+                    "task": weights.task,
+                    "num_classes": getattr(weights, "num_classes", None),
                     "license": weights.license,
                 }
             )
@@ -53,8 +54,11 @@ def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
             echo_json(rows)
         else:
             print_table(
-                [(r["name"], r["hf_hub_id"], str(r["num_classes"]), r["license"]) for r in rows],
-                ("NAME", "HUB REPO", "CLASSES", "LICENSE"),
+                [
+                    (r["name"], r["hf_hub_id"] or "-", r["task"], str(r["num_classes"] or "-"), r["license"])
+                    for r in rows
+                ],
+                ("NAME", "HUB REPO", "TASK", "CLASSES", "LICENSE"),
             )
         return
     rows = []

@@ -35,6 +35,7 @@ from ..errors import (
     ZooError,
 )
 from .attention import ATTENTION_KINDS, AttentionKind, check_attention_class, options_model
+from .family import TASKS, Family, FunctionFamily, config_of_function
 from .schema import ModelEntry, WeightTag
 from .source import ParsedFile, error_message, parse_registry_file, problems_from_validation
 
@@ -101,13 +102,48 @@ class _LazyComponent(Component):
 
 @dataclass(eq=False)
 class Builder(_LazyComponent):
-    """A model builder: `build(config: Config, *, device=None, dtype=None) -> nn.Module`."""
+    """A model family registered under a builder name (see `zoo.registry.family`).
+
+    The target is a `Family`, or a bare function `build(config, *, device=None, dtype=None)`
+    whose `config` is annotated with a pydantic model (a family without tasks).
+    """
 
     category: typing.ClassVar[str] = "builder"
 
     @cached_property
+    def family(self) -> Family:
+        target = self.loaded
+        if isinstance(target, Family):
+            self._check_signature(target.build)
+            self._check_config(target.config)
+            unknown = [task for task in target.tasks if task not in TASKS]
+            if unknown:
+                raise PluginError(
+                    self.owner,
+                    f"builder '{self.name}' ({self.target_path}) declares unknown task(s) "
+                    f"{', '.join(unknown)} (tasks: {', '.join(TASKS)})",
+                )
+            return target
+        self._check_signature(target)
+        config = config_of_function(target)
+        self._check_config(config)
+        return FunctionFamily(target, config)
+
+    @property
     def function(self) -> Callable[..., Any]:
-        function = self.loaded
+        """`build(config, *, device=None, dtype=None) -> nn.Module`."""
+        return self.family.build
+
+    @property
+    def config_type(self) -> type[BaseModel]:
+        """The builder's typed schema: the pydantic model its `config` parameter takes."""
+        return self.family.config
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.family.tasks
+
+    def _check_signature(self, function: Callable[..., Any]) -> None:
         parameters = inspect.signature(function).parameters
         for keyword in ("device", "dtype"):
             if keyword not in parameters or parameters[keyword].kind is not inspect.Parameter.KEYWORD_ONLY:
@@ -116,19 +152,14 @@ class Builder(_LazyComponent):
                     f"builder '{self.name}' ({self.target_path}) must take keyword-only "
                     f"'{keyword}' (signature: build(config, *, device=None, dtype=None))",
                 )
-        return function
 
-    @cached_property
-    def config_type(self) -> type[BaseModel]:
-        """The builder's typed schema: the pydantic model its `config` parameter takes."""
-        config = typing.get_type_hints(self.function).get("config")
+    def _check_config(self, config: Any) -> None:
         if not (inspect.isclass(config) and issubclass(config, BaseModel)):
             raise PluginError(
                 self.owner,
                 f"builder '{self.name}' ({self.target_path}) must annotate its 'config' "
                 "parameter with a pydantic model",
             )
-        return config
 
 
 @dataclass(eq=False)
@@ -299,13 +330,21 @@ class Registry:
                     names.append(full)
         return names
 
+    def task(self, resolved: Resolved) -> str | None:
+        """What a resolved name is for: its tag's task, else its default tag's, else the first
+        task its family declares (None for a family that declares none)."""
+        tag = resolved.tag or resolved.entry.default_weight_tag
+        if tag is not None:
+            return resolved.entry.weights[tag].task
+        return next(iter(self.builder(resolved.entry.builder).tasks), None)
+
     # ------------------------------------------------------------------ configs
 
     def build_config(self, resolved: Resolved, overrides: Mapping[str, Any] = {}) -> BaseModel:
         """The builder's config for an entry, its weight tag's head and any overrides."""
         args = dict(resolved.entry.args)
         if resolved.weights is not None:
-            args["num_classes"] = resolved.weights.num_classes
+            args.update(resolved.weights.builder_args())
         args.update(overrides)
         builder = self.builder(resolved.entry.builder)
         try:
@@ -338,8 +377,15 @@ class Registry:
         problems = self._argument_problems(source, config_type, entry.args, ("args",))
         if not problems:  # each tag's head, on top of arguments known to be good
             for tag, weights in entry.weights.items():
-                args = {**entry.args, "num_classes": weights.num_classes}
+                args = {**entry.args, **weights.builder_args()}
                 problems += self._argument_problems(source, config_type, args, ("weights", tag))
+        for tag, weights in entry.weights.items():
+            if weights.task not in builder.tasks:
+                supported = ", ".join(builder.tasks) or "none"
+                message = (
+                    f"builder '{builder.name}' does not build for {weights.task} (its tasks: {supported})"
+                )
+                problems.append(problem(f"weights.{tag}.task", message, ("weights", tag)))
         for tag, weights in entry.weights.items():
             if weights.adapter is not None:
                 try:

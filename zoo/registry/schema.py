@@ -8,11 +8,36 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from .family import TASKS
 from .labels import LABEL_SETS
 
-__all__ = ["Preprocessing", "WeightTag", "ModelEntry", "RegistryFile", "NAME_PATTERN"]
+__all__ = [
+    "HUB_ID_PATTERN",
+    "IMAGENET_MEAN",
+    "IMAGENET_PREPROCESSING",
+    "IMAGENET_STD",
+    "NAME_PATTERN",
+    "WEIGHT_TYPES",
+    "ImageClassificationWeights",
+    "ImageEmbeddingWeights",
+    "ModelEntry",
+    "Preprocessing",
+    "RegistryFile",
+    "SequenceClassificationWeights",
+    "SequenceToSequenceWeights",
+    "WeightTag",
+]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_]*$"
 TAG_PATTERN = r"^[a-z0-9][a-z0-9_]*$"
@@ -45,20 +70,46 @@ class Preprocessing(_Strict):
         return self
 
 
-class WeightTag(_Strict):
-    """One published checkpoint of a model."""
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_PREPROCESSING = Preprocessing(
+    input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_pct=0.875, interpolation="bicubic"
+)
+"""What a model without published weights is fed: ImageNet's statistics at 224 pixels."""
 
-    hf_hub_id: str = Field(pattern=HUB_ID_PATTERN)
+
+class _Weights(_Strict):
+    """Where a published checkpoint is and what it may be used for; the task's fields follow."""
+
+    hf_hub_id: str | None = Field(default=None, pattern=HUB_ID_PATTERN)
+    path: str | None = Field(
+        default=None, description="a local safetensors file, instead of a Hub repository"
+    )
     filename: str = Field(default="model.safetensors", pattern=r"\.safetensors$")
     revision: str | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    num_classes: int = Field(ge=0, description="0: the checkpoint has no classifier head")
-    preprocessing: Preprocessing
     license: str
     adapter: str | None = Field(
         default=None, description="key adapter for checkpoints whose tensor names differ"
     )
     description: str | None = None
+
+    def builder_args(self) -> dict[str, Any]:
+        """The builder arguments this checkpoint fixes (its head, its vocabularies)."""
+        return {}
+
+    @property
+    def preprocessing_or_none(self) -> Preprocessing | None:
+        """The image preprocessing the weights were trained for, for image tasks."""
+        return getattr(self, "preprocessing", None)
+
+
+class ImageClassificationWeights(_Weights):
+    """Images to class logits: `num_classes`, image preprocessing, class names."""
+
+    task: Literal["image-classification"] = "image-classification"
+    num_classes: int = Field(ge=1)
+    preprocessing: Preprocessing
     labels: str | None = Field(
         default=None, description="label set the head's outputs follow: " + ", ".join(LABEL_SETS)
     )
@@ -73,10 +124,74 @@ class WeightTag(_Strict):
         num_classes = info.data.get("num_classes")
         if num_classes is not None and num_classes != LABEL_SETS[labels]:
             raise ValueError(
-                f"label set '{labels}' has {LABEL_SETS[labels]} classes but the checkpoint has "
-                + (f"{num_classes}" if num_classes else "no head (num_classes 0)")
+                f"label set '{labels}' has {LABEL_SETS[labels]} classes but the checkpoint has {num_classes}"
             )
         return labels
+
+    def builder_args(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes}
+
+
+class ImageEmbeddingWeights(_Weights):
+    """Images to embeddings: the embedding width and image preprocessing, no classifier."""
+
+    task: Literal["image-embedding"]
+    output_dim: int = Field(ge=1, description="width of the embeddings the model outputs")
+    preprocessing: Preprocessing
+
+    def builder_args(self) -> dict[str, Any]:
+        return {"num_classes": 0}
+
+
+class SequenceClassificationWeights(_Weights):
+    """Sequences to class logits: `num_classes` and, for token inputs, the vocabulary size."""
+
+    task: Literal["sequence-classification"]
+    num_classes: int = Field(ge=1)
+    vocab_size: int | None = Field(default=None, ge=1, description="None for frame inputs (speech)")
+
+    def builder_args(self) -> dict[str, Any]:
+        sizes = {"num_classes": self.num_classes}
+        return sizes if self.vocab_size is None else {**sizes, "vocab_size": self.vocab_size}
+
+
+class SequenceToSequenceWeights(_Weights):
+    """Source to target sequences: both vocabulary sizes."""
+
+    task: Literal["sequence-to-sequence"]
+    src_vocab_size: int = Field(ge=1)
+    tgt_vocab_size: int = Field(ge=1)
+
+    def builder_args(self) -> dict[str, Any]:
+        return {"src_vocab_size": self.src_vocab_size, "tgt_vocab_size": self.tgt_vocab_size}
+
+
+def _task_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("task", "image-classification")
+    return getattr(value, "task", "image-classification")
+
+
+WeightTag = Annotated[
+    Annotated[ImageClassificationWeights, Tag("image-classification")]
+    | Annotated[ImageEmbeddingWeights, Tag("image-embedding")]
+    | Annotated[SequenceClassificationWeights, Tag("sequence-classification")]
+    | Annotated[SequenceToSequenceWeights, Tag("sequence-to-sequence")],
+    Discriminator(
+        _task_of,
+        custom_error_type="task",
+        custom_error_message="unknown task (tasks: " + ", ".join(TASKS) + ")",
+    ),
+]
+"""One published checkpoint of a model; its `task` (default image-classification) decides
+its fields: see `zoo.registry.family` for the tasks."""
+
+WEIGHT_TYPES: dict[str, type[_Weights]] = {
+    "image-classification": ImageClassificationWeights,
+    "image-embedding": ImageEmbeddingWeights,
+    "sequence-classification": SequenceClassificationWeights,
+    "sequence-to-sequence": SequenceToSequenceWeights,
+}
 
 
 class ModelEntry(_Strict):
@@ -88,6 +203,15 @@ class ModelEntry(_Strict):
     paper: str | None = None
     default_tag: str | None = None
     weights: dict[Annotated[str, Field(pattern=TAG_PATTERN)], WeightTag] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _weights_say_where_they_are(self) -> ModelEntry:
+        for tag, weights in self.weights.items():
+            if (weights.hf_hub_id is None) == (weights.path is None):
+                raise ValueError(
+                    f"weights '{tag}' need one of hf_hub_id (a Hub repository) and path (a file)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _default_tag_is_published(self) -> ModelEntry:

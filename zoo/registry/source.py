@@ -17,12 +17,14 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import RegistryProblem
+from .family import TASKS
 from .schema import ModelEntry, RegistryFile
 
 __all__ = [
     "ParsedFile",
     "describe_errors",
     "error_message",
+    "field_path",
     "parse_registry_file",
     "parse_registry_text",
     "problems_from_validation",
@@ -127,7 +129,7 @@ def problems_from_validation(
     """
     problems = []
     for item in error.errors():
-        loc = (*prefix, *item["loc"])
+        loc = (*prefix, *field_path(item))
         message = error_message(item)
         if loc and loc[-1] == "[key]":  # the name itself is wrong, not its value
             loc = loc[:-1]
@@ -144,10 +146,16 @@ def describe_errors(error: ValidationError, *, label: str = "field") -> str:
     """A pydantic error as one line: `field 'a.b': message; field 'c': message`."""
     parts = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
+        where = ".".join(str(part) for part in field_path(item))
         message = error_message(item)
         parts.append(f"{label} '{where}': {message}" if where else message)
     return "; ".join(parts)
+
+
+def field_path(item: Mapping[str, Any]) -> tuple[str | int, ...]:
+    """Where a pydantic error is, as the file spells it: without the task a weight tag was
+    validated as (pydantic inserts the discriminator's tag into the location)."""
+    return tuple(part for part in item["loc"] if part not in TASKS)
 
 
 def error_message(item: Mapping[str, Any]) -> str:

@@ -1,7 +1,7 @@
-"""Throughput of a model: images per second, FLOPs, and how close to the device's peak.
+"""Throughput of a model: samples (images, sequences) per second, FLOPs, share of the peak.
 
     >>> result = zoo.bench.benchmark("resnet50", batch=64, device="cuda", dtype="bfloat16")
-    >>> result.images_per_s, result.gflops_per_image, result.peak_fraction
+    >>> result.samples_per_s, result.gflops_per_sample, result.peak_fraction
 
 The model is built with random weights (nothing is downloaded) at its tag's input size. A
 few warm-up steps run first (they include `torch.compile`'s compilation) and are not timed;
@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..devices import resolve_device, resolve_dtype
-from ..errors import DeviceError
-from ..registry import Registry
+from ..errors import ArgumentError, DeviceError
+from ..registry import Registry, Resolved, default_registry
+from ..registry.family import IMAGE_TASKS
 from ..weights.factory import create
+from ..weights.resolve import resolve
 from .preprocessing import data_config
 
 if TYPE_CHECKING:
@@ -74,16 +76,17 @@ class BenchResult:
     device_name: str
     dtype: str
     batch: int
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
+    """Shape of one sample of the (first) input: (C, H, W) for images, (L,) for token ids."""
     compiled: bool
     channels_last: bool
     params: int
-    gflops_per_image: float
-    images_per_s: float
+    gflops_per_sample: float
+    samples_per_s: float
     """Median over the timed runs."""
     step_ms: float
     """Median time of one step (one batch)."""
-    runs_images_per_s: list[float]
+    runs_samples_per_s: list[float]
     steps_per_run: int
     warmup_s: float
     """Time of the untimed warm-up steps, compilation included."""
@@ -103,7 +106,7 @@ class BenchResult:
 
 
 def benchmark(
-    name: str,
+    name: str | Resolved,
     *,
     batch: int = 32,
     device: str | torch.device | None = None,
@@ -114,13 +117,16 @@ def benchmark(
     runs: int = 5,
     warmup: int = 3,
     min_time: float = 0.5,
+    seq_len: int | None = None,
     registry: Registry | None = None,
     model_args: Mapping[str, Any] | None = None,
 ) -> BenchResult:
     """Measure a model's throughput with random weights.
 
     Args:
-        name: A registry name (`name.tag` picks that tag's head and input size).
+        name: A model name of any form (`name.tag` picks that tag's head and input size).
+            Images come at the weights' input size; sequence models get their family's
+            example input.
         batch: Images per step.
         device: Where to run (default cpu).
         dtype: Dtype of weights and inputs (default float32). On a CPU, bfloat16 and
@@ -132,6 +138,7 @@ def benchmark(
         warmup: Untimed steps before the first run (at least 1).
         min_time: Seconds each run lasts at least (steps per run are chosen from the
             last warm-up step's time).
+        seq_len: Steps of each sequence, for sequence models (default: the family's).
         registry: The registry to use instead of the installed plugins' one.
         model_args: Builder arguments on top of the registry's.
     """
@@ -148,26 +155,25 @@ def benchmark(
             f"this CPU ({platform.machine()}) has no native {_dtype_name(precision)} arithmetic; "
             "benchmark float32 instead"
         )
+    registry = registry if registry is not None else default_registry()
+    resolved = resolve(name, registry)
     model_args = dict(model_args or {})
-    input_size = tuple(data_config(name, model_args=model_args, registry=registry).input_size)
-    model = create(name, device=target, dtype=precision, registry=registry, **model_args)
+    inputs = _example_inputs(resolved, registry, model_args, seq_len=seq_len, device=target, dtype=precision)
+    model = create(resolved, device=target, dtype=precision, registry=registry, **model_args)
     model.train(train)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     if channels_last:
         model = model.to(memory_format=memory_format)
     params = sum(p.numel() for p in model.parameters())
 
-    def inputs(size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.randn(size, *input_size, device=target, dtype=precision).contiguous(
-            memory_format=memory_format
-        )
-        return x, torch.zeros(size, dtype=torch.long, device=target)
+    def batch_of(size: int) -> tuple[torch.Tensor, ...]:
+        return tuple(_in_format(x, memory_format) for x in inputs(size))
 
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9) if train else None
-    flops = _count_flops(model, inputs(2), train)
+    flops = _count_flops(model, batch_of(2), train)
     runner = torch.compile(model) if compile else model
     step = (
-        _train_step(runner, optimizer, inputs(batch)) if train else _inference_step(runner, inputs(batch)[0])
+        _train_step(runner, optimizer, batch_of(batch)) if train else _inference_step(runner, batch_of(batch))
     )
     synchronize = _synchronizer(target)
 
@@ -197,9 +203,9 @@ def benchmark(
             step()
         synchronize()
         rates.append(batch * steps / (time.perf_counter() - begin))
-    images_per_s = statistics.median(rates)
+    samples_per_s = statistics.median(rates)
     gflops = flops / 1e9
-    achieved = gflops * images_per_s / 1e3
+    achieved = gflops * samples_per_s / 1e3
     device_name = _device_name(target)
     peak = peak_tflops(device_name, _peak_dtype(precision)) if target.type == "cuda" else None
     memory = torch.cuda.max_memory_allocated(target) / 2**20 if target.type == "cuda" else None
@@ -210,14 +216,14 @@ def benchmark(
         device_name=device_name,
         dtype=_dtype_name(precision),
         batch=batch,
-        input_size=input_size,
+        input_size=tuple(batch_of(1)[0].shape[1:]),
         compiled=compile,
         channels_last=channels_last,
         params=params,
-        gflops_per_image=gflops,
-        images_per_s=images_per_s,
-        step_ms=1e3 * batch / images_per_s,
-        runs_images_per_s=rates,
+        gflops_per_sample=gflops,
+        samples_per_s=samples_per_s,
+        step_ms=1e3 * batch / samples_per_s,
+        runs_samples_per_s=rates,
         steps_per_run=steps,
         warmup_s=warmup_s,
         achieved_tflops=achieved,
@@ -229,52 +235,79 @@ def benchmark(
     )
 
 
-def _inference_step(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+def _example_inputs(
+    resolved: Resolved,
+    registry: Registry,
+    model_args: Mapping[str, Any],
+    *,
+    seq_len: int | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Callable[[int], tuple[torch.Tensor, ...]]:
+    """`inputs(batch)`: random inputs of a forward pass. Images come at the input size of the
+    weights' preprocessing; other inputs are the family's own example input."""
+    import torch
+
+    task = registry.task(resolved)
+    if task is None:
+        raise ArgumentError(f"'{resolved}': its family declares no task, so no example input to time")
+    if task in IMAGE_TASKS:
+        if seq_len is not None:
+            raise ArgumentError(f"'{resolved}' takes images: --seq-len does not apply")
+        size = tuple(data_config(resolved, model_args=model_args, registry=registry).input_size)
+        return lambda batch: (torch.randn(batch, *size, device=device, dtype=dtype),)
+    family = registry.builder(resolved.entry.builder).family
+    config = registry.build_config(resolved, model_args)
+    return lambda batch: tuple(
+        family.example_input(config, batch=batch, seq_len=seq_len, device=device, dtype=dtype)
+    )
+
+
+def _in_format(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    return x.contiguous(memory_format=memory_format) if x.ndim == 4 else x
+
+
+def _inference_step(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> Callable[[], None]:
     import torch
 
     def step() -> None:
         with torch.inference_mode():
-            model(x)
+            model(*inputs)
 
     return step
 
 
 def _train_step(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, torch.Tensor]
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: tuple[torch.Tensor, ...]
 ) -> Callable[[], None]:
-    x, targets = batch
-
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        _loss(model(x), targets).backward()
+        _loss(model(*inputs)).backward()
         optimizer.step()
 
     return step
 
 
-def _loss(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    import torch.nn.functional as F
-
-    if output.ndim == 2 and output.shape[1] > 1:
-        return F.cross_entropy(output.float(), targets)
-    return output.float().square().mean()  # a model without head: any scalar will do
+def _loss(output: torch.Tensor) -> torch.Tensor:
+    """A scalar costing what a cross-entropy over the outputs' last dimension costs."""
+    return output.float().logsumexp(dim=-1).mean()
 
 
-def _count_flops(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], train: bool) -> int:
-    """FLOPs per image through the model (forward, or forward and backward)."""
+def _count_flops(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], train: bool) -> int:
+    """FLOPs per sample through the model (forward, or forward and backward), counted on a
+    batch of two: BatchNorm cannot train on one value per channel."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    x, targets = batch  # two images: BatchNorm cannot train on one value per channel
     with FlopCounterMode(display=False, custom_mapping=_extra_flop_formulas()) as counter:
         if train:
-            _loss(model(x), targets).backward()
+            _loss(model(*inputs)).backward()
         else:
             with torch.no_grad():
-                model(x)
+                model(*inputs)
     if train:
         model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() // x.shape[0]
+    return counter.get_total_flops() // inputs[0].shape[0]
 
 
 def _extra_flop_formulas() -> dict[Any, Callable[..., int]]:

@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ..registry import Registry, default_plugin_manager, default_registry
+from ..registry import Registry, Resolved, default_plugin_manager, default_registry
 from ..registry.schema import Preprocessing
+from ..weights.resolve import resolve
 
 __all__ = ["list_models", "list_pretrained", "model_info", "ModelInfo", "WeightInfo"]
 
@@ -30,14 +31,23 @@ class WeightInfo(BaseModel):
     name: str
     tag: str
     default: bool
-    hf_hub_id: str
+    task: str
+    hf_hub_id: str | None = None
+    path: str | None = None
     filename: str
-    revision: str | None
-    sha256: str | None
-    num_classes: int
+    revision: str | None = None
+    sha256: str | None = None
     license: str
-    adapter: str | None
-    preprocessing: Preprocessing
+    adapter: str | None = None
+    num_classes: int | None = None
+    """Classes of the head (classification tasks)."""
+    output_dim: int | None = None
+    """Width of the embeddings (image-embedding)."""
+    vocab_size: int | None = None
+    src_vocab_size: int | None = None
+    tgt_vocab_size: int | None = None
+    preprocessing: Preprocessing | None = None
+    """Image preprocessing (image tasks)."""
     labels: str | None = None
 
 
@@ -49,6 +59,10 @@ class ModelInfo(BaseModel):
     name: str
     tag: str | None
     builder: str
+    tasks: list[str]
+    """What the family builds models for."""
+    task: str | None
+    """What this name (its tag, else its default tag, else its family's first task) is for."""
     plugin: str
     distribution: str | None
     version: str | None
@@ -62,17 +76,19 @@ class ModelInfo(BaseModel):
     weights: list[WeightInfo]
 
 
-def model_info(name: str, *, registry: Registry | None = None) -> ModelInfo:
+def model_info(name: str | Resolved, *, registry: Registry | None = None) -> ModelInfo:
     """Describe a model (and, for `name.tag`, the head of that tag's checkpoint).
 
-    Counting parameters builds the model on the `meta` device, which takes no memory.
+    Takes every name form (see `zoo.weights.resolve`). Counting parameters builds the model
+    on the `meta` device, which takes no memory.
     """
     plugin_records = default_plugin_manager().records if registry is None else {}
     registry = registry or default_registry()
-    resolved = registry.resolve(name)
+    resolved = resolve(name, registry)
     entry, source = resolved.entry, resolved.source
     config = registry.build_config(resolved)
-    model = registry.builder(entry.builder).function(config, device="meta", dtype=None)
+    builder = registry.builder(entry.builder)
+    model = builder.function(config, device="meta", dtype=None)
     default_tag = entry.default_weight_tag
     weights = [
         WeightInfo(
@@ -88,6 +104,8 @@ def model_info(name: str, *, registry: Registry | None = None) -> ModelInfo:
         name=resolved.name,
         tag=resolved.tag,
         builder=entry.builder,
+        tasks=list(builder.tasks),
+        task=registry.task(resolved),
         plugin=source.owner,
         distribution=record.distribution if record else None,
         version=record.version if record else None,

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from ..registry import Registry, default_registry
+from ..registry import Registry, Resolved, default_registry
 from ..registry.labels import LabelSet, label_set
+from ..weights.resolve import resolve
 
 __all__ = ["labels_for"]
 
 
-def labels_for(name_or_tag: str, *, registry: Registry | None = None) -> LabelSet | None:
+def labels_for(name_or_tag: str | Resolved, *, registry: Registry | None = None) -> LabelSet | None:
     """The label set of a weight tag (a name without tag: its default tag), or None.
 
     None when the tag names no label set (a checkpoint without head, say) or the name has
-    no published weights.
+    no published weights. Takes every name form (see `zoo.weights.resolve`).
     """
-
-    resolved = (registry or default_registry()).resolve(name_or_tag)
+    resolved = resolve(name_or_tag, registry if registry is not None else default_registry())
     tag = resolved.tag or resolved.entry.default_weight_tag
     if tag is None:
         return None
-    labels = resolved.entry.weights[tag].labels
+    labels = getattr(resolved.entry.weights[tag], "labels", None)
     return label_set(labels) if labels else None

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ArgumentError, CheckpointError, NoWeightsError
 from ..files import atomic_path
 from ..registry import Registry, Resolved, default_registry
+from ..registry.family import IMAGE_TASKS, model_of
 from ..registry.labels import LabelSet, read_labels_file
 from ..weights.factory import create
+from ..weights.resolve import resolve
 from .labels import labels_for
 from .preprocessing import ImageTransform, data_config
 
@@ -138,7 +140,7 @@ class Predictor:
 
 
 def predictor(
-    name: str,
+    name: str | Resolved,
     *,
     checkpoint: str | Path | None = None,
     num_classes: int | None = None,
@@ -151,9 +153,10 @@ def predictor(
     """Load a model for inference: published weights, or a local checkpoint.
 
     Args:
-        name: `name[.tag]`. Without `checkpoint`, the tag's published weights (the default
-            tag's for a bare name) are fetched; the tag also gives the preprocessing and the
-            class names.
+        name: `name[.tag]` (or any other name form, see `zoo.weights.resolve`). Without
+            `checkpoint`, the tag's published weights (the default tag's for a bare name) are
+            fetched; the tag also gives the preprocessing and the class names. The model must
+            be for an image task (`zoo.registry.family.IMAGE_TASKS`).
         checkpoint: A local safetensors file to load instead (a fine-tuned model, say).
         num_classes: The head the checkpoint has, when it differs from the tag's.
         labels: Class names: a `LabelSet`, or a text file with one name per line. Default:
@@ -167,13 +170,19 @@ def predictor(
     registry = registry if registry is not None else default_registry()
     model_args = dict(model_args or {})
     pretrained = checkpoint is None
-    resolved = registry.resolve(name)
+    resolved = resolve(name, registry)
+    task = registry.task(resolved)
+    if task not in IMAGE_TASKS:
+        raise ArgumentError(
+            f"'{resolved}' is {model_of(task)}; prediction serves {' and '.join(IMAGE_TASKS)} "
+            "models: build it with zoo.create and call it on its own inputs"
+        )
     if pretrained and resolved.tag is None and resolved.entry.default_weight_tag is None:
         raise NoWeightsError(
             f"'{name}' has no published weights; load a checkpoint of your own (--checkpoint FILE)"
         )
     model = create(
-        name,
+        resolved,
         pretrained=pretrained,
         checkpoint=checkpoint,
         num_classes=num_classes,
@@ -186,7 +195,7 @@ def predictor(
 
     build_tag = resolved.tag or (resolved.entry.default_weight_tag if pretrained else None)
     head_args = {**model_args, **({"num_classes": num_classes} if num_classes is not None else {})}
-    config = registry.build_config(Resolved(resolved.name, resolved.source, build_tag), head_args)
+    config = registry.build_config(type(resolved)(resolved.name, resolved.source, build_tag), head_args)
     outputs = getattr(config, "num_classes", None)
 
     if labels is not None and not isinstance(labels, LabelSet):
@@ -194,11 +203,11 @@ def predictor(
     if labels is not None and outputs is not None and len(labels) != outputs:
         raise ArgumentError(f"{len(labels)} class names for a model with {outputs} classes")
     if labels is None:
-        known = labels_for(name, registry=registry)
+        known = labels_for(resolved, registry=registry)
         labels = known if known is not None and len(known) == outputs else None
 
-    transform = ImageTransform(data_config(name, model_args=model_args, registry=registry))
-    return Predictor(name=name, model=model, transform=transform, num_classes=outputs, labels=labels)
+    transform = ImageTransform(data_config(resolved, model_args=model_args, registry=registry))
+    return Predictor(name=str(resolved), model=model, transform=transform, num_classes=outputs, labels=labels)
 
 
 def save_embeddings(

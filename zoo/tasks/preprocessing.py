@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError, ImageError
 from ..registry import Registry, Resolved, default_registry
-from ..registry.schema import Preprocessing
+from ..registry.family import IMAGE_TASKS, model_of
+from ..registry.schema import IMAGENET_MEAN, IMAGENET_PREPROCESSING, IMAGENET_STD, Preprocessing
+from ..weights.resolve import resolve
 
 if TYPE_CHECKING:
     import torch
@@ -50,15 +52,13 @@ __all__ = [
     "transforms",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_CROP_PCT = 0.875
-DEFAULT_INTERPOLATION = "bicubic"
-DEFAULT_INPUT_SIZE = 224
+DEFAULT_CROP_PCT = IMAGENET_PREPROCESSING.crop_pct
+DEFAULT_INTERPOLATION = IMAGENET_PREPROCESSING.interpolation
+DEFAULT_INPUT_SIZE = IMAGENET_PREPROCESSING.input_size[1]
 
 
 def data_config(
-    name_or_tag: str,
+    name_or_tag: str | Resolved,
     *,
     use_test_size: bool = False,
     model_args: Mapping[str, Any] | None = None,
@@ -68,7 +68,8 @@ def data_config(
 
     Args:
         name_or_tag: `name.tag`, or a name (its default tag; ImageNet defaults if it has no
-            published weights, see the module docstring).
+            published weights, see the module docstring), or any other name form
+            (`hf-hub:ORG/REPO`, an exported folder).
         use_test_size: Use the tag's `test_input_size` where it has one (ResNet Strikes
             Back weights are evaluated at 288 pixels though trained at 224).
         model_args: Builder arguments the model was built with on top of the registry's
@@ -81,10 +82,15 @@ def data_config(
         `test_input_size`); `.model_dump()` gives a plain dict.
     """
     registry = registry if registry is not None else default_registry()
-    resolved = registry.resolve(name_or_tag)
+    resolved = resolve(name_or_tag, registry)
+    task = registry.task(resolved)
+    if task not in IMAGE_TASKS:
+        raise ArgumentError(
+            f"'{resolved}' is {model_of(task)}: it takes no images, so it has no preprocessing"
+        )
     tag = resolved.tag or resolved.entry.default_weight_tag
     model_args = dict(model_args or {})
-    base = resolved.entry.weights[tag].preprocessing if tag is not None else None
+    base = resolved.entry.weights[tag].preprocessing_or_none if tag is not None else None
     if base is not None and not model_args:
         return _test_size(base) if use_test_size else base
 
@@ -100,13 +106,7 @@ def data_config(
                 "zoo.transforms"
             )
         size = img_size if isinstance(img_size, int) else DEFAULT_INPUT_SIZE
-        return Preprocessing(
-            input_size=(channels, size, size),
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            crop_pct=DEFAULT_CROP_PCT,
-            interpolation=DEFAULT_INTERPOLATION,
-        )
+        return IMAGENET_PREPROCESSING.model_copy(update={"input_size": (channels, size, size)})
     if in_chans is not None and in_chans != base.input_size[0]:
         raise ArgumentError(
             f"{resolved.name}.{tag} was trained on {base.input_size[0]} channels; its mean and std "
@@ -127,7 +127,7 @@ def _test_size(config: Preprocessing) -> Preprocessing:
 
 
 def transforms(
-    name_or_config: str | Preprocessing,
+    name_or_config: str | Resolved | Preprocessing,
     *,
     use_test_size: bool = False,
     model_args: Mapping[str, Any] | None = None,

@@ -340,6 +340,8 @@ def list_cached(registry: Registry) -> list[CachedFile]:
     rows: dict[str, CachedFile] = {}
     for full in registry.pretrained_names():
         weights = registry.resolve(full).weights
+        if weights.hf_hub_id is None:
+            continue  # a local file, not in the cache
         for path in cached_versions(weights.hf_hub_id, weights.filename):
             rows[str(path)] = _row(
                 full, weights.hf_hub_id, weights.filename, path, record.get(str(path)), weights.sha256

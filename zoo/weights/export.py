@@ -25,20 +25,13 @@ from pydantic import ValidationError
 from ..errors import ArgumentError
 from ..registry import Registry, default_registry
 from ..registry.attention_spec import registry_form
-from ..registry.schema import Preprocessing
+from ..registry.family import IMAGE_TASKS, Family
+from ..registry.schema import IMAGENET_PREPROCESSING, WEIGHT_TYPES, Preprocessing, WeightTag
 from ..registry.source import describe_errors
 from .header import check_state_names, read_header
-from .hub_config import CONFIG_FILENAME, WEIGHTS_FILENAME, ExportedWeights, HubConfig
+from .hub_config import CONFIG_FILENAME, WEIGHTS_FILENAME, HubConfig
 
 __all__ = ["export", "model_card"]
-
-IMAGENET_PREPROCESSING = {
-    "input_size": (3, 224, 224),
-    "mean": (0.485, 0.456, 0.406),
-    "std": (0.229, 0.224, 0.225),
-    "crop_pct": 0.875,
-    "interpolation": "bicubic",
-}
 
 
 def export(
@@ -50,6 +43,7 @@ def export(
     preprocessing: dict[str, Any] | None = None,
     repo_id: str | None = None,
     description: str | None = None,
+    task: str | None = None,
     registry: Registry | None = None,
     **overrides: Any,
 ) -> HubConfig:
@@ -64,6 +58,9 @@ def export(
         preprocessing: Fields replacing the tag's preprocessing (`{"mean": [...], ...}`).
         repo_id: Where the folder will be published, to show in the model card's examples.
         description: One line about the weights (dataset, recipe) for the card and config.
+        task: What the weights are for (`zoo.registry.family.TASKS`); default: the tag's, else
+            the first of the family's tasks that the model's arguments fit (a ViT without head
+            is exported for image-embedding).
         registry: The registry to use instead of the installed plugins' one.
         **overrides: Builder arguments the checkpoint was trained with (`num_classes=10`, ...).
 
@@ -86,14 +83,11 @@ def export(
     license = license or (published.license if published else None)
     if not license:
         raise ArgumentError(f"'{name}' has no published weights to take a license from; pass a license")
-    prep = _preprocessing(args, published.preprocessing if published else None, preprocessing or {})
-    weights_meta = {
-        "filename": WEIGHTS_FILENAME,
-        "num_classes": int(args.get("num_classes", 0)),
-        "preprocessing": prep,
-        "license": license,
-        "description": description,
-    }
+    described = {"filename": WEIGHTS_FILENAME, "license": license, "description": description}
+    family = registry.builder(entry.builder).family
+    weights_meta = _weights_metadata(
+        name, task, family, config, model, published, preprocessing or {}, described
+    )
 
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -108,7 +102,7 @@ def export(
             args={key: registry_form(value) for key, value in args.items()},
             description=entry.description,
             paper=entry.paper,
-            weights=ExportedWeights(sha256=digest, **weights_meta),
+            weights=weights_meta.model_copy(update={"sha256": digest}),
         )
         _write_text(staging / CONFIG_FILENAME, hub_config.model_dump_json(indent=2, exclude_none=True) + "\n")
         num_params = sum(
@@ -128,10 +122,64 @@ def export(
     return hub_config
 
 
+def _weights_metadata(
+    name: str,
+    task: str | None,
+    family: Family,
+    config: Any,
+    model: Any,
+    published: WeightTag | None,
+    preprocessing: dict[str, Any],
+    described: dict[str, Any],
+) -> WeightTag:
+    """The weight tag of an exported checkpoint: the first task (`task`, the published tag's,
+    then the family's) whose fields the model's arguments fill."""
+    preferred = [published.task] if published is not None else []
+    candidates = [task] if task else list(dict.fromkeys([*preferred, *family.tasks]))
+    if not candidates:
+        raise ArgumentError(f"'{name}': its family declares no task, so its weights cannot be described")
+    errors = []
+    for candidate in candidates:
+        weights_type = WEIGHT_TYPES.get(candidate)
+        if weights_type is None:
+            raise ArgumentError(f"unknown task '{candidate}' (tasks: {', '.join(WEIGHT_TYPES)})")
+        values = {"task": candidate, **described}
+        values.update(
+            {key: getattr(config, key) for key in weights_type.model_fields if hasattr(config, key)}
+        )
+        if "output_dim" in weights_type.model_fields:
+            values["output_dim"] = _output_width(family, config, model)
+        if candidate in IMAGE_TASKS:
+            values["preprocessing"] = _preprocessing(
+                config.model_dump(mode="json"),
+                published.preprocessing_or_none if published else None,
+                preprocessing,
+            )
+        try:
+            weights = weights_type.model_validate(values)
+        except ValidationError as error:
+            errors.append(f"{candidate}: {describe_errors(error)}")
+            continue
+        same_head = published is not None and published.builder_args() == weights.builder_args()
+        if same_head and getattr(published, "labels", None):  # the published class names still apply
+            weights = weights.model_copy(update={"labels": published.labels})
+        return weights
+    raise ArgumentError(f"'{name}': the model's arguments fit no task: " + "; ".join(errors))
+
+
+def _output_width(family: Family, config: Any, model: Any) -> int:
+    """The width of what the model outputs, from a forward pass on `meta` (no memory)."""
+    import torch
+
+    with torch.no_grad():
+        inputs = family.example_input(config, batch=1, device="meta")
+        return int(model.eval()(*inputs).shape[-1])
+
+
 def _preprocessing(
     args: dict[str, Any], published: Preprocessing | None, changes: dict[str, Any]
 ) -> Preprocessing:
-    values = dict(published.model_dump() if published else IMAGENET_PREPROCESSING)
+    values = (published or IMAGENET_PREPROCESSING).model_dump()
     channels, height, width = values["input_size"]
     channels = int(args.get("in_chans", channels))
     if "img_size" in args:
@@ -164,19 +212,53 @@ def _write_text(path: Path, text: str) -> None:
         os.fsync(file.fileno())
 
 
+_PIPELINE_TAGS = {
+    "image-classification": "image-classification",
+    "image-embedding": "image-feature-extraction",
+    "sequence-classification": "text-classification",
+    "sequence-to-sequence": "text2text-generation",
+}
+"""The Hub's name for what the weights do, by task."""
+
+
+def _what_it_outputs(weights: WeightTag) -> str:
+    if weights.task == "image-embedding":
+        return f"{weights.output_dim}-wide embeddings (no classifier head)"
+    if weights.task == "sequence-to-sequence":
+        return f"source vocabulary {weights.src_vocab_size}, target vocabulary {weights.tgt_vocab_size}"
+    return f"{weights.num_classes} classes"
+
+
+def _preprocessing_section(prep: Preprocessing) -> list[str]:
+    lines = [
+        "",
+        "## Preprocessing",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| input size | {' x '.join(map(str, prep.input_size))} (channels, height, width) |",
+        f"| resize | {prep.interpolation}, center crop {prep.crop_pct} |",
+        f"| mean | {list(prep.mean)} |",
+        f"| std | {list(prep.std)} |",
+    ]
+    if prep.test_input_size:
+        lines.append(f"| test input size | {' x '.join(map(str, prep.test_input_size))} |")
+    return [*lines, "", "Pixels are scaled to [0, 1], then normalised with the mean and std above."]
+
+
 def model_card(config: HubConfig, *, repo_id: str | None, num_params: int, file_size: int) -> str:
     """The README.md of an exported folder: what it is, how to load it, how to feed it."""
     weights = config.weights
-    prep = weights.preprocessing
+    prep = weights.preprocessing_or_none
     hub_name = f"hf-hub:{repo_id or 'ORG/REPO'}"
     title = repo_id.split("/")[-1] if repo_id else (config.architecture or config.builder)
-    head = f"{weights.num_classes} classes" if weights.num_classes else "no classifier head (features)"
+    head = _what_it_outputs(weights)
     args = "\n".join(f"| `{key}` | `{json.dumps(value)}` |" for key, value in config.args.items())
     lines = [
         "---",
         f"license: {weights.license}",
         "library_name: zoo",
-        "pipeline_tag: image-classification",
+        f"pipeline_tag: {_PIPELINE_TAGS[weights.task]}",
         "tags:",
         "- zoo",
         f"- {config.builder}",
@@ -207,21 +289,10 @@ def model_card(config: HubConfig, *, repo_id: str | None, num_params: int, file_
         "```console",
         f"zoo get {hub_name}",
         "```",
-        "",
-        "## Preprocessing",
-        "",
-        "| | |",
-        "| --- | --- |",
-        f"| input size | {' x '.join(map(str, prep.input_size))} (channels, height, width) |",
-        f"| resize | {prep.interpolation}, center crop {prep.crop_pct} |",
-        f"| mean | {list(prep.mean)} |",
-        f"| std | {list(prep.std)} |",
     ]
-    if prep.test_input_size:
-        lines.append(f"| test input size | {' x '.join(map(str, prep.test_input_size))} |")
+    if prep is not None:
+        lines += _preprocessing_section(prep)
     lines += [
-        "",
-        "Pixels are scaled to [0, 1], then normalised with the mean and std above.",
         "",
         "## Architecture",
         "",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..devices import resolve_device, resolve_dtype
 from ..errors import ArgumentError
-from ..registry import Registry, default_registry
+from ..registry import Registry, Resolved, default_registry
 from . import hub
 from .loading import load_checkpoint
 from .resolve import resolve, with_default_tag
@@ -19,7 +19,7 @@ __all__ = ["create", "download", "get"]
 
 
 def create(
-    name: str,
+    name: str | Resolved,
     *,
     pretrained: bool = False,
     checkpoint: str | Path | None = None,
@@ -33,8 +33,9 @@ def create(
 
     Args:
         name: A registry name, optionally with a weight tag (`"vit_base_patch16_224.augreg_in21k"`),
-            or `"hf-hub:ORG/REPO[@REVISION]"` for a repository exported with `zoo export`.
-            A tag selects the head that tag's checkpoint has.
+            `"hf-hub:ORG/REPO[@REVISION]"` for a repository exported with `zoo export`, or the
+            path of a folder it wrote (`"./my-model"`); see `zoo.weights.resolve`. A tag
+            selects the head (and vocabularies) that tag's checkpoint has.
         pretrained: Load the published weights of the tag (the entry's default tag if none),
             from the cache or downloaded and checked first.
         checkpoint: Load this local safetensors file instead (through the key adapter of the
@@ -51,6 +52,8 @@ def create(
     Returns:
         The model, in training mode like any freshly built `nn.Module`.
     """
+    if registry is not None and not isinstance(registry, Registry):
+        raise ArgumentError(f"registry= takes a zoo.Registry, not {registry!r}")
     registry = registry if registry is not None else default_registry()
     if pretrained and checkpoint is not None:
         raise ArgumentError("pass either pretrained=True or checkpoint=..., not both")
@@ -86,7 +89,11 @@ def create(
 
 
 def download(
-    name: str, *, revision: str | None = None, force: bool = False, registry: Registry | None = None
+    name: str | Resolved,
+    *,
+    revision: str | None = None,
+    force: bool = False,
+    registry: Registry | None = None,
 ) -> hub.Download:
     """Fetch (or find in the cache) and check the weight file of `name[.tag]` or `hf-hub:...`."""
     resolved = with_default_tag(resolve(name, registry, revision=revision))
@@ -94,12 +101,17 @@ def download(
 
 
 def get(
-    name: str, *, revision: str | None = None, force: bool = False, registry: Registry | None = None
+    name: str | Resolved,
+    *,
+    revision: str | None = None,
+    force: bool = False,
+    registry: Registry | None = None,
 ) -> Path:
     """The local path of a weight tag's checked safetensors file, downloaded if needed.
 
     Args:
-        name: `name[.tag]` (the entry's default tag if none) or `hf-hub:ORG/REPO[@REV]`.
+        name: `name[.tag]` (the entry's default tag if none), `hf-hub:ORG/REPO[@REV]`, or an
+            exported folder (its file is checked, not copied).
         revision: A branch, tag or commit of the Hub repository, instead of the registry's.
         force: Download again even if the file is cached, and re-check its sha256.
         registry: The registry to use instead of the installed plugins' one.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ArgumentError, HubError, NotCachedError
+from ..errors import ArgumentError, HubError, IntegrityError, NotCachedError
 from . import cache
 
 if TYPE_CHECKING:
@@ -38,13 +38,15 @@ class Download:
     """A weight file in the local cache, checked."""
 
     name: str
-    repo_id: str
+    repo_id: str | None
+    """None for a local file (a folder written by `zoo export`, a registry `path`)."""
     filename: str
     path: Path
     sha256: str
     size: int
     verified: str
-    """`pinned` (matches the registry's sha256) or `recorded` (matches the first-seen sha256)."""
+    """`pinned` (matches the registry's sha256), `recorded` (matches the first-seen sha256) or,
+    for a local file with no sha256 pinned, `unpinned`."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -64,6 +66,8 @@ def fetch(resolved: Resolved, *, revision: str | None = None, force: bool = Fals
     if weights is None:
         raise HubError(f"'{resolved}' names no weight tag")
     name = str(resolved)
+    if weights.path is not None:
+        return _local_file(name, Path(weights.path), weights.sha256)
     revision = revision or weights.revision
     path = hf_download(weights.hf_hub_id, weights.filename, revision, name=name, force=force)
     verified = cache.verify_file(
@@ -77,6 +81,21 @@ def fetch(resolved: Resolved, *, revision: str | None = None, force: bool = Fals
     return Download(
         name, weights.hf_hub_id, weights.filename, path, verified.sha256, verified.size, verified.how
     )
+
+
+def _local_file(name: str, path: Path, pinned: str | None) -> Download:
+    """A weight tag's local file, checked against its pinned sha256 (never removed)."""
+    if not path.is_file():
+        raise NotCachedError(f"{name}: its weights file {path} does not exist")
+    size = path.stat().st_size
+    if pinned is None:
+        return Download(name, None, path.name, path, cache.sha256_of(path), size, "unpinned")
+    digest = cache.sha256_of(path)
+    if digest != pinned:
+        raise IntegrityError(
+            f"{name}: sha256 mismatch for {path}: its pinned sha256 is {pinned}, the file has {digest}"
+        )
+    return Download(name, None, path.name, path, digest, size, "pinned")
 
 
 def _progress_class() -> type | None:

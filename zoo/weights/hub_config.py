@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import HubError
-from ..registry.schema import NAME_PATTERN, ModelEntry, Preprocessing, WeightTag
+from ..registry.schema import NAME_PATTERN, ModelEntry, WeightTag
 from ..registry.source import describe_errors
 
-__all__ = ["CONFIG_FILENAME", "WEIGHTS_FILENAME", "ExportedWeights", "HubConfig", "read_hub_config"]
+__all__ = ["CONFIG_FILENAME", "WEIGHTS_FILENAME", "HubConfig", "read_hub_config"]
 
 CONFIG_FILENAME = "zoo_config.json"
 WEIGHTS_FILENAME = "model.safetensors"
@@ -21,17 +21,6 @@ WEIGHTS_FILENAME = "model.safetensors"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ExportedWeights(_Strict):
-    """The checkpoint of an exported folder: a registry weight tag without its location."""
-
-    filename: str = Field(default=WEIGHTS_FILENAME, pattern=r"\.safetensors$")
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    num_classes: int = Field(ge=0)
-    preprocessing: Preprocessing
-    license: str
-    description: str | None = None
 
 
 class HubConfig(_Strict):
@@ -43,11 +32,25 @@ class HubConfig(_Strict):
     args: dict[str, Any] = Field(default_factory=dict)
     description: str | None = None
     paper: str | None = None
-    weights: ExportedWeights
+    weights: WeightTag = Field(description="a weight tag without location: the folder's own file")
 
-    def to_entry(self, repo_id: str, revision: str | None, *, tag: str) -> ModelEntry:
-        """The registry entry this config stands for, its weights at `repo_id@revision`."""
-        weights = WeightTag(hf_hub_id=repo_id, revision=revision, **self.weights.model_dump())
+    @model_validator(mode="after")
+    def _weights_are_the_folders_own(self) -> HubConfig:
+        if self.weights.hf_hub_id is not None or self.weights.path is not None:
+            raise ValueError("weights: hf_hub_id and path are not given here; the file is the folder's own")
+        return self
+
+    def to_entry(
+        self, *, repo_id: str | None = None, revision: str | None = None, folder: Path | None = None, tag: str
+    ) -> ModelEntry:
+        """The registry entry this config stands for: its weights in the Hub repository
+        `repo_id@revision`, or in the local `folder` it was read from."""
+        where = (
+            {"hf_hub_id": repo_id, "revision": revision}
+            if folder is None
+            else {"path": str(Path(folder, self.weights.filename).resolve())}
+        )
+        weights = self.weights.model_copy(update=where)
         return ModelEntry(
             builder=self.builder,
             args=self.args,

@@ -5,24 +5,29 @@ passes the `Resolved` inward. The forms:
 
 - `name` and `name.tag`: a registry entry, with the weight tag the name carries (if any);
 - `hf-hub:ORG/REPO[@REV]`: a Hub repository written by `zoo export`, through the zoo config
-  it carries (`zoo_config.json`: builder, arguments, weights' metadata).
+  it carries (`zoo_config.json`: builder, arguments, weights' metadata);
+- a path (`./my-model`, `/data/my-model`): a local folder written by `zoo export`, read the
+  same way, its weights the folder's own file.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import ArgumentError, NoWeightsError
 from ..registry import ModelSource, Registry, Resolved, default_registry
-from ..registry.schema import HUB_ID_PATTERN
+from ..registry.schema import HUB_ID_PATTERN, ModelEntry
 from .hub import hf_download
 from .hub_config import CONFIG_FILENAME, read_hub_config
 
 __all__ = [
     "HUB_PREFIX",
     "HUB_TAG",
-    "HubResolved",
+    "ConfigResolved",
+    "is_folder_name",
     "is_hub_name",
     "parse_hub_name",
     "resolve",
@@ -37,8 +42,9 @@ _REPO_ID = re.compile(HUB_ID_PATTERN)
 
 
 @dataclass(frozen=True)
-class HubResolved(Resolved):
-    """An `hf-hub:` name resolved through the zoo config its repository carries."""
+class ConfigResolved(Resolved):
+    """A name resolved through the zoo config it points at: an `hf-hub:` repository's or a
+    local folder's, both written by `zoo export`."""
 
     def __str__(self) -> str:
         return self.name
@@ -46,6 +52,11 @@ class HubResolved(Resolved):
 
 def is_hub_name(name: str) -> bool:
     return name.startswith(HUB_PREFIX)
+
+
+def is_folder_name(name: str) -> bool:
+    """A path rather than a registry name: registry names never hold a `/` or start with `.`."""
+    return "/" in name or os.sep in name or name.startswith((".", "~"))
 
 
 def parse_hub_name(name: str) -> tuple[str, str | None]:
@@ -56,23 +67,56 @@ def parse_hub_name(name: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
-def resolve(name: str, registry: Registry | None = None, *, revision: str | None = None) -> Resolved:
-    """A registry `name[.tag]` or an `hf-hub:` name, resolved."""
+def resolve(
+    name: str | Resolved, registry: Registry | None = None, *, revision: str | None = None
+) -> Resolved:
+    """What a model name stands for; a `Resolved` is returned as it is.
+
+    Args:
+        name: `name`, `name.tag`, `hf-hub:ORG/REPO[@REV]`, or the path of a folder written by
+            `zoo export` (holding a `/` or starting with `.`: `./my-model`).
+        registry: The registry to use instead of the installed plugins' one.
+        revision: For `hf-hub:` names, a branch, tag or commit instead of the name's.
+
+    Raises:
+        UnknownModelError: no such name or tag (with close matches); `ArgumentError` for a
+        malformed name, `HubError` for a repository or folder without a valid zoo config.
+    """
+    if isinstance(name, Resolved):
+        return name
+    if not isinstance(name, str) or not name.strip():
+        raise ArgumentError(f"a model name is a non-empty string, not {name!r}")
     registry = registry if registry is not None else default_registry()
     if is_hub_name(name):
         return resolve_hub_name(name, registry, revision=revision)
+    if is_folder_name(name):
+        return resolve_folder(name, registry)
     return registry.resolve(name)
 
 
-def resolve_hub_name(name: str, registry: Registry, *, revision: str | None = None) -> HubResolved:
+def resolve_hub_name(name: str, registry: Registry, *, revision: str | None = None) -> ConfigResolved:
     """Fetch an `hf-hub:` repository's zoo config and turn it into a model entry."""
     repo_id, name_revision = parse_hub_name(name)
     revision = revision or name_revision
     config_path = hf_download(repo_id, CONFIG_FILENAME, revision, name=name, force=False)
     config = read_hub_config(config_path, name=name)
-    registry.builder(config.builder)  # an unknown builder fails here, naming close matches
-    entry = config.to_entry(repo_id, revision, tag=HUB_TAG)
-    resolved = HubResolved(name, ModelSource(name, "hf-hub", entry=entry), HUB_TAG)
+    return _through_config(name, config.to_entry(repo_id=repo_id, revision=revision, tag=HUB_TAG), registry)
+
+
+def resolve_folder(name: str, registry: Registry) -> ConfigResolved:
+    """Read the zoo config of a local folder written by `zoo export`."""
+    folder = Path(name).expanduser()
+    config_path = folder / CONFIG_FILENAME
+    if not config_path.is_file():
+        what = "no such folder" if not folder.exists() else f"it holds no {CONFIG_FILENAME}"
+        raise ArgumentError(f"'{name}' is not a folder written by zoo export: {what}")
+    config = read_hub_config(config_path, name=name)
+    return _through_config(name, config.to_entry(folder=folder, tag=HUB_TAG), registry)
+
+
+def _through_config(name: str, entry: ModelEntry, registry: Registry) -> ConfigResolved:
+    registry.builder(entry.builder)  # an unknown builder fails here, naming close matches
+    resolved = ConfigResolved(name, ModelSource(name, "zoo-config", entry=entry), HUB_TAG)
     registry.build_config(resolved)  # arguments checked against the builder's schema
     return resolved
 

@@ -44,7 +44,8 @@ def test_list_pretrained_as_json(run):
     assert rows[1] == {
         "name": "vit_base_patch16_224_in21k.orig_in21k",
         "hf_hub_id": "timm/vit_base_patch16_224.orig_in21k",
-        "num_classes": 0,
+        "task": "image-embedding",
+        "num_classes": None,
         "license": "apache-2.0",
     }
 

@@ -336,10 +336,10 @@ class TestBench:
             "compiled",
             "channels_last",
             "params",
-            "gflops_per_image",
-            "images_per_s",
+            "gflops_per_sample",
+            "samples_per_s",
             "step_ms",
-            "runs_images_per_s",
+            "runs_samples_per_s",
             "steps_per_run",
             "warmup_s",
             "achieved_tflops",
@@ -354,8 +354,8 @@ class TestBench:
         assert report["params"] == sum(
             p.numel() for p in zoo.create(VIT, **VIT_SHAPE, num_classes=10).parameters()
         )
-        assert report["images_per_s"] > 0 and len(report["runs_images_per_s"]) == 2
-        assert report["gflops_per_image"] > 0
+        assert report["samples_per_s"] > 0 and len(report["runs_samples_per_s"]) == 2
+        assert report["gflops_per_sample"] > 0
         assert report["peak_fraction"] is None  # no known peak for a CPU
 
     def test_text_report_for_a_train_step(self):

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 import zoo
 from zoo.errors import ArgumentError, UnknownModelError
 from zoo.labels import LABEL_SETS, label_set, labels_for, read_labels_file
-from zoo.registry.schema import WeightTag
+from zoo.registry.schema import ImageClassificationWeights, ImageEmbeddingWeights
 
 
 def shipped_rows(name: str) -> list[list[str]]:
@@ -49,7 +49,7 @@ class TestWhichTagUsesWhichSet:
         for full in zoo.list_pretrained():
             info = zoo.model_info(full)
             weights = next(w for w in info.weights if w.name == full)
-            if weights.num_classes == 0:
+            if weights.task != "image-classification":
                 assert weights.labels is None, full
             else:
                 assert weights.labels is not None, full
@@ -71,19 +71,28 @@ class TestWhichTagUsesWhichSet:
         return {**tag, **changes}
 
     def test_schema_accepts_a_set_that_fits_the_head(self):
-        assert WeightTag.model_validate(self.base_tag(labels="imagenet-1k")).labels == "imagenet-1k"
+        assert (
+            ImageClassificationWeights.model_validate(self.base_tag(labels="imagenet-1k")).labels
+            == "imagenet-1k"
+        )
 
     @pytest.mark.parametrize(
         ("changes", "message"),
         [
             ({"labels": "imagenet-2k"}, "unknown label set 'imagenet-2k'"),
             ({"labels": "imagenet-21k"}, "21843 classes but the checkpoint has 1000"),
-            ({"labels": "imagenet-1k", "num_classes": 0}, "no head"),
         ],
     )
     def test_schema_refuses_a_set_that_does_not_fit(self, changes, message):
         with pytest.raises(ValidationError, match=message) as caught:
-            WeightTag.model_validate(self.base_tag(**changes))
+            ImageClassificationWeights.model_validate(self.base_tag(**changes))
+        assert caught.value.errors()[0]["loc"] == ("labels",)
+
+    def test_a_tag_without_head_has_no_class_names(self):
+        embedding = {**self.base_tag(), "task": "image-embedding", "output_dim": 8, "labels": "imagenet-1k"}
+        del embedding["num_classes"]
+        with pytest.raises(ValidationError, match="Extra inputs are not permitted") as caught:
+            ImageEmbeddingWeights.model_validate(embedding)
         assert caught.value.errors()[0]["loc"] == ("labels",)
 
 

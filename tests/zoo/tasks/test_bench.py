@@ -35,11 +35,11 @@ def test_inference_report():
     assert result.batch == 2 and result.input_size == (3, 32, 32)
     assert result.params == sum(p.numel() for p in zoo.create(NAME, **SHAPE).parameters())
     expected = vit_forward_flops(tokens=17, dim=48, depth=2, heads=3, patch=8, classes=10)
-    assert result.gflops_per_image == pytest.approx(expected / 1e9)
-    assert len(result.runs_images_per_s) == 3 and all(r > 0 for r in result.runs_images_per_s)
-    assert sorted(result.runs_images_per_s)[1] == result.images_per_s  # the median
-    assert result.step_ms == pytest.approx(1e3 * 2 / result.images_per_s)
-    assert result.achieved_tflops == pytest.approx(result.gflops_per_image * result.images_per_s / 1e3)
+    assert result.gflops_per_sample == pytest.approx(expected / 1e9)
+    assert len(result.runs_samples_per_s) == 3 and all(r > 0 for r in result.runs_samples_per_s)
+    assert sorted(result.runs_samples_per_s)[1] == result.samples_per_s  # the median
+    assert result.step_ms == pytest.approx(1e3 * 2 / result.samples_per_s)
+    assert result.achieved_tflops == pytest.approx(result.gflops_per_sample * result.samples_per_s / 1e3)
     assert result.peak_tflops is None and result.peak_fraction is None  # a CPU's peak is not known
     assert result.peak_memory_mb is None
     assert result.cpu_threads == torch.get_num_threads()
@@ -50,7 +50,7 @@ def test_a_training_step_counts_the_backward_pass_too():
     train = benchmark(NAME, model_args=SHAPE, train=True, **QUICK)
     assert train.mode == "train"
     # The backward pass costs about twice the forward (weight and input gradients).
-    assert 2.5 < train.gflops_per_image / inference.gflops_per_image < 3.5
+    assert 2.5 < train.gflops_per_sample / inference.gflops_per_sample < 3.5
 
 
 def test_a_convolutional_model_in_channels_last():
@@ -61,13 +61,13 @@ def test_a_convolutional_model_in_channels_last():
         **QUICK,
     )
     assert result.channels_last and result.input_size == (3, 224, 224)
-    assert result.gflops_per_image > 0
+    assert result.gflops_per_sample > 0
 
 
 def test_bfloat16_on_a_cpu_only_where_it_is_native():
     if cpu_supports(torch.bfloat16):
         result = benchmark(NAME, model_args=SHAPE, dtype="bf16", **QUICK)
-        assert result.dtype == "bfloat16" and result.images_per_s > 0
+        assert result.dtype == "bfloat16" and result.samples_per_s > 0
     else:
         with pytest.raises(DeviceError, match="no native bfloat16"):
             benchmark(NAME, model_args=SHAPE, dtype="bf16", **QUICK)

@@ -62,7 +62,7 @@ def test_each_published_checkpoint_is_the_layout_of_its_registry_name(path, buil
     ]
     weights = builtin_registry.resolve(full_name).weights
     config = reference["pretrained_cfg"]
-    assert weights.num_classes == config["num_classes"]
+    assert weights.builder_args().get("num_classes", 0) == config["num_classes"]
     assert list(weights.preprocessing.input_size) == config["input_size"]
     assert (weights.preprocessing.crop_pct, weights.preprocessing.interpolation) == (
         config["crop_pct"],

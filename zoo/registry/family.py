@@ -1,0 +1,169 @@
+"""The family contract: what a model family provides, and the tasks weights are published for.
+
+A *family* is one architecture with its config schema, registered under a builder name by
+a plugin (`PluginContext.add_builder("resnet", "my_plugin.models.resnet:family")`). It
+subclasses `Family` and provides:
+
+- `config`: its pydantic config model (`extra="forbid"`, frozen): the builder arguments;
+- `tasks`: the tasks its models can be built for (keys of `TASKS`);
+- `build(config, *, device=None, dtype=None) -> nn.Module`;
+- `example_input(config, *, batch, seq_len, device, dtype) -> tuple`: positional inputs of a
+  forward pass, used by `zoo bench` and by the contract tests;
+- `test_args`: builder arguments of a small instance, for the contract tests (forward and
+  backward run at that size; full sizes are built on `meta` only).
+
+The models a family builds may implement the optional hooks below (typed protocols, checked
+with `isinstance`): the loader asks them to adapt a checkpoint to changed arguments
+(`HasClassifier`, `HasFirstConv`, `AdaptsPretrained`), `zoo attn` for attention maps
+(`HasAttentionMaps`), and training code for the repeated blocks (`HasBlocks`).
+
+A *task* says what a weight tag's checkpoint does, and so which fields the tag carries and
+which builder arguments it fixes (`zoo.registry.schema`):
+
+image-classification
+    images (B, C, H, W) -> logits (B, num_classes). Tag: `num_classes`, `preprocessing`,
+    `labels`; the family takes `num_classes`.
+image-embedding
+    images (B, C, H, W) -> embeddings (B, output_dim). Tag: `output_dim`, `preprocessing`; the
+    family takes `num_classes` and builds no classifier for 0.
+sequence-classification
+    token ids (B, L) or frames (B, T, F) -> logits (B, num_classes). Tag: `num_classes` and,
+    for token inputs, `vocab_size`; no image preprocessing.
+sequence-to-sequence
+    source ids (B, S) and target ids (B, T) -> logits (B, T, tgt_vocab_size). Tag:
+    `src_vocab_size`, `tgt_vocab_size`; no image preprocessing.
+
+A plain builder function `build(config, *, device=None, dtype=None)` is still accepted in
+place of a `Family`, as the zoo took builders before families: it is taken to build image
+models (`IMAGE_TASKS`) and has no example input of its own.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "TASKS",
+    "IMAGE_TASKS",
+    "AdaptsPretrained",
+    "Family",
+    "FunctionFamily",
+    "HasAttentionMaps",
+    "HasBlocks",
+    "HasClassifier",
+    "HasFirstConv",
+    "model_of",
+]
+
+TASKS: dict[str, str] = {
+    "image-classification": "images (B, C, H, W) -> logits (B, num_classes)",
+    "image-embedding": "images (B, C, H, W) -> embeddings (B, output_dim)",
+    "sequence-classification": "token ids (B, L) or frames (B, T, F) -> logits (B, num_classes)",
+    "sequence-to-sequence": "source ids (B, S), target ids (B, T) -> logits (B, T, tgt_vocab_size)",
+}
+"""Every task a weight tag can be published for, with what its models map."""
+
+IMAGE_TASKS = ("image-classification", "image-embedding")
+"""The tasks whose inputs are images: preprocessing, `zoo predict` and `zoo attn` apply."""
+
+
+def model_of(task: str | None) -> str:
+    """`"a sequence-to-sequence model"`, for messages; a family may declare no task."""
+    return f"a {task} model" if task else "a model of no declared task"
+
+
+class Family(ABC):
+    """A model family: config schema, tasks, builder and example input (see the module docstring)."""
+
+    config: ClassVar[type[BaseModel]]
+    tasks: ClassVar[tuple[str, ...]]
+    test_args: ClassVar[dict[str, Any]] = {}
+
+    @abstractmethod
+    def build(self, config: Any, *, device: Any = None, dtype: Any = None) -> torch.nn.Module:
+        """A model of this family for `config` (an instance of `self.config`)."""
+
+    @abstractmethod
+    def example_input(
+        self,
+        config: Any,
+        *,
+        batch: int = 2,
+        seq_len: int | None = None,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> tuple[Any, ...]:
+        """Positional inputs of one forward pass of a `config` model: random data of the
+        shapes it takes, `batch` samples, sequences of `seq_len` steps where it applies.
+        Floating-point inputs take `dtype`; integer ones (token ids) keep theirs."""
+
+
+class FunctionFamily(Family):
+    """A bare builder function seen as a family: an image model, as the zoo assumed before
+    families declared their tasks; it has no example input of its own."""
+
+    tasks: ClassVar[tuple[str, ...]] = IMAGE_TASKS
+
+    def __init__(self, function: Callable[..., Any], config: type[BaseModel]) -> None:
+        self.function = function
+        self.config = config  # type: ignore[misc]  # per instance: each function has its own
+
+    def build(self, config: Any, *, device: Any = None, dtype: Any = None) -> torch.nn.Module:
+        return self.function(config, device=device, dtype=dtype)
+
+    def example_input(self, config: Any, **_: Any) -> tuple[Any, ...]:
+        raise NotImplementedError("a bare builder function declares no example input")
+
+
+def config_of_function(function: Callable[..., Any]) -> Any:
+    """The annotation of a builder function's `config` parameter (None if it has none)."""
+    return typing.get_type_hints(function).get("config") if inspect.isfunction(function) else None
+
+
+@runtime_checkable
+class HasClassifier(Protocol):
+    """A model whose classifier head(s) may be replaced when `num_classes` changes: the
+    modules named here are left out of loading and initialised by `init_classifier`."""
+
+    classifier_names: tuple[str, ...]
+
+    def init_classifier(self) -> None: ...
+
+
+@runtime_checkable
+class HasFirstConv(Protocol):
+    """A model whose first convolution reads the image: adapted when `in_chans` changes."""
+
+    first_conv: str
+
+
+@runtime_checkable
+class AdaptsPretrained(Protocol):
+    """A model that fits other tensors of a checkpoint built with other arguments (position
+    embeddings for another `img_size`, say). Returns None for a tensor it cannot adapt; must
+    also accept `meta` tensors, on which loading is rehearsed before the file is read."""
+
+    def adapt_pretrained(self, name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, str] | None: ...
+
+
+@runtime_checkable
+class HasBlocks(Protocol):
+    """A model made of repeated blocks (transformer blocks, residual stages), in order."""
+
+    def blocks_in_order(self) -> list[torch.nn.Module]: ...
+
+
+@runtime_checkable
+class HasAttentionMaps(Protocol):
+    """A model that implements the attention-map protocol (see `zoo.tasks.maps`)."""
+
+    def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]: ...
