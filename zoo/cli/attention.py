@@ -36,7 +36,7 @@ def attention_command(name: str | None, as_json: bool) -> None:
       zoo attention cbam --json
 
     \b
-    --json without NAME prints one object per variant:
+    --json prints, without NAME, one object per variant:
       [{"name": str, "kind": str, "plugin": str, "summary": str}, ...]
     --json with NAME prints one object:
       {"name": str, "kind": str, "plugin": str, "class": "module:Class", "summary": str,

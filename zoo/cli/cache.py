@@ -95,8 +95,10 @@ def cache_verify(names: tuple[str, ...], as_json: bool) -> None:
       zoo cache verify resnet50 --json
 
     \b
-    --json prints one object per file: the fields of `zoo cache ls --json`, with
-      "ok": bool, "verified": "pinned" | "recorded" | null and "error": str | null
+    --json prints one object per file, the fields of `zoo cache ls --json` and the check's:
+      [{"name": str, "tag": str | null, "repo_id": str, "filename": str, "size": int,
+        "path": str, "ok": bool, "sha256": str | null,
+        "verified": "pinned" | "recorded" | null, "error": str | null}, ...]
     """
     from ..errors import IntegrityError
     from ..registry import default_registry
