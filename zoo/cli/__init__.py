@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "cache": "cache:cache_group",
     "predict": "predict:predict_command",
     "attn": "attn:attn_command",
+    "attention": "attention:attention_command",
     "bench": "bench:bench_command",
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import args_option, device_option, dtype_option, parse_assignments
+from .options import args_option, device_option, dtype_option, refuse_meta, split_assignments
 from .output import echo_json, json_option
 
 __all__ = ["bench_command"]
@@ -65,21 +65,35 @@ def bench_command(
       zoo bench vit_base_patch16_224 --device cuda --dtype bfloat16 --batch 256 --compile
       zoo bench resnet50_cbam --device cuda --channels-last --train --json
       zoo bench resnet18 --dtype bfloat16          (on a CPU with native bf16)
+
+    `-a device=D` and `-a dtype=T` are --device and --dtype; `-a num_classes=N` is the
+    builder argument. --device meta is refused: timing needs real tensors.
+
+    \b
+    --json prints one object:
+      {"name": str, "mode": "inference" | "train", "device": str, "device_name": str,
+       "dtype": str, "batch": int, "input_size": [int, int, int], "compiled": bool,
+       "channels_last": bool, "params": int, "gflops_per_image": float,
+       "images_per_s": float, "step_ms": float, "runs_images_per_s": [float, ...],
+       "steps_per_run": int, "warmup_s": float, "achieved_tflops": float,
+       "peak_tflops": float | null, "peak_fraction": float | null,
+       "peak_memory_mb": float | null, "cpu_threads": int, "torch_version": str}
     """
+    flags, model_args = split_assignments(assignments, {"device": device, "dtype": dtype})
+    refuse_meta(flags["device"], "bench")
     from ..tasks.bench import benchmark
 
     result = benchmark(
         name,
         batch=batch,
-        device=device,
-        dtype=dtype,
+        **flags,
         compile=compile_,
         channels_last=channels_last,
         train=train,
         runs=runs,
         warmup=warmup,
         min_time=min_time,
-        model_args=parse_assignments(assignments),
+        model_args=model_args,
     )
     if as_json:
         echo_json(result.as_dict())

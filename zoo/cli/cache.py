@@ -31,6 +31,12 @@ def cache_ls(as_json: bool) -> None:
     VERIFIED is `pinned` (matches the registry's sha256), `recorded` (matches the sha256
     recorded when first fetched), `changed` (size or time changed since: run `zoo cache
     verify`) or `no` (fetched by another tool, never checked).
+
+    \b
+    --json prints one object per file:
+      [{"name": str, "tag": str | null, "repo_id": str, "filename": str, "size": int,
+        "path": str, "verified": "pinned" | "recorded" | "changed" | "no",
+        "sha256": str | null}, ...]
     """
     from ..registry import default_registry
     from ..weights.cache import list_cached
@@ -49,18 +55,28 @@ def cache_ls(as_json: bool) -> None:
 
 @cache_group.command("rm")
 @click.argument("names", nargs=-1, required=True, metavar="NAME[.TAG]...")
-def cache_rm(names: tuple[str, ...]) -> None:
+@json_option
+def cache_rm(names: tuple[str, ...], as_json: bool) -> None:
     """Remove cached weights (every cached tag of a NAME without one).
 
     \b
     Examples:
       zoo cache rm resnet50.a1_in1k
-      zoo cache rm vit_large_patch16_224 hf-hub:my-org/resnet18-cbam-cifar10
+      zoo cache rm vit_large_patch16_224 hf-hub:my-org/resnet18-cbam-cifar10 --json
+
+    \b
+    --json prints the removed files, as `zoo cache ls --json` listed them:
+      [{"name": str, "tag": str | null, "repo_id": str, "filename": str, "size": int,
+        "path": str, "verified": str, "sha256": str | null}, ...]
     """
     from ..registry import default_registry
     from ..weights.cache import remove
 
-    for row in remove(default_registry(), names):
+    removed = remove(default_registry(), names)
+    if as_json:
+        echo_json([row.as_dict() for row in removed])
+        return
+    for row in removed:
         click.echo(f"removed {row.name}: {row.path} ({format_size(row.size)})")
 
 
@@ -77,6 +93,12 @@ def cache_verify(names: tuple[str, ...], as_json: bool) -> None:
     Examples:
       zoo cache verify
       zoo cache verify resnet50 --json
+
+    \b
+    --json prints one object per file, the fields of `zoo cache ls --json` and the check's:
+      [{"name": str, "tag": str | null, "repo_id": str, "filename": str, "size": int,
+        "path": str, "ok": bool, "sha256": str | null,
+        "verified": "pinned" | "recorded" | null, "error": str | null}, ...]
     """
     from ..errors import IntegrityError
     from ..registry import default_registry

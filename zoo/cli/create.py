@@ -14,7 +14,7 @@ from .options import (
     device_option,
     dtype_option,
     num_classes_option,
-    parse_assignments,
+    split_assignments,
 )
 from .output import echo_json, json_option
 
@@ -51,18 +51,20 @@ def create_command(
       zoo create 'resnet18' -a 'attn={name: cbam, kernel_size: 3}'
       zoo create vit_large_patch16_224 --device meta
       zoo create vit_tiny_patch16_224 --checkpoint model.safetensors --num-classes 10
+
+    `-a num_classes=N`, `-a device=D` and `-a dtype=T` are --num-classes, --device and
+    --dtype.
+
+    \b
+    --json prints one object:
+      {"name": str, "class": str, "parameters": int, "device": str, "dtype": str,
+       "seconds": float, "modules": [str, ...]}
     """
-    overrides = parse_assignments(assignments)
-    started = time.perf_counter()
-    model = create(
-        name,
-        pretrained=pretrained,
-        checkpoint=checkpoint,
-        num_classes=num_classes,
-        device=device,
-        dtype=dtype,
-        **overrides,
+    flags, overrides = split_assignments(
+        assignments, {"num_classes": num_classes, "device": device, "dtype": dtype}
     )
+    started = time.perf_counter()
+    model = create(name, pretrained=pretrained, checkpoint=checkpoint, **flags, **overrides)
     seconds = time.perf_counter() - started
     first = next(iter(model.parameters()), None)
     summary = {

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .options import args_option, num_classes_option, parse_assignments
+from .options import args_option, num_classes_option, parse_assignments, split_assignments
+from .output import echo_json, json_option
 
 __all__ = ["export_command"]
 
@@ -36,6 +37,7 @@ __all__ = ["export_command"]
 @click.option("--license", "license_", help="License of the weights [default: the tag's].")
 @click.option("--repo-id", help="ORG/REPO it will be published as, for the model card's examples.")
 @click.option("--description", help="One line about the weights (data, recipe).")
+@json_option
 def export_command(
     name: str,
     checkpoint: Path,
@@ -46,6 +48,7 @@ def export_command(
     license_: str | None,
     repo_id: str | None,
     description: str | None,
+    as_json: bool,
 ) -> None:
     """Write a folder to publish on the Hub: model.safetensors, zoo_config.json, README.md.
 
@@ -58,12 +61,17 @@ def export_command(
           --license mit -o resnet18-cbam-cifar10
       zoo export vit_tiny_patch16_224.augreg_in21k_ft_in1k --checkpoint ft.safetensors \\
           -a img_size=384 -p crop_pct=1.0 -o vit-tiny-384 --repo-id me/vit-tiny-384
+
+    \b
+    --json prints one object:
+      {"output": str, "files": [str, ...], "sha256": str, "config": {...}}
+    files are the paths written; sha256 is the weights'; config is zoo_config.json's content.
     """
     from ..weights.export import export
 
-    overrides = parse_assignments(assignments)
-    if num_classes is not None:
-        overrides["num_classes"] = num_classes
+    flags, overrides = split_assignments(assignments, {"num_classes": num_classes})
+    if flags["num_classes"] is not None:
+        overrides["num_classes"] = flags["num_classes"]
     changes = parse_assignments(preprocessing)
     config = export(
         name,
@@ -75,4 +83,17 @@ def export_command(
         description=description,
         **overrides,
     )
-    click.echo(f"{output}: model.safetensors (sha256 {config.weights.sha256}), zoo_config.json, README.md")
+    from ..weights.hub_config import CONFIG_FILENAME, WEIGHTS_FILENAME
+
+    written = [output / WEIGHTS_FILENAME, output / CONFIG_FILENAME, output / "README.md"]
+    if as_json:
+        echo_json(
+            {
+                "output": str(output),
+                "files": [str(path) for path in written],
+                "sha256": config.weights.sha256,
+                "config": config.model_dump(mode="json", exclude_none=True),
+            }
+        )
+        return
+    click.echo(f"{output}: {WEIGHTS_FILENAME} (sha256 {config.weights.sha256}), {CONFIG_FILENAME}, README.md")

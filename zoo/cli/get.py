@@ -27,6 +27,11 @@ def get_command(names: tuple[str, ...], revision: str | None, force: bool, as_js
       zoo get resnet50.a1_in1k vit_base_patch16_224_in21k.orig_in21k --json
       zoo get hf-hub:my-org/resnet18-cbam-cifar10@v1
       HF_HUB_OFFLINE=1 zoo get resnet50     (cache only)
+
+    \b
+    --json prints one object per name:
+      [{"name": str, "repo_id": str, "filename": str, "path": str, "sha256": str,
+        "size": int, "verified": str}, ...]
     """
     from ..weights.factory import download
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..devices import DTYPE_NAMES
 from ..errors import ArgumentError
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "dtype_option",
     "num_classes_option",
     "parse_assignments",
+    "refuse_meta",
+    "split_assignments",
     "writable_path",
 ]
 
@@ -62,3 +65,96 @@ def writable_path(path: Path, option: str) -> None:
         raise ArgumentError(f"{option} {path}: directory '{path.parent}' does not exist")
     if path.is_dir():
         raise ArgumentError(f"{option} {path}: is a directory")
+
+
+# `-a KEY=VALUE` keys that are flags of their own (the builder never sees them)...
+FLAG_KEYS = {"num_classes": "--num-classes", "device": "--device", "dtype": "--dtype"}
+# ...and keys that no builder takes, with what to give instead.
+REFUSED_KEYS = {
+    "pretrained": "use --pretrained",
+    "checkpoint": "use --checkpoint FILE",
+    "name": "give the model as the NAME argument",
+    "registry": "models come from the installed plugins (see zoo plugins)",
+}
+
+
+def split_assignments(
+    assignments: tuple[str, ...], flags: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Parse `-a KEY=VALUE` and split it into the command's flags and builder arguments.
+
+    `-a num_classes=10`, `-a device=cpu` and `-a dtype=bfloat16` act as the flags of the same
+    name when the command has them (`flags` holds the command's values of those it has, by
+    keyword); a flag given both ways with different values is an error. Keys no builder
+    takes (`pretrained`, `checkpoint`, `name`, `registry`) are refused, naming what to use.
+
+    Args:
+        assignments: The raw `-a` values.
+        flags: The values of the flags `-a` may also set, by keyword (`{"num_classes": None,
+            "device": "cuda"}`); keys missing here are builder arguments, or refused.
+
+    Returns:
+        The flags with the `-a` values merged in, and the builder arguments.
+
+    Raises:
+        ArgumentError: A refused key, or a flag and an `-a` that disagree.
+    """
+    merged = dict(flags)
+    builder_args: dict[str, Any] = {}
+    command = click.get_current_context(silent=True)
+    where = f"zoo {command.info_name}" if command is not None else "this command"
+    for key, value in parse_assignments(assignments).items():
+        if key in flags:
+            merged[key] = _merge_flag(key, flags[key], value)
+        elif key in REFUSED_KEYS or key in ("device", "dtype"):
+            raise ArgumentError(_refusal(key, value, where))
+        else:
+            builder_args[key] = value
+    return merged, builder_args
+
+
+def _merge_flag(key: str, flag: Any, value: Any) -> Any:
+    option = FLAG_KEYS[key]
+    if key == "num_classes":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ArgumentError(f"-a num_classes={value}: {value!r} is not an integer")
+    else:
+        value = str(value)
+    if flag is not None and _canonical(key, flag) != _canonical(key, value):
+        raise ArgumentError(f"-a {key}={value} and {option} {flag} disagree: give one of them")
+    return value
+
+
+def _canonical(key: str, value: Any) -> Any:
+    """`bf16` and `bfloat16` are the same dtype; other values compare as given."""
+    return DTYPE_NAMES.get(str(value).lower(), value) if key == "dtype" else value
+
+
+def _refusal(key: str, value: Any, where: str) -> str:
+    head = f"-a {key}={value}: not a builder argument"
+    if key in FLAG_KEYS:  # --device or --dtype, on a command that has neither
+        return f"{head}, and {where} has no {FLAG_KEYS[key]}"
+    if key in ("pretrained", "checkpoint") and _option(key) is None:
+        checkpoint = _option("checkpoint")
+        if checkpoint is None:
+            return f"{head}; {where} builds random weights"
+        if checkpoint.required:
+            return f"{head}; {where} takes the weights from --checkpoint FILE"
+        return f"{head}; {where} loads the published weights unless --checkpoint FILE is given"
+    return f"{head}; {REFUSED_KEYS[key]}"
+
+
+def _option(name: str) -> click.Parameter | None:
+    """The running command's parameter called `name`, if it has one."""
+    command = click.get_current_context(silent=True)
+    params = command.command.params if command is not None else []
+    return next((param for param in params if param.name == name), None)
+
+
+def refuse_meta(device: str | None, task: str) -> None:
+    """Refuse `--device meta` for a command that needs real tensors, before anything is built."""
+    if device is not None and str(device).partition(":")[0].strip().lower() == "meta":
+        raise ArgumentError(
+            f"--device meta builds no weights: {task} needs real tensors; "
+            "use zoo create --device meta to inspect shapes"
+        )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,10 +17,14 @@ from .options import (
     device_option,
     dtype_option,
     num_classes_option,
-    parse_assignments,
+    refuse_meta,
+    split_assignments,
     writable_path,
 )
 from .output import echo_json, json_option
+
+if TYPE_CHECKING:
+    from ..tasks.predict import Predictor
 
 __all__ = ["predict_command"]
 
@@ -75,90 +80,142 @@ def predict_command(
     Files that cannot be read as images are reported on stderr, one line each; the others
     are still processed, and the exit status is then 1.
 
+    `-a num_classes=N`, `-a device=D` and `-a dtype=T` are --num-classes, --device and
+    --dtype. --device meta is refused: it has no weights to run.
+
     \b
     Examples:
       zoo predict vit_base_patch16_224 cat.jpg dog.png
       zoo predict resnet50.a1_in1k photos/*.jpg --topk 3 --json
       zoo predict vit_base_patch16_224_in21k.orig_in21k *.jpg --embeddings emb.safetensors
       zoo predict resnet18 x.jpg --checkpoint finetuned.safetensors --num-classes 10 --labels classes.txt
+
+    \b
+    --json prints one object:
+      {"model": str, "labels": str | null,
+       "results": [{"file": str, "predictions": [{"index": int, "label": str | null,
+                    "probability": float, "description": str | null,
+                    "wordnet_id": str | null}, ...]}, ...],
+       "embedding_size": int | null, "embeddings_file": str | null,
+       "failed": [{"file": str, "error": str}, ...]}
+    A model without head gives results without "predictions".
     """
-    from ..tasks.predict import predictor, save_embeddings
-    from ..tasks.preprocessing import load_image
+    flags, model_args = split_assignments(
+        assignments, {"num_classes": num_classes, "device": device, "dtype": dtype}
+    )
+    refuse_meta(flags["device"], "predict")
+    from ..tasks.predict import predictor
 
     if embeddings_file is not None:
         writable_path(embeddings_file, "--embeddings")
-    model = predictor(
-        name,
-        checkpoint=checkpoint,
-        num_classes=num_classes,
-        labels=labels_file,
-        device=device,
-        dtype=dtype,
-        model_args=parse_assignments(assignments),
-    )
-    want_embeddings = embeddings_file is not None or not model.has_head
-    results: list[dict[str, Any]] = []
-    failed: list[dict[str, str]] = []
-    embedded_files: list[str] = []
-    embedding_rows = []
+    model = predictor(name, checkpoint=checkpoint, labels=labels_file, model_args=model_args, **flags)
     if not model.has_head and not as_json:
         click.echo(f"{name} has no classifier head: it gives embeddings")
+    want_embeddings = embeddings_file is not None or not model.has_head
+    collected = _predict_all(model, images, batch_size, topk, want_embeddings, echo=not as_json)
+    embedding_size = _write_embeddings(collected, embeddings_file, name)
+    if as_json:
+        _echo_json_report(name, model, collected, embedding_size, embeddings_file)
+    else:
+        _echo_summary(model, collected, embedding_size, embeddings_file)
+    if collected.failed:
+        sys.exit(1)
 
+
+@dataclass
+class _Collected:
+    """What a run over the images gathered, in the order the images were given."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    embedded_files: list[str] = field(default_factory=list)
+    embedding_rows: list[Any] = field(default_factory=list)
+
+
+def _predict_all(
+    model: Predictor, images: Sequence[Path], batch_size: int, topk: int, want_embeddings: bool, echo: bool
+) -> _Collected:
+    """Run the model over the images, `batch_size` at a time; `echo` prints each result."""
+    collected = _Collected()
     for chunk in _chunks(images, batch_size):
-        ready, tensors = [], []
-        for path in chunk:
-            try:
-                tensors.append(model.transform(load_image(path)))
-                ready.append(str(path))
-            except ImageError as error:
-                click.echo(f"zoo: error: {error}", err=True)
-                failed.append({"file": str(path), "error": error.reason})
+        ready, tensors = _read_chunk(model, chunk, collected.failed)
         if not ready:
             continue
         predictions, embeddings = model.run(model.stack(tensors), topk=topk, embeddings=want_embeddings)
         if embeddings is not None:
-            embedding_rows.append(embeddings)
-            embedded_files += ready
+            collected.embedding_rows.append(embeddings)
+            collected.embedded_files += ready
         for index, file in enumerate(ready):
             result: dict[str, Any] = {"file": file}
             if predictions is not None:
                 result["predictions"] = [p.as_dict() for p in predictions[index]]
-            results.append(result)
-            if not as_json:
+            collected.results.append(result)
+            if echo:
                 _echo_result(file, predictions[index] if predictions is not None else None)
+    return collected
 
-    embedding_size = None
-    if embedding_rows:
-        import torch
 
-        stacked = torch.cat(embedding_rows)
-        embedding_size = stacked.shape[1]
-        if embeddings_file is not None:
-            save_embeddings(embeddings_file, stacked, embedded_files, metadata={"model": name})
-    if as_json:
-        echo_json(
-            {
-                "model": name,
-                "labels": model.labels.name if model.labels is not None else None,
-                "results": results,
-                "embedding_size": embedding_size,
-                "embeddings_file": str(embeddings_file)
-                if embeddings_file is not None and embedding_rows
-                else None,
-                "failed": failed,
-            }
-        )
-    else:
-        if embedding_size is not None and not model.has_head:
-            click.echo(f"embedding size: {embedding_size}")
-        if embeddings_file is not None and embedding_rows:
-            click.echo(
-                f"wrote {embeddings_file}: {len(embedded_files)} embedding(s) of size {embedding_size}"
-            )
-        elif not model.has_head and embedding_rows:
-            click.echo("write them with --embeddings FILE")
-    if failed:
-        sys.exit(1)
+def _read_chunk(
+    model: Predictor, chunk: Sequence[Path], failed: list[dict[str, str]]
+) -> tuple[list[str], list[Any]]:
+    """The files of a chunk that read as images, and their tensors; the others go to `failed`."""
+    from ..tasks.preprocessing import load_image
+
+    ready, tensors = [], []
+    for path in chunk:
+        try:
+            tensors.append(model.transform(load_image(path)))
+            ready.append(str(path))
+        except ImageError as error:
+            click.echo(f"zoo: error: {error}", err=True)
+            failed.append({"file": str(path), "error": error.reason})
+    return ready, tensors
+
+
+def _write_embeddings(collected: _Collected, embeddings_file: Path | None, name: str) -> int | None:
+    """The embedding size (None if nothing was embedded); writes them if a file is given."""
+    if not collected.embedding_rows:
+        return None
+    import torch
+
+    from ..tasks.predict import save_embeddings
+
+    stacked = torch.cat(collected.embedding_rows)
+    if embeddings_file is not None:
+        save_embeddings(embeddings_file, stacked, collected.embedded_files, metadata={"model": name})
+    return stacked.shape[1]
+
+
+def _echo_json_report(
+    name: str,
+    model: Predictor,
+    collected: _Collected,
+    embedding_size: int | None,
+    embeddings_file: Path | None,
+) -> None:
+    written = embeddings_file is not None and collected.embedding_rows
+    echo_json(
+        {
+            "model": name,
+            "labels": model.labels.name if model.labels is not None else None,
+            "results": collected.results,
+            "embedding_size": embedding_size,
+            "embeddings_file": str(embeddings_file) if written else None,
+            "failed": collected.failed,
+        }
+    )
+
+
+def _echo_summary(
+    model: Predictor, collected: _Collected, embedding_size: int | None, embeddings_file: Path | None
+) -> None:
+    if embedding_size is not None and not model.has_head:
+        click.echo(f"embedding size: {embedding_size}")
+    if embeddings_file is not None and collected.embedding_rows:
+        count = len(collected.embedded_files)
+        click.echo(f"wrote {embeddings_file}: {count} embedding(s) of size {embedding_size}")
+    elif not model.has_head and collected.embedding_rows:
+        click.echo("write them with --embeddings FILE")
 
 
 def _chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:

@@ -282,11 +282,24 @@ class Registry:
         return self._lookup("builder", name)
 
     def attention(self, name: str, *, kind: str | None = None) -> AttentionVariant:
-        variant = self._lookup("attention", name)
-        if kind is not None and variant.kind.name != kind:
-            choices = [v.name for v in self.components("attention") if v.kind.name == kind]
-            raise UnknownModelError(f"{kind} attention", name, _close(name, choices))
-        return variant
+        """The variant registered as `name`; with `kind`, only one that fits that kind of slot.
+
+        An unknown name (or one of another kind) raises `UnknownModelError` naming every
+        variant that fits, with close matches.
+        """
+        if kind is None:
+            return self._lookup("attention", name)
+        variant = self._tables["attention"].get(name)
+        if variant is not None and variant.kind.name == kind:
+            return variant
+        fitting = [v.name for v in self.components("attention") if v.kind.name == kind]
+        other = f"'{name}' is a {variant.kind.name} attention; " if variant is not None else ""
+        raise UnknownModelError(
+            f"{kind} attention",
+            name,
+            _close(name, fitting),
+            context=f"({other}{kind} attentions: {', '.join(fitting) or 'none'})",
+        )
 
     def adapter(self, name: str) -> KeyAdapter:
         return self._lookup("adapter", name)
@@ -297,8 +310,9 @@ class Registry:
     def _lookup(self, category: str, name: str) -> Any:
         table = self._tables[category]
         if name not in table:
-            label = "model" if category == "model" else category
-            raise UnknownModelError(label, name, _close(name, table))
+            # Attention variants are few: name them all. Models are many: only close matches.
+            context = f"(attentions: {', '.join(table)})" if category == "attention" and table else ""
+            raise UnknownModelError(category, name, _close(name, table), context=context)
         return table[name]
 
     def resolve(self, name: str) -> Resolved:
@@ -455,11 +469,15 @@ def validate_files(paths: Iterable[str | Path], registry: Registry) -> list[Regi
 
 
 def _close(name: str, choices: Iterable[str]) -> list[str]:
-    choices = list(choices)
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    """Up to three of `choices` close to `name`, ignoring case (`ECA` finds `eca` first)."""
+    by_folded: dict[str, list[str]] = {}
+    for choice in choices:
+        by_folded.setdefault(choice.casefold(), []).append(choice)
+    wanted = name.casefold()
+    close = difflib.get_close_matches(wanted, list(by_folded), n=3, cutoff=0.6)
     if not close:
-        close = [c for c in choices if c.startswith(name) or name.startswith(c)][:3]
-    return close
+        close = [c for c in by_folded if c.startswith(wanted) or wanted.startswith(c)][:3]
+    return [choice for folded in close for choice in by_folded[folded]][:3]
 
 
 def _loc(error: Mapping[str, Any]) -> str:
