@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from ..weights.factory import create
 from .options import (
     args_option,
     checkpoint_option,
@@ -52,6 +51,8 @@ def create_command(
       zoo create vit_large_patch16_224 --device meta
       zoo create vit_tiny_patch16_224 --checkpoint model.safetensors --num-classes 10
     """
+    from ..weights.factory import create
+
     overrides = parse_assignments(assignments)
     started = time.perf_counter()
     model = create(
