@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PluginError, ZooError
+from . import discovery
+from .discovery import BUILTIN_DISTRIBUTION, ENTRY_POINT_GROUP  # noqa: F401  (BUILTIN_DISTRIBUTION: its old home)
 from .registry import (
     AttentionVariant,
     Builder,
@@ -50,9 +52,6 @@ __all__ = [
     "default_registry",
     "reset_default_plugin_manager",
 ]
-
-ENTRY_POINT_GROUP = "zoo.plugins"
-BUILTIN_DISTRIBUTION = "zoo"
 
 logger = logging.getLogger("zoo")
 
@@ -123,15 +122,11 @@ class PluginManager:
 
     def discover(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load every installed plugin of `group`, the zoo's own first."""
-        entry_points = sorted(
-            metadata.entry_points(group=group),
-            key=lambda ep: (_distribution(ep) != BUILTIN_DISTRIBUTION, _distribution(ep) or "", ep.name),
-        )
-        for entry_point in entry_points:
+        for entry_point in discovery.plugin_entry_points(group):
             self.load_entry_point(entry_point)
 
     def load_entry_point(self, entry_point: metadata.EntryPoint) -> PluginRecord:
-        distribution = _distribution(entry_point)
+        distribution = discovery.distribution_of(entry_point)
         name = entry_point.name
         if name in self.records:  # two distributions chose the same plugin name
             name = f"{distribution}:{name}"
@@ -182,10 +177,6 @@ class PluginManager:
         """The plugin that provides a component, if a loaded plugin does."""
         component = next((c for c in self.registry.components(category) if c.name == name), None)
         return self.records.get(component.owner) if component else None
-
-
-def _distribution(entry_point: metadata.EntryPoint) -> str | None:
-    return entry_point.dist.name if entry_point.dist else None
 
 
 def _describe(function: Any) -> str:
