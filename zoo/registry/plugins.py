@@ -50,6 +50,7 @@ __all__ = [
     "PluginManager",
     "default_plugin_manager",
     "default_registry",
+    "loaded_default_plugin_manager",
     "reset_default_plugin_manager",
 ]
 
@@ -197,6 +198,11 @@ def default_plugin_manager() -> PluginManager:
             manager.discover()
             _default = manager
         return _default
+
+
+def loaded_default_plugin_manager() -> PluginManager | None:
+    """The default plugin manager if this process has loaded (or been given) one, else `None`."""
+    return _default
 
 
 def reset_default_plugin_manager() -> None:
