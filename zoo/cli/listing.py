@@ -7,11 +7,14 @@ file changes), so that listing reads no YAML and imports neither pydantic nor to
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .output import echo_json, json_option, print_table
+
+if TYPE_CHECKING:
+    from ..registry.snapshot import Listing
 
 __all__ = ["list_command"]
 
@@ -57,7 +60,7 @@ def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
         )
 
 
-def _model_rows(listing: Any, pattern: str) -> list[dict[str, Any]]:
+def _model_rows(listing: Listing, pattern: str) -> list[dict[str, Any]]:
     return [
         {
             "name": row.name,
@@ -71,7 +74,7 @@ def _model_rows(listing: Any, pattern: str) -> list[dict[str, Any]]:
     ]
 
 
-def _weight_rows(listing: Any, pattern: str) -> list[dict[str, Any]]:
+def _weight_rows(listing: Listing, pattern: str) -> list[dict[str, Any]]:
     return [
         {
             "name": f"{row.name}.{weights.tag}",

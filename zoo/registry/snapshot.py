@@ -253,7 +253,7 @@ def _write(path: Path, key: list[Any], listing: Listing) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as temporary:
             temporary.write_text(text, encoding="utf-8")
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a path the system cannot take (a NUL in it)
         pass  # no cache this time
 
 
