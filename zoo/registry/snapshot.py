@@ -16,7 +16,8 @@ The expensive part, reading the files, is what the cache saves. Its key is:
 
 - the plugin entry points: name, value, distribution name and version;
 - every call each plugin's `register` made, in order (names, targets, kinds, overrides);
-- each registry file named: absolute path, size, mtime_ns, inode;
+- each registry file named: absolute path, size, mtime_ns, inode (as for `make` or
+  Python's bytecode cache, a file whose stamp is the same is taken to be the same);
 - the zoo's version, the versions of pydantic and PyYAML, and the size and mtime of the
   modules of `zoo.registry`, which turn registry files into entries.
 
