@@ -23,8 +23,9 @@ The expensive part, reading the files, is what the cache saves. Its key is:
 
 A full load is a function of these (which plugin wins a name, what conflicts, what each file
 holds), so a cache whose key equals the current one holds what a full load would give: it is
-never stale. The key is taken before the full load it is stored with, so a file changed in
-between makes the next key differ instead of hiding the change.
+never stale. The key is taken before and after the full load it is stored with, and the
+listing is written only if the two agree, so a change made during the load is never filed
+under a key it does not belong to.
 
 The fast path gives way to a plain full load, which writes no cache, whenever anything is
 out of the ordinary: an entry point that fails to import, a `register` that raises with the
@@ -273,7 +274,9 @@ def load_listing() -> Listing:
 
     manager = default_plugin_manager()
     listing = Listing.of(manager.registry)
-    if key is not None and not any(record.error for record in manager.records.values()):
+    failed = any(record.error for record in manager.records.values())
+    # Written only if nothing changed during the load: the listing is then the key's.
+    if key is not None and not failed and cache_key() == key:
         _write(path, key, listing)
     return listing
 

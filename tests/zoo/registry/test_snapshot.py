@@ -169,6 +169,20 @@ def test_a_plugin_whose_registration_changes_rebuilds_the_listing(site, listing)
     assert "extra_other" in names and "extra_a" not in names
 
 
+def test_a_file_changed_while_the_plugins_load_leaves_no_cache(site, monkeypatch, zoo_cache_dir):
+    site.install("extra", models=("extra_a",))
+    discover = zoo.registry.plugins.PluginManager.discover
+
+    def discover_then_edit(self, *args, **kwargs):
+        discover(self, *args, **kwargs)
+        site.write_models("extra", "extra_a", "extra_b")  # the load read the old file
+
+    monkeypatch.setattr(zoo.registry.plugins.PluginManager, "discover", discover_then_edit)
+    monkeypatch.setattr(zoo.registry.plugins, "_default", None)
+    assert "extra_b" not in [row.name for row in snapshot.load_listing().models]
+    assert cache_files(zoo_cache_dir) == []
+
+
 def test_a_corrupt_cache_is_ignored_and_rebuilt(listing, zoo_cache_dir):
     expected = listing()
     [path] = cache_files(zoo_cache_dir)
