@@ -8,6 +8,8 @@
 - `make_registry(yaml_text)`: a fresh `Registry` with the built-in plugin and extra entries.
 - `use_registry(registry)`: make it the registry the CLI (and `zoo.create` without
   `registry=`) sees, for the test's duration.
+- `zoo_cache_dir` (autouse): `ZOO_CACHE_DIR` in the test's temporary folder, so that no test
+  reads or writes the listing cache of the home folder, nor one another test left.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ def fresh_builtin_registry() -> Registry:
     record = manager.register("builtin", zoo_plugins.register, distribution="zoo")
     assert record.error is None, record.error
     return manager.registry
+
+
+@pytest.fixture(autouse=True)
+def zoo_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own, empty cache folder (subprocesses inherit it)."""
+    folder = tmp_path_factory.mktemp("zoo-cache")
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture
@@ -107,7 +117,11 @@ def make_registry(write_registry) -> Callable[[str], Registry]:
 
 @pytest.fixture
 def use_registry(monkeypatch: pytest.MonkeyPatch) -> Callable[[object], None]:
-    """`use_registry(registry)`: the default registry (CLI included) for this test."""
+    """`use_registry(registry)`: the default registry (CLI included) for this test.
+
+    A registry in place is what `zoo list` lists, directly: the listing cache serves only
+    a process that has not loaded the plugins yet (see `zoo.registry.snapshot`).
+    """
     import zoo.registry.plugins
 
     def use(registry) -> None:

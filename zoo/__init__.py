@@ -6,45 +6,63 @@
     >>> model = zoo.create("vit_base_patch16_224", pretrained=True, device="cuda")
     >>> x = zoo.transforms("vit_base_patch16_224")(zoo.load_image("cat.jpg"))
 
-Importing `zoo` does not import torch; building a model does.
+Importing `zoo` imports nothing but this module: each public name is imported from the
+module that defines it on first access, so that `zoo --help` and `zoo list` stay fast.
+Building a model imports torch.
 """
 
 from __future__ import annotations
 
-from .errors import (
-    ArgumentError,
-    AttentionMapError,
-    CheckpointError,
-    DeviceError,
-    HubError,
-    ImageError,
-    IntegrityError,
-    NameConflictError,
-    NotCachedError,
-    NoWeightsError,
-    PluginError,
-    RegistryError,
-    UnknownModelError,
-    ZooError,
-)
-from .registry import Registry, default_registry
-from .registry.attention_spec import (
-    AlignmentAttention,
-    AttentionSpec,
-    ChannelAttention,
-    PoolingAttention,
-    SequenceAttention,
-    TokenAttention,
-)
-from .registry.plugins import ENTRY_POINT_GROUP, PluginContext, PluginManager
-from .tasks.catalog import ModelInfo, WeightInfo, list_models, list_pretrained, model_info
-from .tasks.maps import attention_maps
-from .tasks.preprocessing import data_config, load_image, transforms
-from .weights.export import export
-from .weights.factory import create, get
-from .weights.loading import load_checkpoint
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# Where each public name is defined, relative to this package.
+_LOCATIONS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "ArgumentError",
+            "AttentionMapError",
+            "CheckpointError",
+            "DeviceError",
+            "HubError",
+            "ImageError",
+            "IntegrityError",
+            "NameConflictError",
+            "NotCachedError",
+            "NoWeightsError",
+            "PluginError",
+            "RegistryError",
+            "UnknownModelError",
+            "ZooError",
+        ),
+        ".errors",
+    ),
+    "Registry": ".registry",
+    "default_registry": ".registry",
+    **dict.fromkeys(
+        (
+            "AlignmentAttention",
+            "AttentionSpec",
+            "ChannelAttention",
+            "PoolingAttention",
+            "SequenceAttention",
+            "TokenAttention",
+        ),
+        ".registry.attention_spec",
+    ),
+    **dict.fromkeys(("ENTRY_POINT_GROUP", "PluginContext", "PluginManager"), ".registry.plugins"),
+    **dict.fromkeys(
+        ("ModelInfo", "WeightInfo", "list_models", "list_pretrained", "model_info"), ".tasks.catalog"
+    ),
+    "attention_maps": ".tasks.maps",
+    **dict.fromkeys(("data_config", "load_image", "transforms"), ".tasks.preprocessing"),
+    "export": ".weights.export",
+    "create": ".weights.factory",
+    "get": ".weights.factory",
+    "load_checkpoint": ".weights.loading",
+}
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -86,3 +104,52 @@ __all__ = [
     "model_info",
     "transforms",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first access, then keep it here."""
+    location = _LOCATIONS.get(name)
+    if location is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(location, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` provides these
+    from .errors import (
+        ArgumentError,
+        AttentionMapError,
+        CheckpointError,
+        DeviceError,
+        HubError,
+        ImageError,
+        IntegrityError,
+        NameConflictError,
+        NotCachedError,
+        NoWeightsError,
+        PluginError,
+        RegistryError,
+        UnknownModelError,
+        ZooError,
+    )
+    from .registry import Registry, default_registry
+    from .registry.attention_spec import (
+        AlignmentAttention,
+        AttentionSpec,
+        ChannelAttention,
+        PoolingAttention,
+        SequenceAttention,
+        TokenAttention,
+    )
+    from .registry.plugins import ENTRY_POINT_GROUP, PluginContext, PluginManager
+    from .tasks.catalog import ModelInfo, WeightInfo, list_models, list_pretrained, model_info
+    from .tasks.maps import attention_maps
+    from .tasks.preprocessing import data_config, load_image, transforms
+    from .weights.export import export
+    from .weights.factory import create, get
+    from .weights.loading import load_checkpoint

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from ..weights.factory import create
 from .options import (
     args_option,
     checkpoint_option,
@@ -60,6 +59,8 @@ def create_command(
       {"name": str, "class": str, "parameters": int, "device": str, "dtype": str,
        "seconds": float, "modules": [str, ...]}
     """
+    from ..weights.factory import create
+
     flags, overrides = split_assignments(
         assignments, {"num_classes": num_classes, "device": device, "dtype": dtype}
     )

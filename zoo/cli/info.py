@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import click
-import yaml
 
-from ..registry.attention_spec import registry_form
-from ..tasks.catalog import model_info
 from .output import echo_json, json_option
 
 __all__ = ["info_command"]
@@ -23,6 +20,8 @@ def info_command(name: str, as_json: bool) -> None:
       zoo info resnet50_cbam
       zoo info vit_base_patch16_224_in21k.orig_in21k --json
     """
+    from ..tasks.catalog import model_info
+
     info = model_info(name)
     if as_json:
         echo_json(info.model_dump(mode="json"))
@@ -68,6 +67,10 @@ def _provider(info) -> str:
 
 def _as_yaml(value: object) -> str:
     """One-line YAML, the form `zoo create -a KEY=VALUE` reads back."""
+    import yaml
+
+    from ..registry.attention_spec import registry_form
+
     return (
         yaml.safe_dump(registry_form(value), default_flow_style=True, width=1000)
         .strip()

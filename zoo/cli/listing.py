@@ -1,13 +1,20 @@
-"""`zoo list`: the names in the zoo, or their published weights."""
+"""`zoo list`: the names in the zoo, or their published weights.
+
+Reads the cached listing of `zoo.registry.snapshot` (rebuilt whenever a plugin or a registry
+file changes), so that listing reads no YAML and imports neither pydantic nor torch.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..registry import default_registry
 from .output import echo_json, json_option, print_table
+
+if TYPE_CHECKING:
+    from ..registry.snapshot import Listing
 
 __all__ = ["list_command"]
 
@@ -20,7 +27,7 @@ def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
     """List models (or, with --pretrained, their weights).
 
     PATTERN is a shell-style pattern ('vit_*'); without wildcards it matches any name
-    containing it.
+    containing it. zoo.list_models() and zoo.list_pretrained() follow the same rule.
 
     \b
     Examples:
@@ -28,56 +35,56 @@ def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
       zoo list cbam
       zoo list --pretrained 'vit_base*' --json
     """
-    if pattern is None:
-        pattern = "*"
-    elif not any(char in pattern for char in "*?["):
-        pattern = f"*{pattern}*"
-    registry = default_registry()
-    names = registry.pretrained_names(pattern) if pretrained else registry.model_names(pattern)
-    if not names:
-        click.echo(f"zoo: no {'weights' if pretrained else 'model'} match '{pattern}'", err=True)
-        sys.exit(1)
-    if pretrained:
-        rows = []
-        for full in names:
-            weights = registry.resolve(full).weights
-            rows.append(
-                {
-                    "name": full,
-                    "hf_hub_id": weights.hf_hub_id,
-                    "task": weights.task,
-                    "num_classes": getattr(weights, "num_classes", None),
-                    "license": weights.license,
-                }
-            )
-        if as_json:
-            echo_json(rows)
-        else:
-            print_table(
-                [
-                    (r["name"], r["hf_hub_id"] or "-", r["task"], str(r["num_classes"] or "-"), r["license"])
-                    for r in rows
-                ],
-                ("NAME", "HUB REPO", "TASK", "CLASSES", "LICENSE"),
-            )
-        return
-    rows = []
-    for name in names:
-        entry = registry.source(name).entry
-        rows.append(
-            {
-                "name": name,
-                "builder": entry.builder,
-                "attention": entry.attention,
-                "default_tag": entry.default_weight_tag,
-                "weights": list(entry.weights),
-                "description": entry.description,
-            }
-        )
+    from ..registry.names import shell_pattern
+    from ..registry.snapshot import load_listing
+
+    pattern = pattern or "*"
+    listing = load_listing()
+    rows = _weight_rows(listing, pattern) if pretrained else _model_rows(listing, pattern)
     if as_json:
         echo_json(rows)
+        return
+    if not rows:
+        what = "weights" if pretrained else "model"
+        click.echo(f"zoo: no {what} match '{shell_pattern(pattern)}'", err=True)
+        sys.exit(1)
+    if pretrained:
+        print_table(
+            [
+                (r["name"], r["hf_hub_id"] or "-", r["task"], str(r["num_classes"] or "-"), r["license"])
+                for r in rows
+            ],
+            ("NAME", "HUB REPO", "TASK", "CLASSES", "LICENSE"),
+        )
     else:
         print_table(
             [(r["name"], r["builder"], r["attention"] or "-", ", ".join(r["weights"]) or "-") for r in rows],
             ("NAME", "BUILDER", "ATTENTION", "WEIGHTS"),
         )
+
+
+def _model_rows(listing: Listing, pattern: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": row.name,
+            "builder": row.builder,
+            "attention": row.attention,
+            "default_tag": row.default_tag,
+            "weights": [weights.tag for weights in row.weights],
+            "description": row.description,
+        }
+        for row in listing.matching(pattern)
+    ]
+
+
+def _weight_rows(listing: Listing, pattern: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"{row.name}.{weights.tag}",
+            "hf_hub_id": weights.hf_hub_id,
+            "task": weights.task,
+            "num_classes": weights.num_classes,
+            "license": weights.license,
+        }
+        for row, weights in listing.matching_weights(pattern)
+    ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..registry import default_plugin_manager
 from .output import echo_json, json_option
 
 __all__ = ["plugins_command"]
@@ -25,6 +24,8 @@ def plugins_command(as_json: bool) -> None:
       zoo plugins
       zoo plugins --json
     """
+    from ..registry import default_plugin_manager
+
     records = list(default_plugin_manager().records.values())
     if as_json:
         echo_json([record.summary() for record in records])

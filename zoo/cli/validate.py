@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from ..registry import default_registry, validate_files
-
 __all__ = ["validate_command"]
 
 
@@ -25,6 +23,8 @@ def validate_command(files: tuple[Path, ...]) -> None:
       zoo validate
       zoo validate my_registry.yaml
     """
+    from ..registry import default_registry, validate_files
+
     registry = default_registry()
     if files:
         problems, checked = validate_files(files, registry), len(files)

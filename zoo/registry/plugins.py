@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PluginError, ZooError
+from . import discovery
+from .discovery import BUILTIN_DISTRIBUTION, ENTRY_POINT_GROUP  # noqa: F401  (BUILTIN_DISTRIBUTION: its old home)
 from .registry import (
     AttentionVariant,
     Builder,
@@ -48,11 +50,9 @@ __all__ = [
     "PluginManager",
     "default_plugin_manager",
     "default_registry",
+    "loaded_default_plugin_manager",
     "reset_default_plugin_manager",
 ]
-
-ENTRY_POINT_GROUP = "zoo.plugins"
-BUILTIN_DISTRIBUTION = "zoo"
 
 logger = logging.getLogger("zoo")
 
@@ -123,15 +123,11 @@ class PluginManager:
 
     def discover(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load every installed plugin of `group`, the zoo's own first."""
-        entry_points = sorted(
-            metadata.entry_points(group=group),
-            key=lambda ep: (_distribution(ep) != BUILTIN_DISTRIBUTION, _distribution(ep) or "", ep.name),
-        )
-        for entry_point in entry_points:
+        for entry_point in discovery.plugin_entry_points(group):
             self.load_entry_point(entry_point)
 
     def load_entry_point(self, entry_point: metadata.EntryPoint) -> PluginRecord:
-        distribution = _distribution(entry_point)
+        distribution = discovery.distribution_of(entry_point)
         name = entry_point.name
         if name in self.records:  # two distributions chose the same plugin name
             name = f"{distribution}:{name}"
@@ -184,10 +180,6 @@ class PluginManager:
         return self.records.get(component.owner) if component else None
 
 
-def _distribution(entry_point: metadata.EntryPoint) -> str | None:
-    return entry_point.dist.name if entry_point.dist else None
-
-
 def _describe(function: Any) -> str:
     module = getattr(function, "__module__", "?")
     return f"{module}:{getattr(function, '__qualname__', repr(function))}"
@@ -206,6 +198,11 @@ def default_plugin_manager() -> PluginManager:
             manager.discover()
             _default = manager
         return _default
+
+
+def loaded_default_plugin_manager() -> PluginManager | None:
+    """The default plugin manager if this process has loaded (or been given) one, else `None`."""
+    return _default
 
 
 def reset_default_plugin_manager() -> None:

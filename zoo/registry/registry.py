@@ -12,7 +12,6 @@ imported on first use, so that listing the zoo never imports torch.
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import importlib
 import inspect
 import typing
@@ -36,6 +35,7 @@ from ..errors import (
 )
 from .attention import ATTENTION_KINDS, AttentionKind, check_attention_class, options_model
 from .family import TASKS, Family, FunctionFamily, config_of_function
+from .names import matches, weights_match
 from .schema import ModelEntry, WeightTag
 from .source import ParsedFile, error_message, parse_registry_file, problems_from_validation
 
@@ -333,15 +333,16 @@ class Registry:
         return Resolved(base, source, tag)
 
     def model_names(self, pattern: str = "*") -> list[str]:
-        return sorted(n for n in self._tables["model"] if fnmatch.fnmatchcase(n, pattern))
+        """Model names matching `pattern`, sorted (the rule: `zoo.registry.names`)."""
+        return sorted(n for n in self._tables["model"] if matches(n, pattern))
 
     def pretrained_names(self, pattern: str = "*") -> list[str]:
+        """`name.tag` of the published weights matching `pattern` (the rule: `zoo.registry.names`)."""
         names = []
         for name in sorted(self._tables["model"]):
             for tag in self.source(name).entry.weights:
-                full = f"{name}.{tag}"
-                if fnmatch.fnmatchcase(full, pattern) or fnmatch.fnmatchcase(name, pattern):
-                    names.append(full)
+                if weights_match(name, tag, pattern):
+                    names.append(f"{name}.{tag}")
         return names
 
     def task(self, resolved: Resolved) -> str | None:

@@ -14,12 +14,21 @@ __all__ = ["list_models", "list_pretrained", "model_info", "ModelInfo", "WeightI
 
 
 def list_models(pattern: str = "*", *, registry: Registry | None = None) -> list[str]:
-    """Registered model names matching a shell-style pattern, sorted."""
+    """Registered model names matching `pattern`, sorted.
+
+    The rule `zoo list PATTERN` follows too (`zoo.registry.names`): a pattern with a shell
+    wildcard (`*`, `?`, `[...]`) matches whole names, one without matches any name containing
+    it: `list_models("cbam")` is `list_models("*cbam*")`.
+    """
     return (registry or default_registry()).model_names(pattern)
 
 
 def list_pretrained(pattern: str = "*", *, registry: Registry | None = None) -> list[str]:
-    """`name.tag` for every published checkpoint whose name or `name.tag` matches."""
+    """`name.tag` for every published checkpoint whose `name.tag` or `name` matches `pattern`.
+
+    Patterns follow the rule of `list_models` (`zoo.registry.names`): `list_pretrained("in21k")`
+    lists every checkpoint with `in21k` in its `name.tag`.
+    """
     return (registry or default_registry()).pretrained_names(pattern)
 
 

@@ -56,6 +56,28 @@ def test_list_with_no_match_says_so_and_fails(run):
     assert result.stderr == "zoo: no model match '*transformerxl*'\n"
 
 
+def test_list_as_json_with_no_match_prints_an_empty_list(run):
+    for args in (["list", "transformerxl", "--json"], ["list", "--pretrained", "transformerxl", "--json"]):
+        result = run(*args)
+        assert (result.exit_code, result.stdout, result.stderr) == (0, "[]\n", "")
+
+
+@pytest.mark.parametrize(
+    "pattern", ["cbam", "resnet50", "resnet50*", "*_eca", "vit_?ase*", "in21k", "nomatch"]
+)
+def test_zoo_list_and_the_python_api_pick_the_same_names(run, pattern):
+    models = json.loads(run("list", pattern, "--json").stdout)
+    weights = json.loads(run("list", "--pretrained", pattern, "--json").stdout)
+    assert [row["name"] for row in models] == zoo.list_models(pattern)
+    assert [row["name"] for row in weights] == zoo.list_pretrained(pattern)
+
+
+def test_without_wildcards_the_python_api_matches_names_containing_the_pattern():
+    assert zoo.list_models("cbam") == ["resnet101_cbam", "resnet18_cbam", "resnet34_cbam", "resnet50_cbam"]
+    assert zoo.list_models("cbam") == zoo.list_models("*cbam*")
+    assert zoo.list_pretrained("augreg_in21k") == zoo.list_pretrained("*augreg_in21k*") != []
+
+
 def test_info_prints_architecture_parameters_and_weights(run):
     result = run("info", "ecaresnet50d")
     assert result.exit_code == 0

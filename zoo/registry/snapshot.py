@@ -1,0 +1,291 @@
+"""A cached listing of the registry, so that `zoo list` reads neither YAML nor pydantic.
+
+What `zoo list` and `zoo list --pretrained` print (per model: name, builder, attention,
+default tag, description, and per weight tag: hub id, number of classes, license) is a
+`Listing`. Building one from the plugins means reading and validating every registry file;
+`load_listing` instead serves the listing of an earlier full load, cached in
+`cache_dir()/listing-<environment>.json`, when nothing it was built from has changed.
+
+Why plugin code still runs on the fast path: a plugin registers by running code, its
+`register(context)`, and only that code knows which registry files it adds (and under which
+conditions). Skipping it would trust a distribution's version to pin its behaviour, which an
+editable install or a plugin reading its environment breaks. `register` is cheap by contract
+(targets are `"module:attribute"` strings, nothing is imported), so every entry point is
+loaded and called with a `RecordingContext`, which checks nothing and writes down each call.
+The expensive part, reading the files, is what the cache saves. Its key is:
+
+- the plugin entry points: name, value, distribution name and version;
+- every call each plugin's `register` made, in order (names, targets, kinds, overrides);
+- each registry file named: absolute path, size, mtime_ns, inode (as for `make` or
+  Python's bytecode cache, a file whose stamp is the same is taken to be the same);
+- the zoo's version, the versions of pydantic and PyYAML, and the size and mtime of the
+  modules of `zoo.registry`, which turn registry files into entries.
+
+A full load is a function of these (which plugin wins a name, what conflicts, what each file
+holds), so a cache whose key equals the current one holds what a full load would give: it is
+never stale. The key is taken before and after the full load it is stored with, and the
+listing is written only if the two agree, so a change made during the load is never filed
+under a key it does not belong to.
+
+The fast path gives way to a plain full load, which writes no cache, whenever anything is
+out of the ordinary: an entry point that fails to import, a `register` that raises with the
+recording context, a file that is not on the file system, or a full load in which a plugin
+failed. The failure is then reported as it always is; it may be fixed by an install the key
+does not see (a plugin's missing dependency), so it is never cached. A registry already
+loaded in this process (the default one after a first use, or one a test put in place) is
+listed directly. A cache that cannot be read is rebuilt; one that cannot be written is
+skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..files import atomic_path
+from .discovery import distribution_of, plugin_entry_points
+from .names import matches, weights_match
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+__all__ = ["Listing", "ModelRow", "RecordingContext", "WeightRow", "cache_dir", "cache_key", "load_listing"]
+
+FORMAT = 2
+"""The cache file's format; a file of another format is rebuilt."""
+
+_VALIDATION_DEPENDENCIES = ("pydantic", "PyYAML")
+
+
+@dataclass(frozen=True)
+class WeightRow:
+    """One published weight tag of a model, as `zoo list --pretrained` shows it."""
+
+    tag: str
+    hf_hub_id: str | None
+    """None for weights in a local file."""
+    task: str
+    num_classes: int | None
+    """None for tasks without classes (embeddings, sequence-to-sequence)."""
+    license: str
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One model, as `zoo list` shows it."""
+
+    name: str
+    builder: str
+    attention: str | None
+    default_tag: str | None
+    description: str | None
+    weights: tuple[WeightRow, ...]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelRow:
+        weights = tuple(WeightRow(**row) for row in data.pop("weights"))
+        return cls(**data, weights=weights)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The models of a registry, sorted by name, with what `zoo list` prints of each."""
+
+    models: tuple[ModelRow, ...]
+
+    @classmethod
+    def of(cls, registry: Registry) -> Listing:
+        """The listing of a loaded registry."""
+        rows = []
+        for name in registry.model_names():
+            entry = registry.source(name).entry
+            weights = tuple(
+                WeightRow(tag, w.hf_hub_id, w.task, getattr(w, "num_classes", None), w.license)
+                for tag, w in entry.weights.items()
+            )
+            rows.append(
+                ModelRow(
+                    name, entry.builder, entry.attention, entry.default_weight_tag, entry.description, weights
+                )
+            )
+        return cls(tuple(rows))
+
+    def matching(self, pattern: str = "*") -> list[ModelRow]:
+        """The models whose name matches `pattern` (the rule of `zoo.registry.names`)."""
+        return [row for row in self.models if matches(row.name, pattern)]
+
+    def matching_weights(self, pattern: str = "*") -> Iterator[tuple[ModelRow, WeightRow]]:
+        """Each published weight tag whose `name.tag` matches `pattern`, with its model."""
+        for row in self.models:
+            for weights in row.weights:
+                if weights_match(row.name, weights.tag, pattern):
+                    yield row, weights
+
+
+# ---------------------------------------------------------------------------- the key
+
+
+class _Uncacheable(Exception):
+    """Something the key cannot vouch for: load the plugins the ordinary way."""
+
+
+class RecordingContext:
+    """Stands in for `PluginContext`: records each call of a plugin's `register`, checks nothing."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.staged: list[list[Any]] = []
+
+    def add_builder(self, name: str, target: Any, *, override: bool = False) -> None:
+        self.staged.append(["builder", name, _target(target), override])
+
+    def add_attention(self, name: str, target: Any, *, kind: str, override: bool = False) -> None:
+        self.staged.append(["attention", name, _target(target), kind, override])
+
+    def add_adapter(self, name: str, target: Any, *, override: bool = False) -> None:
+        self.staged.append(["adapter", name, _target(target), override])
+
+    def add_models(self, path: Any, *, override: bool = False) -> None:
+        self.staged.append(["models", *_file_stamp(path), override])
+
+
+def _target(target: Any) -> str:
+    if isinstance(target, str):
+        return target
+    return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(target))}"
+
+
+def _file_stamp(path: Any) -> list[Any]:
+    """`[path, size, mtime_ns, inode]` of a registry file on the file system."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise _Uncacheable(f"{path!r} is not a file system path")  # e.g. a file inside a zip
+    path = os.path.abspath(path)
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise _Uncacheable(str(error)) from None
+    return [path, stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def _recorded_calls(entry_point: metadata.EntryPoint) -> list[list[Any]]:
+    try:
+        register = entry_point.load()
+        context = RecordingContext(entry_point.name)
+        register(context)
+    except Exception as error:  # the ordinary load reports it
+        raise _Uncacheable(f"plugin '{entry_point.name}': {error}") from None
+    return context.staged
+
+
+def _zoo_stamp() -> list[Any]:
+    from .. import __version__
+
+    versions = []
+    for name in _VALIDATION_DEPENDENCIES:
+        try:
+            versions.append([name, metadata.version(name)])
+        except metadata.PackageNotFoundError:
+            versions.append([name, None])
+    modules = []
+    for entry in os.scandir(Path(__file__).parent):
+        if entry.name.endswith(".py"):
+            stat = entry.stat()
+            modules.append([entry.name, stat.st_size, stat.st_mtime_ns])
+    return [FORMAT, __version__, versions, sorted(modules)]
+
+
+def cache_key(entry_points: list[metadata.EntryPoint] | None = None) -> list[Any] | None:
+    """What a full load of the installed plugins depends on, or `None` if it cannot be known.
+
+    Runs each plugin's `register` with a `RecordingContext`; reads no registry file. The key
+    is returned as JSON reads it back, the form it is compared in.
+    """
+    if entry_points is None:
+        entry_points = plugin_entry_points()
+    try:
+        plugins = [
+            [
+                entry_point.name,
+                entry_point.value,
+                distribution_of(entry_point),
+                entry_point.dist.version if entry_point.dist else None,
+                _recorded_calls(entry_point),
+            ]
+            for entry_point in entry_points
+        ]
+        return json.loads(json.dumps([_zoo_stamp(), plugins]))
+    except (_Uncacheable, TypeError, ValueError):  # TypeError, ValueError: not JSON (odd arguments)
+        return None
+
+
+# ---------------------------------------------------------------------------- the cache
+
+
+def cache_dir() -> Path:
+    """`ZOO_CACHE_DIR`, else `$XDG_CACHE_HOME/zoo`, else `~/.cache/zoo`."""
+    folder = os.environ.get("ZOO_CACHE_DIR")
+    if folder:
+        return Path(folder)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "zoo"
+
+
+def cache_file() -> Path:
+    """The listing's cache file: one per environment, so that environments do not evict each other."""
+    environment = f"{sys.prefix}\0{Path(__file__).resolve().parent}".encode()
+    return cache_dir() / f"listing-{hashlib.sha256(environment).hexdigest()[:16]}.json"
+
+
+def _read(path: Path, key: list[Any]) -> Listing | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data["key"] != key:
+            return None
+        return Listing(tuple(ModelRow.from_json(row) for row in data["models"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # missing, corrupt, or of another shape: rebuilt
+
+
+def _write(path: Path, key: list[Any], listing: Listing) -> None:
+    text = json.dumps({"key": key, "models": [asdict(row) for row in listing.models]})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary:
+            temporary.write_text(text, encoding="utf-8")
+    except (OSError, ValueError):  # ValueError: a path the system cannot take (a NUL in it)
+        pass  # no cache this time
+
+
+def load_listing() -> Listing:
+    """The listing of the installed plugins: from the cache when its key holds, else loaded."""
+    loaded = _loaded_plugin_manager()
+    if loaded is not None:
+        return Listing.of(loaded.registry)
+    key = cache_key()
+    path = cache_file()
+    if key is not None:
+        cached = _read(path, key)
+        if cached is not None:
+            return cached
+    from .plugins import default_plugin_manager
+
+    manager = default_plugin_manager()
+    listing = Listing.of(manager.registry)
+    failed = any(record.error for record in manager.records.values())
+    # Written only if nothing changed during the load: the listing is then the key's.
+    if key is not None and not failed and cache_key() == key:
+        _write(path, key, listing)
+    return listing
+
+
+def _loaded_plugin_manager() -> Any:
+    """The default plugin manager if this process has one already (without importing it)."""
+    plugins = sys.modules.get(f"{__package__}.plugins")
+    return plugins.loaded_default_plugin_manager() if plugins is not None else None
