@@ -12,7 +12,18 @@ __all__ = ["bench_command"]
 
 @click.command("bench")
 @click.argument("name")
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Images per step.")
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Samples (images, ...) per step.",
+)
+@click.option(
+    "--seq-len",
+    type=click.IntRange(min=1),
+    help="Steps of each sequence, for sequence models [default: the family's].",
+)
 @device_option
 @dtype_option
 @click.option(
@@ -42,6 +53,7 @@ __all__ = ["bench_command"]
 def bench_command(
     name: str,
     batch: int,
+    seq_len: int | None,
     device: str | None,
     dtype: str | None,
     compile_: bool,
@@ -53,9 +65,11 @@ def bench_command(
     assignments: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Measure throughput: images/s, parameters, GFLOPs per image, share of the peak.
+    """Measure throughput: samples/s, parameters, GFLOPs per sample, share of the peak.
 
-    The model has random weights (nothing is downloaded) and runs at its input size.
+    The model has random weights (nothing is downloaded). Image models run at the input
+    size of their weights' preprocessing; any other family on its own example input
+    (token ids, frames, source and target sequences), --seq-len steps long.
     Warm-up steps are not timed; the median of several runs is reported. The share of the
     device's peak is shown for GPUs whose peak is known.
 
@@ -65,6 +79,7 @@ def bench_command(
       zoo bench vit_base_patch16_224 --device cuda --dtype bfloat16 --batch 256 --compile
       zoo bench resnet50_cbam --device cuda --channels-last --train --json
       zoo bench resnet18 --dtype bfloat16          (on a CPU with native bf16)
+      zoo bench text_transformer_small --seq-len 128 --batch 8
 
     `-a device=D` and `-a dtype=T` are --device and --dtype; `-a num_classes=N` is the
     builder argument. --device meta is refused: timing needs real tensors.
@@ -72,9 +87,9 @@ def bench_command(
     \b
     --json prints one object:
       {"name": str, "mode": "inference" | "train", "device": str, "device_name": str,
-       "dtype": str, "batch": int, "input_size": [int, int, int], "compiled": bool,
-       "channels_last": bool, "params": int, "gflops_per_image": float,
-       "images_per_s": float, "step_ms": float, "runs_images_per_s": [float, ...],
+       "dtype": str, "batch": int, "input_size": [int, ...], "compiled": bool,
+       "channels_last": bool, "params": int, "gflops_per_sample": float,
+       "samples_per_s": float, "step_ms": float, "runs_samples_per_s": [float, ...],
        "steps_per_run": int, "warmup_s": float, "achieved_tflops": float,
        "peak_tflops": float | null, "peak_fraction": float | null,
        "peak_memory_mb": float | null, "cpu_threads": int, "torch_version": str}
@@ -86,6 +101,7 @@ def bench_command(
     result = benchmark(
         name,
         batch=batch,
+        seq_len=seq_len,
         **flags,
         compile=compile_,
         channels_last=channels_last,
@@ -106,11 +122,11 @@ def bench_command(
     )
     low, high = min(result.runs_samples_per_s), max(result.runs_samples_per_s)
     click.echo(
-        f"  {result.samples_per_s:,.1f} images/s (median of {len(result.runs_samples_per_s)} runs, "
+        f"  {result.samples_per_s:,.1f} samples/s (median of {len(result.runs_samples_per_s)} runs, "
         f"{low:,.1f} to {high:,.1f}), {result.step_ms:.2f} ms per step"
     )
     click.echo(
-        f"  {result.params:,} parameters, {result.gflops_per_sample:.3g} GFLOPs per image, "
+        f"  {result.params:,} parameters, {result.gflops_per_sample:.3g} GFLOPs per sample, "
         f"{result.achieved_tflops:.3g} TFLOP/s"
     )
     if result.peak_fraction is not None:

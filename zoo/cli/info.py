@@ -32,6 +32,8 @@ def info_command(name: str, as_json: bool) -> None:
         click.echo(f"  {info.description}")
     fields = [
         ("builder", info.builder),
+        ("task", info.task or "-"),
+        ("tasks", ", ".join(info.tasks) or "-"),
         ("attention", info.attention or "-"),
         ("parameters", f"{info.num_params:,}"),
         ("paper", info.paper or "-"),
@@ -48,15 +50,23 @@ def info_command(name: str, as_json: bool) -> None:
     click.echo("  weights:")
     for weights in info.weights:
         marks = " (default)" if weights.default else ""
-        head = f"{weights.num_classes} classes" if weights.num_classes else "no head"
-        if weights.labels:
-            head += f" ({weights.labels})"
-        click.echo(f"    {weights.tag}{marks}: {weights.hf_hub_id}, {head}, {weights.license}")
-        p = weights.preprocessing
-        size = "x".join(map(str, p.input_size))
+        where = weights.hf_hub_id or weights.path
         click.echo(
-            f"      input {size}, crop {p.crop_pct} {p.interpolation}, mean {list(p.mean)}, std {list(p.std)}"
+            f"    {weights.tag}{marks}: {where}, {weights.task}, {_outputs(weights)}, {weights.license}"
         )
+        p = weights.preprocessing
+        if p is not None:
+            size = "x".join(map(str, p.input_size))
+            normalised = f"mean {list(p.mean)}, std {list(p.std)}"
+            click.echo(f"      input {size}, crop {p.crop_pct} {p.interpolation}, {normalised}")
+
+
+def _outputs(weights) -> str:
+    if weights.num_classes is not None:
+        return f"{weights.num_classes} classes" + (f" ({weights.labels})" if weights.labels else "")
+    if weights.output_dim is not None:
+        return f"{weights.output_dim}-wide embeddings, no head"
+    return f"vocabularies {weights.src_vocab_size} -> {weights.tgt_vocab_size}"
 
 
 def _provider(info) -> str:

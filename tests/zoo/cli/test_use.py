@@ -363,7 +363,7 @@ class TestBench:
         assert result.exit_code == 0, result.output
         lines = result.stdout.splitlines()
         assert lines[0].startswith(f"{VIT} train on cpu") and "batch 2 of 3x32x32" in lines[0]
-        assert "images/s" in lines[1] and "GFLOPs per image" in lines[2]
+        assert "samples/s" in lines[1] and "GFLOPs per sample" in lines[2]
 
     def test_unknown_dtype_is_one_line(self):
         result = run("bench", VIT, "--dtype", "float8")

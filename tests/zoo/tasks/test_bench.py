@@ -99,3 +99,30 @@ def test_devices_that_cannot_be_timed():
 )
 def test_peak_table_matches_whole_words_of_the_device_name(device_name, dtype, peak):
     assert peak_tflops(device_name, dtype) == peak
+
+
+def _one_entry_per_family() -> list[tuple[str, str]]:
+    """(family, one of its entries) for every family the registry uses."""
+    registry = zoo.default_registry()
+    first: dict[str, str] = {}
+    for name in registry.model_names():
+        first.setdefault(registry.source(name).entry.builder, name)
+    return sorted(first.items())
+
+
+@pytest.mark.parametrize(("family", "name"), _one_entry_per_family(), ids=lambda value: value)
+def test_every_family_is_timed_on_its_own_example_input_at_its_test_size(family, name):
+    builder = zoo.default_registry().builder(family)
+    result = benchmark(name, model_args=builder.family.test_args, **QUICK)
+    assert result.samples_per_s > 0 and result.gflops_per_sample > 0
+    assert result.params == sum(p.numel() for p in zoo.create(name, **builder.family.test_args).parameters())
+
+
+def test_sequence_length_sets_the_example_input_of_sequence_models_only():
+    args = zoo.default_registry().builder("text_transformer").family.test_args
+    short = benchmark("text_transformer_small", model_args=args, seq_len=8, **QUICK)
+    long = benchmark("text_transformer_small", model_args=args, seq_len=24, **QUICK)
+    assert short.input_size == (8,) and long.input_size == (24,)
+    assert long.gflops_per_sample > 2 * short.gflops_per_sample
+    with pytest.raises(zoo.ArgumentError, match="takes images: --seq-len does not apply"):
+        benchmark(NAME, model_args=SHAPE, seq_len=8, **QUICK)
