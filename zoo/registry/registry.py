@@ -6,7 +6,9 @@ that provides it; registering a taken name raises `NameConflictError` naming bot
 unless the newcomer passes `override=True`, which is then recorded.
 
 Builders, attention classes and adapters are registered as `"module:attribute"` strings and
-imported on first use, so that listing the zoo never imports torch.
+imported on first use, so that listing the zoo never imports torch. Each is checked against
+its interface when first used, or all at once by `Component.check` (`zoo plugins`,
+`zoo validate`): a component off its interface raises an error naming its plugin.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from ..errors import (
     ArgumentError,
+    AttentionInterfaceError,
     NameConflictError,
     PluginError,
     RegistryError,
@@ -34,9 +37,18 @@ from ..errors import (
     UnknownModelError,
     ZooError,
 )
-from .attention import ATTENTION_KINDS, AttentionKind, check_attention_class, options_model
+from .attention import (
+    ATTENTION_KINDS,
+    AttentionKind,
+    check_attention_class,
+    options_model,
+    probe_attention_class,
+)
 from .schema import ModelEntry, WeightTag
 from .source import ParsedFile, error_message, parse_registry_file, problems_from_validation
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "Component",
@@ -74,6 +86,13 @@ class Component:
     overrides: str | None = field(default=None, kw_only=True)
     """The owner whose component this one replaced."""
 
+    def check(self) -> None:
+        """Import what the component names and check it against its interface.
+
+        Raises:
+            ZooError: One line naming the plugin, the component and what is wrong.
+        """
+
 
 @dataclass(eq=False)
 class _LazyComponent(Component):
@@ -88,47 +107,84 @@ class _LazyComponent(Component):
         try:
             return _import_target(self.target)
         except Exception as error:
-            raise PluginError(
-                self.owner, f"{self.category} '{self.name}' ({self.target}) failed to load: {error}"
-            ) from error
+            raise self._error(f"failed to load: {error}") from error
 
     @property
     def target_path(self) -> str:
         if isinstance(self.target, str):
             return self.target
-        return f"{self.target.__module__}:{self.target.__qualname__}"
+        return f"{self.target.__module__}:{getattr(self.target, '__qualname__', repr(self.target))}"
+
+    def _error(self, reason: str) -> PluginError:
+        return PluginError(self.owner, f"{self.category} '{self.name}' ({self.target_path}) {reason}")
 
 
 @dataclass(eq=False)
 class Builder(_LazyComponent):
-    """A model builder: `build(config: Config, *, device=None, dtype=None) -> nn.Module`."""
+    """A model builder: `build(config: Config, *, device=None, dtype=None) -> nn.Module`.
+
+    `Config` is a pydantic model that forbids unknown keys, so that a misspelt argument is an
+    error rather than silently ignored.
+    """
 
     category: typing.ClassVar[str] = "builder"
 
     @cached_property
     def function(self) -> Callable[..., Any]:
+        """The builder function, its signature checked (the call is unchecked: see `build`)."""
         function = self.loaded
-        parameters = inspect.signature(function).parameters
+        try:
+            parameters = inspect.signature(function).parameters
+        except (TypeError, ValueError):
+            raise self._error(f"is not a function ({function!r})") from None
         for keyword in ("device", "dtype"):
             if keyword not in parameters or parameters[keyword].kind is not inspect.Parameter.KEYWORD_ONLY:
-                raise PluginError(
-                    self.owner,
-                    f"builder '{self.name}' ({self.target_path}) must take keyword-only "
-                    f"'{keyword}' (signature: build(config, *, device=None, dtype=None))",
-                )
+                signature = "build(config, *, device=None, dtype=None)"
+                raise self._error(f"must take keyword-only '{keyword}' (signature: {signature})")
         return function
 
     @cached_property
     def config_type(self) -> type[BaseModel]:
         """The builder's typed schema: the pydantic model its `config` parameter takes."""
-        config = typing.get_type_hints(self.function).get("config")
+        try:
+            config = typing.get_type_hints(self.function).get("config")
+        except Exception as error:  # an annotation naming something that does not exist
+            raise self._error(f"has annotations that cannot be resolved: {error}") from None
         if not (inspect.isclass(config) and issubclass(config, BaseModel)):
-            raise PluginError(
-                self.owner,
-                f"builder '{self.name}' ({self.target_path}) must annotate its 'config' "
-                "parameter with a pydantic model",
+            raise self._error("must annotate its 'config' parameter with a pydantic model")
+        if config.model_config.get("extra") != "forbid":
+            raise self._error(
+                f"takes a config ({config.__qualname__}) that accepts unknown keys: give it "
+                'model_config = ConfigDict(extra="forbid"), so that a misspelt argument is an error'
             )
         return config
+
+    def check(self) -> None:
+        _ = self.config_type  # checks the function's signature on the way
+
+    def build(
+        self, config: BaseModel, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> torch.nn.Module:
+        """Call the builder, refusing with one line a builder that raises or returns a non-module.
+
+        Errors of the zoo's own (a bad attention option, a variant off its interface) pass
+        through unchanged: they already say what is wrong and whose it is.
+
+        Raises:
+            PluginError: The builder raised or did not return a `torch.nn.Module`.
+        """
+        import torch
+
+        function = self.function
+        try:
+            model = function(config, device=device, dtype=dtype)
+        except ZooError:
+            raise
+        except Exception as error:
+            raise self._error(f"failed: {type(error).__name__}: {error}") from error
+        if not isinstance(model, torch.nn.Module):
+            raise self._error(f"returned {_describe(model)}, not a torch.nn.Module")
+        return model
 
 
 @dataclass(eq=False)
@@ -139,20 +195,36 @@ class AttentionVariant(_LazyComponent):
     kind: AttentionKind = field(default=ATTENTION_KINDS["channel"], kw_only=True)
 
     def module_class(self) -> type:
-        return self._checked_class
+        """The class, its signature checked and its forward probed (once) against its kind."""
+        return self._probed_class
 
     @cached_property
     def _checked_class(self) -> type:
         cls = self.loaded
-        check_attention_class(cls, self.kind, name=self.name)
+        self._owned(check_attention_class, cls)
         return cls
+
+    @cached_property
+    def _probed_class(self) -> type:
+        cls = self._checked_class
+        self._owned(probe_attention_class, cls)
+        return cls
+
+    def _owned(self, check: Callable[..., None], cls: type) -> None:
+        try:
+            check(cls, self.kind, name=self.name)
+        except AttentionInterfaceError as error:
+            raise AttentionInterfaceError(f"plugin '{self.owner}': {error}") from error
+
+    def check(self) -> None:
+        self.module_class()
 
     def options_model(self) -> type[BaseModel]:
         return self._options_model
 
     @cached_property
     def _options_model(self) -> type[BaseModel]:
-        return options_model(self.module_class(), self.kind)
+        return options_model(self._checked_class, self.kind)
 
 
 @dataclass(eq=False)
@@ -161,8 +233,18 @@ class KeyAdapter(_LazyComponent):
 
     category: typing.ClassVar[str] = "adapter"
 
+    @cached_property
+    def function(self) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
+        function = self.loaded
+        if not callable(function):
+            raise self._error(f"is not callable ({_describe(function)})")
+        return function
+
+    def check(self) -> None:
+        _ = self.function
+
     def __call__(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(self.loaded(state))
+        return dict(self.function(state))
 
 
 @dataclass(eq=False)
@@ -331,6 +413,9 @@ class Registry:
 
         try:
             builder = self.builder(entry.builder)
+        except UnknownModelError as error:
+            return [problem("builder", _unregistered("builder", entry.builder, error), ("builder",))]
+        try:
             config_type = builder.config_type
         except ZooError as error:
             return [problem("builder", str(error), ("builder",))]
@@ -431,6 +516,17 @@ def _describe_argument_errors(error: ValidationError, builder: Builder) -> str:
         else:
             parts.append(f"argument '{_loc(item)}': {error_message(item)}")
     return "; ".join(parts)
+
+
+def _unregistered(category: str, name: str, error: UnknownModelError) -> str:
+    """Why an entry names something missing: most often, a plugin not installed yet."""
+    close = ", ".join(f"'{s}'" for s in error.suggestions)
+    hint = f" (did you mean {close}?)" if close else ""
+    return f"{category} '{name}' is not registered{hint}: install the plugin that provides it, then validate"
+
+
+def _describe(value: Any) -> str:
+    return "None" if value is None else f"a {type(value).__name__}"
 
 
 def _unique(problems: list[RegistryProblem]) -> list[RegistryProblem]:
