@@ -113,7 +113,8 @@ class _LazyComponent(Component):
     def target_path(self) -> str:
         if isinstance(self.target, str):
             return self.target
-        return f"{self.target.__module__}:{getattr(self.target, '__qualname__', repr(self.target))}"
+        module, qualname = (getattr(self.target, a, None) for a in ("__module__", "__qualname__"))
+        return f"{module}:{qualname}" if module and qualname else repr(self.target)
 
     def _error(self, reason: str) -> PluginError:
         return PluginError(self.owner, f"{self.category} '{self.name}' ({self.target_path}) {reason}")
@@ -146,8 +147,9 @@ class Builder(_LazyComponent):
     @cached_property
     def config_type(self) -> type[BaseModel]:
         """The builder's typed schema: the pydantic model its `config` parameter takes."""
+        function = self.function
         try:
-            config = typing.get_type_hints(self.function).get("config")
+            config = typing.get_type_hints(function).get("config")
         except Exception as error:  # an annotation naming something that does not exist
             raise self._error(f"has annotations that cannot be resolved: {error}") from None
         if not (inspect.isclass(config) and issubclass(config, BaseModel)):
