@@ -159,7 +159,9 @@ def test_broken_plugins_are_reported_once_and_the_zoo_keeps_working(environment,
             "zoo: warning: plugin 'clash' (zoo-clash) was not loaded: "
             "attention 'se' is already provided by 'builtin'; pass override=True to replace it on purpose",
         ]
-        plugins = environment.zoo("plugins").stdout
+        result = environment.zoo("plugins", check=False)
+        plugins = result.stdout
+        assert result.returncode == 1
         assert "broken (zoo-broken 0.2.0): FAILED: import failed" in plugins
         assert "clash (zoo-clash 0.2.0): FAILED: attention 'se' is already provided by 'builtin'" in plugins
         created = environment.zoo("create", "resnet18_se", "--json")
@@ -167,3 +169,100 @@ def test_broken_plugins_are_reported_once_and_the_zoo_keeps_working(environment,
         assert environment.zoo("create", "resnet18", "-a", "attn=fancy", check=False).returncode == 2
     finally:
         environment.pip("uninstall", "-y", "zoo-broken", "zoo-clash")
+
+
+SHAKY_PLUGIN = """
+    from importlib.resources import files
+
+    def register(zoo):
+        zoo.add_builder("loose", "zoo_shaky.code:loose")
+        zoo.add_attention("halve", "zoo_shaky.code:Halve", kind="channel")
+        zoo.add_adapter("constant", "zoo_shaky.code:CONSTANT")
+    """
+SHAKY_CODE = """
+    import torch
+    from pydantic import BaseModel
+
+    CONSTANT = 3
+
+    class LooseConfig(BaseModel):
+        width: int = 4
+
+    def loose(config: LooseConfig, *, device=None, dtype=None):
+        return torch.nn.Linear(config.width, 2, device=device, dtype=dtype)
+
+    class Halve(torch.nn.Module):
+        def __init__(self, channels: int, *, device=None, dtype=None):
+            super().__init__()
+
+        def forward(self, x):
+            return x[:, ::2]
+    """
+BAD_FRAGMENT_PLUGIN = """
+    from importlib.resources import files
+
+    def register(zoo):
+        zoo.add_models(files(__name__) / "registry.yaml")
+    """
+
+
+def test_broken_components_show_in_plugins_and_validate_but_not_in_list(environment, tmp_path):
+    shaky = write_plugin(tmp_path / "shaky", "zoo-shaky", SHAKY_PLUGIN)
+    (shaky / "zoo_shaky" / "code.py").write_text(textwrap.dedent(SHAKY_CODE))
+    fragment = write_plugin(tmp_path / "fragment", "zoo-fragment", BAD_FRAGMENT_PLUGIN)
+    (fragment / "zoo_fragment" / "registry.yaml").write_text(
+        "models:\n  net:\n    builder: resnet\n    paper: 3\n"
+    )
+    (fragment / "pyproject.toml").write_text(
+        (fragment / "pyproject.toml").read_text()
+        + '[tool.setuptools.package-data]\nzoo_fragment = ["registry.yaml"]\n'
+    )
+    environment.pip("install", str(shaky), str(fragment))
+    try:
+        listing = environment.zoo("list", "resnet18")  # registration is lazy: no plugin code runs
+        assert "resnet18_coord" in listing.stdout
+        assert "shaky" not in listing.stderr
+
+        plugins = environment.zoo("plugins", check=False)
+        assert plugins.returncode == 1
+        broken = [line.strip() for line in plugins.stdout.splitlines() if line.startswith("  BROKEN: ")]
+        assert [line.split(": ")[1:3] for line in broken] == [
+            [
+                "plugin 'shaky'",
+                "builder 'loose' (zoo_shaky.code:loose) takes a config (LooseConfig) that accepts unknown keys",
+            ],
+            ["plugin 'shaky'", "attention 'halve' (Halve)"],
+            ["plugin 'shaky'", "adapter 'constant' (zoo_shaky.code:CONSTANT) is not callable (a int)"],
+        ]
+        assert "on the probe input; it returned (2, 8, 5, 7)" in broken[1]
+        assert plugins.stderr.splitlines()[-1] == "zoo: 1 plugin(s) not loaded, 3 broken component(s)"
+
+        validate = environment.zoo("validate", check=False)
+        assert validate.returncode == 1
+        lines = [line for line in validate.stderr.splitlines() if not line.startswith("zoo: warning: ")]
+        [file_problem] = [line for line in lines if "zoo_fragment" in line]
+        assert file_problem.endswith(
+            "registry.yaml:4: entry 'net': field 'paper': Input should be a valid string"
+        )
+        assert sum("plugin 'shaky'" in line for line in lines) == 3
+        report = json.loads(environment.zoo("validate", "--json", check=False).stdout)
+        assert len(report["files"]) == 3 and report["ok"] is False
+        assert {p["plugin"] for p in report["problems"]} == {"shaky", "fragment"}
+    finally:
+        environment.pip("uninstall", "-y", "zoo-shaky", "zoo-fragment")
+
+
+def test_a_fragment_says_what_it_needs_until_its_plugin_is_installed(environment, tmp_path):
+    fragment = tmp_path / "registry.yaml"
+    fragment.write_text("models:\n  coordnet18:\n    builder: coordnet\n")
+    result = environment.zoo("validate", str(fragment), check=False)
+    assert (result.returncode, result.stderr.splitlines()) == (
+        1,
+        [
+            f"{fragment}:3: entry 'coordnet18': field 'builder': builder 'coordnet' is not registered: "
+            "install the plugin that provides it, then validate",
+            "zoo: 1 problem(s) in 1 file(s)",
+        ],
+    )
+    installed = EXAMPLE_PLUGIN / "src" / "zoo_coordatt" / "registry.yaml"
+    assert environment.zoo("validate", str(installed)).stdout == "ok: 1 file(s) valid\n"

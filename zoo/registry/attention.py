@@ -40,31 +40,178 @@ alignment
 
 Every other constructor parameter is an *option*: keyword-only, annotated and defaulted, so
 that options given by name in the registry or to `zoo.create` are type-checked before any
-module is built. The check runs when the class is first loaded.
+module is built.
+
+Two checks hold a class to its kind: `check_attention_class` reads the constructor's
+signature, and `probe_attention_class` builds the class with its default options on the
+`meta` device (no memory, no compute) and runs `forward` on small inputs, checking the
+shapes above. Both run when a variant is first used and when `zoo plugins` or
+`zoo validate` check every installed component.
 """
 
 from __future__ import annotations
 
 import inspect
 import typing
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
 from ..errors import AttentionInterfaceError
 
-__all__ = ["ATTENTION_KINDS", "AttentionKind", "check_attention_class", "options_model"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "ATTENTION_KINDS",
+    "AttentionKind",
+    "check_attention_class",
+    "options_model",
+    "probe_attention_class",
+]
+
+
+class _Probe:
+    """Builds one attention class on `meta` and checks what its `forward` returns."""
+
+    def __init__(self, cls: type, kind: str, name: str) -> None:
+        self.cls = cls
+        self.kind = kind
+        self.where = f"attention '{name}' ({getattr(cls, '__qualname__', repr(cls))})"
+
+    def fail(self, reason: str) -> AttentionInterfaceError:
+        return AttentionInterfaceError(f"{self.where}: {reason}")
+
+    def build(self, *args: Any, **kwargs: Any) -> torch.nn.Module:
+        import torch
+
+        try:
+            module = self.cls(*args, **kwargs, device="meta", dtype=None)
+        except Exception as error:
+            raise self.fail(f"building it for a probe failed: {type(error).__name__}: {error}") from error
+        if not isinstance(module, torch.nn.Module):
+            raise self.fail(f"built a {type(module).__name__}, not a torch.nn.Module")
+        return module.eval()  # stochastic variants decide deterministically in evaluation mode
+
+    @staticmethod
+    def tensor(*shape: int) -> torch.Tensor:
+        import torch
+
+        return torch.zeros(shape, device="meta")
+
+    @staticmethod
+    def mask(*shape: int) -> torch.Tensor:
+        import torch
+
+        return torch.ones(shape, dtype=torch.bool, device="meta")
+
+    def forward(self, module: torch.nn.Module, *inputs: Any, **kwargs: Any) -> Any:
+        try:
+            return module(*inputs, **kwargs)
+        except Exception as error:
+            shapes = ", ".join(str(tuple(x.shape)) if x is not None else "None" for x in inputs)
+            raise self.fail(
+                f"forward failed on a probe input ({shapes}): {type(error).__name__}: {error}"
+            ) from error
+
+    def parts(self, result: Any, count: int, what: str) -> Sequence[Any]:
+        if not isinstance(result, tuple) or len(result) != count:
+            raise self.fail(f"a {self.kind} attention returns {what}; it returned {_describe(result)}")
+        return result
+
+    def expect(self, what: str, value: Any, form: str, shape: tuple[int, ...]) -> None:
+        """Refuse `value` unless it is a tensor of `shape` (`form` names its dimensions)."""
+        import torch
+
+        if not isinstance(value, torch.Tensor):
+            raise self.fail(f"its {what} must be a {form} tensor; it returned {_describe(value)}")
+        if tuple(value.shape) != shape:
+            raise self.fail(
+                f"a {self.kind} attention's {what} must be {form} = {shape} on the probe input; "
+                f"it returned {tuple(value.shape)}"
+            )
+
+
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"a tensor of shape {tuple(shape)}"
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+# Probe sizes: small, and all different, so that a swapped dimension cannot pass unseen.
+B, C, H, W = 2, 16, 5, 7
+N, DIM, HEADS = 5, 16, 2
+LQ, LK, KDIM, VDIM, OUT = 3, 4, 12, 10, 8
+S, QUERY_DIM = 6, 12
+
+
+def _probe_channel(probe: _Probe) -> None:
+    """channel: `(B, C, H, W) -> (B, C, H, W)`."""
+    module = probe.build(C)
+    probe.expect("output", probe.forward(module, probe.tensor(B, C, H, W)), "(B, C, H, W)", (B, C, H, W))
+
+
+def _probe_token(probe: _Probe) -> None:
+    """token: `(B, N, dim) -> (B, N, dim)`; with `need_weights=True`, weights `(B, heads, N, N)`."""
+    module = probe.build(DIM, num_heads=HEADS, qkv_bias=True, attn_drop=0.0, proj_drop=0.0)
+    x = probe.tensor(B, N, DIM)
+    probe.expect("output", probe.forward(module, x), "(B, N, dim)", (B, N, DIM))
+    out, weights = probe.parts(
+        probe.forward(module, x, need_weights=True), 2, "(out, weights) with need_weights=True"
+    )
+    probe.expect("output", out, "(B, N, dim)", (B, N, DIM))
+    probe.expect("weights", weights, "(B, num_heads, N, N)", (B, HEADS, N, N))
+
+
+def _probe_sequence(probe: _Probe) -> None:
+    """sequence: masked self-attention `(B, L, E) -> (B, L, E)` with weights `(B, heads, L, L)`,
+    and cross-attention over `(B, Lk, kdim)` keys and `(B, Lk, vdim)` values to `(B, Lq, out_dim)`."""
+    fixed = {"num_heads": HEADS, "dropout": 0.0, "bias": True}
+    self_attention = probe.build(DIM, kdim=None, vdim=None, out_dim=None, **fixed)
+    x, mask = probe.tensor(B, N, DIM), probe.mask(B, 1, 1, N)
+    result = probe.forward(self_attention, x, x, x, mask, need_weights=True)
+    out, weights = probe.parts(result, 2, "(out, weights) with need_weights=True")
+    probe.expect("output", out, "(B, Lq, embed_dim)", (B, N, DIM))
+    probe.expect("weights", weights, "(B, num_heads, Lq, Lk)", (B, HEADS, N, N))
+
+    cross = probe.build(DIM, kdim=KDIM, vdim=VDIM, out_dim=OUT, **fixed)
+    query, key, value = probe.tensor(B, LQ, DIM), probe.tensor(B, LK, KDIM), probe.tensor(B, LK, VDIM)
+    probe.expect("output", probe.forward(cross, query, key, value), "(B, Lq, out_dim)", (B, LQ, OUT))
+
+
+def _probe_pooling(probe: _Probe) -> None:
+    """pooling: `(B, N, dim)`, mask `(B, N)` -> output `(B, dim)`, weights `(B, N)`, log_prob."""
+    module = probe.build(DIM)
+    result = probe.forward(module, probe.tensor(B, N, DIM), probe.mask(B, N))
+    output, weights, _ = probe.parts(result, 3, "(output, weights, log_prob)")
+    probe.expect("output", output, "(B, dim)", (B, DIM))
+    probe.expect("weights", weights, "(B, N)", (B, N))
+
+
+def _probe_alignment(probe: _Probe) -> None:
+    """alignment: `(B, query_dim)` against `(B, S, key_dim)`, mask `(B, S)` -> context
+    `(B, key_dim)`, weights `(B, S)`."""
+    module = probe.build(QUERY_DIM, DIM)
+    result = probe.forward(module, probe.tensor(B, QUERY_DIM), probe.tensor(B, S, DIM), probe.mask(B, S))
+    context, weights = probe.parts(result, 2, "(context, weights)")
+    probe.expect("context", context, "(B, key_dim)", (B, DIM))
+    probe.expect("weights", weights, "(B, S)", (B, S))
 
 
 @dataclass(frozen=True)
 class AttentionKind:
-    """What a model passes to an attention class of this kind."""
+    """What a model passes to an attention class of this kind, and the probe of its forward."""
 
     name: str
     positional: tuple[str, ...]
     keywords: tuple[str, ...]
     summary: str
+    probe: Callable[[_Probe], None] = field(repr=False, compare=False)
 
 
 ATTENTION_KINDS: dict[str, AttentionKind] = {
@@ -75,30 +222,35 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
             positional=("channels",),
             keywords=("device", "dtype"),
             summary="(B, C, H, W) -> (B, C, H, W) re-weighting inside a conv block",
+            probe=_probe_channel,
         ),
         AttentionKind(
             "token",
             positional=("dim",),
             keywords=("num_heads", "qkv_bias", "attn_drop", "proj_drop", "device", "dtype"),
             summary="(B, N, dim) -> (B, N, dim) token mixing inside a transformer block",
+            probe=_probe_token,
         ),
         AttentionKind(
             "sequence",
             positional=("embed_dim",),
             keywords=("num_heads", "kdim", "vdim", "out_dim", "dropout", "bias", "device", "dtype"),
             summary="(B, Lq, E) over (B, Lk, kdim/vdim) -> (B, Lq, out_dim), masked self- or cross-attention",
+            probe=_probe_sequence,
         ),
         AttentionKind(
             "pooling",
             positional=("dim",),
             keywords=("device", "dtype"),
             summary="(B, N, dim) -> (B, dim) with weights (B, N): a sequence pooled to one vector",
+            probe=_probe_pooling,
         ),
         AttentionKind(
             "alignment",
             positional=("query_dim", "key_dim"),
             keywords=("device", "dtype"),
             summary="(B, Dq) against (B, S, Dk) -> context (B, Dk), weights (B, S): one decoder step",
+            probe=_probe_alignment,
         ),
     )
 }
@@ -134,6 +286,15 @@ def check_attention_class(cls: Any, kind: AttentionKind, *, name: str) -> None:
             )
     if not callable(getattr(cls, "forward", None)):
         raise AttentionInterfaceError(f"attention '{name}' ({cls.__qualname__}) has no forward")
+
+
+def probe_attention_class(cls: type, kind: AttentionKind, *, name: str) -> None:
+    """Raise `AttentionInterfaceError` unless `cls`, built with its default options on the
+    `meta` device, returns what `kind`'s contract requires on small probe inputs."""
+    import torch
+
+    with torch.device("meta"), torch.no_grad():  # even tensors made without a device stay on meta
+        kind.probe(_Probe(cls, kind.name, name))
 
 
 def options_model(cls: type, kind: AttentionKind) -> type[BaseModel]:

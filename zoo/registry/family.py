@@ -40,8 +40,6 @@ models (`IMAGE_TASKS`) and has no example input of its own.
 
 from __future__ import annotations
 
-import inspect
-import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -122,11 +120,6 @@ class FunctionFamily(Family):
 
     def example_input(self, config: Any, **_: Any) -> tuple[Any, ...]:
         raise NotImplementedError("a bare builder function declares no example input")
-
-
-def config_of_function(function: Callable[..., Any]) -> Any:
-    """The annotation of a builder function's `config` parameter (None if it has none)."""
-    return typing.get_type_hints(function).get("config") if inspect.isfunction(function) else None
 
 
 @runtime_checkable

@@ -17,6 +17,10 @@ The zoo's own models register exactly this way (distribution `zoo`, entry point 
 A plugin's contributions are committed all together or not at all: a plugin that fails to
 import or to register is recorded with the reason, logged once, and the rest of the zoo
 keeps working.
+
+Registering imports nothing of what a plugin names (so that `zoo list` never imports torch);
+`PluginManager.check` imports all of it and checks every component against its interface,
+which is what `zoo plugins` and `zoo validate` report.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from ..errors import PluginError, ZooError
+from ..errors import PluginError, RegistryError, RegistryProblem, ZooError
 from . import discovery
 from .discovery import BUILTIN_DISTRIBUTION, ENTRY_POINT_GROUP  # noqa: F401  (BUILTIN_DISTRIBUTION: its old home)
 from .registry import (
@@ -45,6 +49,8 @@ from .registry import (
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "ComponentProblem",
+    "ValidationReport",
     "PluginContext",
     "PluginRecord",
     "PluginManager",
@@ -67,6 +73,8 @@ class PluginRecord:
     version: str | None = None
     contributions: list[Component] = field(default_factory=list)
     error: str | None = None
+    registry_problems: list[RegistryProblem] = field(default_factory=list)
+    """Every problem of the registry file that refused the plugin, if one did."""
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able description of the plugin."""
@@ -85,6 +93,63 @@ class PluginRecord:
                 if c.overrides
             ],
             "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class ComponentProblem:
+    """A plugin that failed to load, or one of its components that is off its interface."""
+
+    plugin: str
+    category: str | None
+    """`"builder"`, `"attention"` or `"adapter"`; None when the plugin itself failed."""
+    name: str | None
+    message: str
+    """One line naming the plugin, the component and what is wrong."""
+
+    def __str__(self) -> str:
+        return self.message
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able description of the problem."""
+        return {"plugin": self.plugin, "category": self.category, "name": self.name, "message": self.message}
+
+
+@dataclass
+class ValidationReport:
+    """What `zoo validate` found: the registry files checked and every problem, in order."""
+
+    files: list[str]
+    problems: list[RegistryProblem | ComponentProblem]
+    owners: dict[str, str] = field(default_factory=dict)
+    """The plugin that ships each file, where one does."""
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON form: `{"ok", "files", "problems": [{"file", "line", "entry", "field",
+        "plugin", "component", "message"}]}`, null where a key does not apply."""
+        return {
+            "ok": not self.problems,
+            "files": self.files,
+            "problems": [self._row(p) for p in self.problems],
+        }
+
+    def _row(self, problem: RegistryProblem | ComponentProblem) -> dict[str, Any]:
+        if isinstance(problem, ComponentProblem):
+            component = {"category": problem.category, "name": problem.name} if problem.category else None
+            return {
+                **dict.fromkeys(("file", "line", "entry", "field")),
+                "plugin": problem.plugin,
+                "component": component,
+                "message": problem.message,
+            }
+        return {
+            "file": problem.file,
+            "line": problem.line,
+            "entry": problem.entry,
+            "field": problem.field,
+            "plugin": self.owners.get(problem.file),
+            "component": None,
+            "message": problem.message,
         }
 
 
@@ -160,6 +225,9 @@ class PluginManager:
             self.registry.add(context.staged)
         except PluginError as error:
             return self._failed(record, error.reason if error.plugin == name else str(error))
+        except RegistryError as error:
+            record.registry_problems = error.problems
+            return self._failed(record, str(error))
         except ZooError as error:
             return self._failed(record, str(error))
         except Exception as error:
@@ -174,10 +242,52 @@ class PluginManager:
         logger.warning("plugin '%s' (%s) was not loaded: %s", record.name, record.distribution or "?", reason)
         return record
 
-    def owner_of(self, category: str, name: str) -> PluginRecord | None:
-        """The plugin that provides a component, if a loaded plugin does."""
-        component = next((c for c in self.registry.components(category) if c.name == name), None)
-        return self.records.get(component.owner) if component else None
+    def check(self) -> list[ComponentProblem]:
+        """Every plugin that failed to load, and every registered component off its interface.
+
+        Imports the code of every builder, attention variant and key adapter and checks it:
+        a builder's signature and config model, an attention class's constructor and its
+        forward on a probe input (see `zoo.registry.attention`), an adapter's being callable.
+        What passes is remembered, so the same checks cost nothing on first use.
+        """
+        problems = [
+            ComponentProblem(
+                record.name, None, None, f"plugin '{record.name}' was not loaded: {record.error}"
+            )
+            for record in self.records.values()
+            if record.error
+        ]
+        for category in ("builder", "attention", "adapter"):
+            for component in self.registry.components(category):
+                message = _component_problem(component)
+                if message is not None:
+                    problems.append(ComponentProblem(component.owner, category, component.name, message))
+        return problems
+
+    def validate(self) -> ValidationReport:
+        """Everything `check` finds, and every problem of every installed registry file:
+        the files of loaded plugins checked against the builders and attention variants, and
+        the schema problems of files that kept their plugin from loading."""
+        refused = {r.name: r.registry_problems for r in self.records.values() if r.registry_problems}
+        owners = {source.file: source.owner for source in self.registry.components("model")}
+        owners |= {p.file: name for name, problems in refused.items() for p in problems}
+        problems: list[RegistryProblem | ComponentProblem] = [
+            p for p in self.check() if not (p.category is None and p.plugin in refused)
+        ]
+        problems += [p for file_problems in refused.values() for p in file_problems]
+        problems += self.registry.validate()
+        return ValidationReport(sorted(owners), problems, owners)
+
+
+def _component_problem(component: Component) -> str | None:
+    try:
+        component.check()
+    except ZooError as error:
+        return str(error)
+    except Exception as error:  # a check a plugin broke in an unforeseen way stays one line
+        where = f"plugin '{component.owner}': {component.category} '{component.name}'"
+        return f"{where}: {type(error).__name__}: {error}"
+    return None
 
 
 def _describe(function: Any) -> str:

@@ -6,7 +6,9 @@ that provides it; registering a taken name raises `NameConflictError` naming bot
 unless the newcomer passes `override=True`, which is then recorded.
 
 Builders, attention classes and adapters are registered as `"module:attribute"` strings and
-imported on first use, so that listing the zoo never imports torch.
+imported on first use, so that listing the zoo never imports torch. Each is checked against
+its interface when first used, or all at once by `Component.check` (`zoo plugins`,
+`zoo validate`): a component off its interface raises an error naming its plugin.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from ..errors import (
     ArgumentError,
+    AttentionInterfaceError,
     NameConflictError,
     PluginError,
     RegistryError,
@@ -33,11 +36,20 @@ from ..errors import (
     UnknownModelError,
     ZooError,
 )
-from .attention import ATTENTION_KINDS, AttentionKind, check_attention_class, options_model
-from .family import TASKS, Family, FunctionFamily, config_of_function
+from .attention import (
+    ATTENTION_KINDS,
+    AttentionKind,
+    check_attention_class,
+    options_model,
+    probe_attention_class,
+)
+from .family import TASKS, Family, FunctionFamily
 from .names import matches, weights_match
 from .schema import ModelEntry, WeightTag
 from .source import ParsedFile, error_message, parse_registry_file, problems_from_validation
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "Component",
@@ -75,6 +87,13 @@ class Component:
     overrides: str | None = field(default=None, kw_only=True)
     """The owner whose component this one replaced."""
 
+    def check(self) -> None:
+        """Import what the component names and check it against its interface.
+
+        Raises:
+            ZooError: One line naming the plugin, the component and what is wrong.
+        """
+
 
 @dataclass(eq=False)
 class _LazyComponent(Component):
@@ -89,15 +108,17 @@ class _LazyComponent(Component):
         try:
             return _import_target(self.target)
         except Exception as error:
-            raise PluginError(
-                self.owner, f"{self.category} '{self.name}' ({self.target}) failed to load: {error}"
-            ) from error
+            raise self._error(f"failed to load: {error}") from error
 
     @property
     def target_path(self) -> str:
         if isinstance(self.target, str):
             return self.target
-        return f"{self.target.__module__}:{self.target.__qualname__}"
+        module, qualname = (getattr(self.target, a, None) for a in ("__module__", "__qualname__"))
+        return f"{module}:{qualname}" if module and qualname else repr(self.target)
+
+    def _error(self, reason: str) -> PluginError:
+        return PluginError(self.owner, f"{self.category} '{self.name}' ({self.target_path}) {reason}")
 
 
 @dataclass(eq=False)
@@ -105,60 +126,90 @@ class Builder(_LazyComponent):
     """A model family registered under a builder name (see `zoo.registry.family`).
 
     The target is a `Family`, or a bare function `build(config, *, device=None, dtype=None)`
-    whose `config` is annotated with a pydantic model (a family without tasks).
+    whose `config` is annotated with a pydantic model. Either way the config forbids unknown
+    keys, so that a misspelt argument is an error rather than silently ignored.
     """
 
     category: typing.ClassVar[str] = "builder"
 
     @cached_property
     def family(self) -> Family:
+        """The family, its build signature, config and tasks checked."""
         target = self.loaded
         if isinstance(target, Family):
             self._check_signature(target.build)
             self._check_config(target.config)
             unknown = [task for task in target.tasks if task not in TASKS]
             if unknown:
-                raise PluginError(
-                    self.owner,
-                    f"builder '{self.name}' ({self.target_path}) declares unknown task(s) "
-                    f"{', '.join(unknown)} (tasks: {', '.join(TASKS)})",
+                raise self._error(
+                    f"declares unknown task(s) {', '.join(unknown)} (tasks: {', '.join(TASKS)})"
                 )
             return target
         self._check_signature(target)
-        config = config_of_function(target)
+        try:
+            config = typing.get_type_hints(target).get("config")
+        except Exception as error:  # an annotation naming something that does not exist
+            raise self._error(f"has annotations that cannot be resolved: {error}") from None
         self._check_config(config)
         return FunctionFamily(target, config)
 
     @property
     def function(self) -> Callable[..., Any]:
-        """`build(config, *, device=None, dtype=None) -> nn.Module`."""
+        """`build(config, *, device=None, dtype=None) -> nn.Module`, unchecked (see `build`)."""
         return self.family.build
 
     @property
     def config_type(self) -> type[BaseModel]:
-        """The builder's typed schema: the pydantic model its `config` parameter takes."""
+        """The builder's typed schema: the pydantic model of its arguments."""
         return self.family.config
 
     @property
     def tasks(self) -> tuple[str, ...]:
         return self.family.tasks
 
-    def _check_signature(self, function: Callable[..., Any]) -> None:
-        parameters = inspect.signature(function).parameters
+    def check(self) -> None:
+        _ = self.family
+
+    def build(
+        self, config: BaseModel, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> torch.nn.Module:
+        """Call the builder, refusing with one line a builder that raises or returns a non-module.
+
+        Errors of the zoo's own (a bad attention option, a variant off its interface) pass
+        through unchanged: they already say what is wrong and whose it is.
+
+        Raises:
+            PluginError: The builder raised or did not return a `torch.nn.Module`.
+        """
+        import torch
+
+        try:
+            model = self.function(config, device=device, dtype=dtype)
+        except ZooError:
+            raise
+        except Exception as error:
+            raise self._error(f"failed: {type(error).__name__}: {error}") from error
+        if not isinstance(model, torch.nn.Module):
+            raise self._error(f"returned {_describe(model)}, not a torch.nn.Module")
+        return model
+
+    def _check_signature(self, function: Any) -> None:
+        try:
+            parameters = inspect.signature(function).parameters
+        except (TypeError, ValueError):
+            raise self._error(f"is not a function ({function!r})") from None
         for keyword in ("device", "dtype"):
             if keyword not in parameters or parameters[keyword].kind is not inspect.Parameter.KEYWORD_ONLY:
-                raise PluginError(
-                    self.owner,
-                    f"builder '{self.name}' ({self.target_path}) must take keyword-only "
-                    f"'{keyword}' (signature: build(config, *, device=None, dtype=None))",
-                )
+                signature = "build(config, *, device=None, dtype=None)"
+                raise self._error(f"must take keyword-only '{keyword}' (signature: {signature})")
 
     def _check_config(self, config: Any) -> None:
         if not (inspect.isclass(config) and issubclass(config, BaseModel)):
-            raise PluginError(
-                self.owner,
-                f"builder '{self.name}' ({self.target_path}) must annotate its 'config' "
-                "parameter with a pydantic model",
+            raise self._error("must annotate its 'config' parameter with a pydantic model")
+        if config.model_config.get("extra") != "forbid":
+            raise self._error(
+                f"takes a config ({config.__qualname__}) that accepts unknown keys: give it "
+                'model_config = ConfigDict(extra="forbid"), so that a misspelt argument is an error'
             )
 
 
@@ -170,20 +221,36 @@ class AttentionVariant(_LazyComponent):
     kind: AttentionKind = field(default=ATTENTION_KINDS["channel"], kw_only=True)
 
     def module_class(self) -> type:
-        return self._checked_class
+        """The class, its signature checked and its forward probed (once) against its kind."""
+        return self._probed_class
 
     @cached_property
     def _checked_class(self) -> type:
         cls = self.loaded
-        check_attention_class(cls, self.kind, name=self.name)
+        self._owned(check_attention_class, cls)
         return cls
+
+    @cached_property
+    def _probed_class(self) -> type:
+        cls = self._checked_class
+        self._owned(probe_attention_class, cls)
+        return cls
+
+    def _owned(self, check: Callable[..., None], cls: type) -> None:
+        try:
+            check(cls, self.kind, name=self.name)
+        except AttentionInterfaceError as error:
+            raise AttentionInterfaceError(f"plugin '{self.owner}': {error}") from error
+
+    def check(self) -> None:
+        self.module_class()
 
     def options_model(self) -> type[BaseModel]:
         return self._options_model
 
     @cached_property
     def _options_model(self) -> type[BaseModel]:
-        return options_model(self.module_class(), self.kind)
+        return options_model(self._checked_class, self.kind)
 
 
 @dataclass(eq=False)
@@ -192,8 +259,18 @@ class KeyAdapter(_LazyComponent):
 
     category: typing.ClassVar[str] = "adapter"
 
+    @cached_property
+    def function(self) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
+        function = self.loaded
+        if not callable(function):
+            raise self._error(f"is not callable ({_describe(function)})")
+        return function
+
+    def check(self) -> None:
+        _ = self.function
+
     def __call__(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(self.loaded(state))
+        return dict(self.function(state))
 
 
 @dataclass(eq=False)
@@ -385,6 +462,9 @@ class Registry:
 
         try:
             builder = self.builder(entry.builder)
+        except UnknownModelError as error:
+            return [problem("builder", _unregistered("builder", entry.builder, error), ("builder",))]
+        try:
             config_type = builder.config_type
         except ZooError as error:
             return [problem("builder", str(error), ("builder",))]
@@ -496,6 +576,17 @@ def _describe_argument_errors(error: ValidationError, builder: Builder) -> str:
         else:
             parts.append(f"argument '{_loc(item)}': {error_message(item)}")
     return "; ".join(parts)
+
+
+def _unregistered(category: str, name: str, error: UnknownModelError) -> str:
+    """Why an entry names something missing: most often, a plugin not installed yet."""
+    close = ", ".join(f"'{s}'" for s in error.suggestions)
+    hint = f" (did you mean {close}?)" if close else ""
+    return f"{category} '{name}' is not registered{hint}: install the plugin that provides it, then validate"
+
+
+def _describe(value: Any) -> str:
+    return "None" if value is None else f"a {type(value).__name__}"
 
 
 def _unique(problems: list[RegistryProblem]) -> list[RegistryProblem]:

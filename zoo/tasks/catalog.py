@@ -97,7 +97,7 @@ def model_info(name: str | Resolved, *, registry: Registry | None = None) -> Mod
     entry, source = resolved.entry, resolved.source
     config = registry.build_config(resolved)
     builder = registry.builder(entry.builder)
-    model = builder.function(config, device="meta", dtype=None)
+    model = builder.build(config, device="meta")
     default_tag = entry.default_weight_tag
     weights = [
         WeightInfo(

@@ -71,7 +71,7 @@ def export(
     resolved = registry.resolve(name)
     entry = resolved.entry
     config = registry.build_config(resolved, overrides)
-    model = registry.builder(entry.builder).function(config, device="meta", dtype=None)
+    model = registry.builder(entry.builder).build(config, device="meta")
     checkpoint = Path(checkpoint)
     header = read_header(checkpoint)
     expected = {key: tuple(t.shape) for key, t in model.state_dict().items()}

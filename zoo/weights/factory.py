@@ -65,7 +65,7 @@ def create(
     config = registry.build_config(resolved, overrides)
     target_device = resolve_device(device)
     target_dtype = resolve_dtype(dtype)
-    build = registry.builder(resolved.entry.builder).function
+    build = registry.builder(resolved.entry.builder).build
 
     if checkpoint is None and not pretrained:
         return build(config, device=target_device, dtype=target_dtype)

@@ -160,7 +160,8 @@ def test_validate_reports_every_problem_and_exits_1(run, write_registry):
     result = run("validate", str(good), str(bad))
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"{bad}:3: entry 'a': field 'builder': unknown builder 'nope'",
+        f"{bad}:3: entry 'a': field 'builder': builder 'nope' is not registered: "
+        "install the plugin that provides it, then validate",
         f"{bad}:6: entry 'b': field 'args.depth': Input should be a valid integer, unable to parse string as an integer",
         "zoo: 2 problem(s) in 2 file(s)",
     ]

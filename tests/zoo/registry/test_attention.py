@@ -1,4 +1,5 @@
-"""The attention interface: checked when a class is loaded; options typed by its signature."""
+"""The attention interface: signatures checked when a class is loaded, forwards probed on meta
+for the shapes of their kind, options typed by the signature."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from torch import nn
 import zoo
 from zoo.attention import ATTENTION_KINDS, ChannelAttention, check_attention_class, options_model
 from zoo.errors import ArgumentError, AttentionInterfaceError
+from zoo.registry import Registry
+from zoo.registry.attention import probe_attention_class
 from zoo_plugins.attention.mhsa import MultiHeadSelfAttention
 
 CHANNEL = ATTENTION_KINDS["channel"]
@@ -111,3 +114,107 @@ def test_a_dumped_spec_reads_back_in_the_registrys_short_form():
     assert registry_form(with_options.model_dump()) == {"name": "cbam", "kernel_size": 3}
     assert ChannelAttention.model_validate(registry_form(with_options.model_dump())) == with_options
     assert registry_form([3, 4, 6, 3]) == [3, 4, 6, 3]
+
+
+class Halve(nn.Module):
+    """Channel: drops every other channel."""
+
+    def __init__(self, channels: int, *, device=None, dtype=None):
+        super().__init__()
+
+    def forward(self, x):
+        return x[:, ::2]
+
+
+class FirstToken(nn.Module):
+    """Token: keeps only the first token."""
+
+    def __init__(self, dim, *, num_heads, qkv_bias, attn_drop, proj_drop, device=None, dtype=None):
+        super().__init__()
+
+    def forward(self, x, need_weights=False):
+        return x[:, :1]
+
+
+class IgnoresOutDim(nn.Module):
+    """Sequence: returns the query, whatever `out_dim` asks for."""
+
+    def __init__(self, embed_dim, *, num_heads, kdim, vdim, out_dim, dropout, bias, device=None, dtype=None):
+        super().__init__()
+        self.num_heads = num_heads
+
+    def forward(self, query, key, value, mask=None, need_weights=False):
+        weights = torch.zeros(query.shape[0], self.num_heads, query.shape[1], key.shape[1])
+        return (query, weights) if need_weights else query
+
+
+class KeepsDims(nn.Module):
+    """Pooling: weights of shape (B, N, 1) instead of (B, N)."""
+
+    def __init__(self, dim, *, device=None, dtype=None):
+        super().__init__()
+
+    def forward(self, x, mask=None):
+        weights = torch.ones(x.shape[0], x.shape[1], 1)
+        return (weights * x).sum(1), weights, None
+
+
+class QueryContext(nn.Module):
+    """Alignment: returns the query as the context."""
+
+    def __init__(self, query_dim, key_dim, *, device=None, dtype=None):
+        super().__init__()
+
+    def forward(self, query, memory, mask=None):
+        return query, torch.ones(memory.shape[:2])
+
+
+@pytest.mark.parametrize(
+    ("cls", "kind", "complaint"),
+    [
+        (Halve, "channel", "output must be (B, C, H, W) = (2, 16, 5, 7) on the probe input; it returned (2, 8, 5, 7)"),
+        (FirstToken, "token", "output must be (B, N, dim) = (2, 5, 16) on the probe input; it returned (2, 1, 16)"),
+        (IgnoresOutDim, "sequence", "output must be (B, Lq, out_dim) = (2, 3, 8) on the probe input; it returned (2, 3, 16)"),
+        (KeepsDims, "pooling", "weights must be (B, N) = (2, 5) on the probe input; it returned (2, 5, 1)"),
+        (QueryContext, "alignment", "context must be (B, key_dim) = (2, 16) on the probe input; it returned (2, 12)"),
+    ],
+)  # fmt: skip
+def test_a_probe_refuses_a_variant_that_changes_the_shape_its_slot_needs(cls, kind, complaint):
+    check_attention_class(cls, ATTENTION_KINDS[kind], name="bad")  # the signature is right
+    with pytest.raises(AttentionInterfaceError) as raised:
+        probe_attention_class(cls, ATTENTION_KINDS[kind], name="bad")
+    assert str(raised.value) == f"attention 'bad' ({cls.__qualname__}): a {kind} attention's {complaint}"
+
+
+def test_a_probe_runs_on_meta_so_a_large_variant_costs_no_memory():
+    class Huge(Scale):
+        def __init__(self, channels: int, *, device=None, dtype=None):
+            super().__init__(channels, device=device, dtype=dtype)
+            self.table = nn.Parameter(torch.empty(10**6, 10**6))  # 4 TB anywhere but on meta
+
+    probe_attention_class(Huge, CHANNEL, name="huge")
+
+
+def test_a_variant_off_its_shape_is_refused_on_first_use_naming_plugin_and_variant(builtin_registry):
+    builtin_registry.add_attention("halve", Halve, kind="channel", owner="shrinking")
+    with pytest.raises(AttentionInterfaceError) as raised:
+        zoo.create("resnet18", attn="halve", device="meta", registry=builtin_registry)
+    assert str(raised.value).startswith(
+        "plugin 'shrinking': attention 'halve' (Halve): a channel attention's output"
+    )
+
+
+def test_a_variant_is_probed_once():
+    class Counted(Scale):
+        forwards = 0
+
+        def forward(self, x):
+            Counted.forwards += 1
+            return super().forward(x)
+
+    registry = Registry()
+    registry.add_attention("counted", Counted, kind="channel", owner="tests")
+    variant = registry.attention("counted")
+    variant.check()
+    assert variant.module_class() is Counted and variant.module_class() is Counted
+    assert Counted.forwards == 1

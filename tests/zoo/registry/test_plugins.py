@@ -1,4 +1,5 @@
-"""Plugins: discovered through entry points, committed whole, failures contained."""
+"""Plugins: discovered through entry points, committed whole, failures contained, and every
+component checked against its interface on demand."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import logging
 
 import pytest
 import torch
+from pydantic import BaseModel
 from safetensors.torch import save_file
 
 import zoo
+from zoo.errors import PluginError
 from zoo.plugins import ENTRY_POINT_GROUP, PluginManager, default_plugin_manager
 from zoo.registry import Registry
 from zoo_plugins.models.resnet import ResNetConfig
@@ -139,3 +142,119 @@ def test_a_plugin_may_add_builders_adapters_attention_and_entries(builtin_regist
     torch.testing.assert_close(loaded.eval()(image), model(image))
     from_tag = zoo.create("tiny_net.legacy", checkpoint=legacy, registry=builtin_registry).eval()
     torch.testing.assert_close(from_tag(image), model(image))
+
+
+class LooseConfig(BaseModel):
+    """A config that would silently ignore a misspelt argument."""
+
+    num_classes: int = 10
+
+
+def loose_builder(config: LooseConfig, *, device=None, dtype=None):
+    return torch.nn.Linear(4, config.num_classes, device=device, dtype=dtype)
+
+
+def positional_device_builder(config: ResNetConfig, device=None, dtype=None):
+    return build_resnet(config, device=device, dtype=dtype)
+
+
+def raising_builder(config: ResNetConfig, *, device=None, dtype=None):
+    raise RuntimeError("out of coffee")
+
+
+def string_builder(config: ResNetConfig, *, device=None, dtype=None):
+    return "a model"
+
+
+class Halve(torch.nn.Module):
+    """A channel attention that drops half the channels: off its slot's shape."""
+
+    def __init__(self, channels: int, *, device=None, dtype=None):
+        super().__init__()
+
+    def forward(self, x):
+        return x[:, ::2]
+
+
+def register_shaky(context):
+    context.add_builder("loose", loose_builder)
+    context.add_builder("positional", positional_device_builder)
+    context.add_builder("raising", raising_builder)
+    context.add_attention("halve", Halve, kind="channel")
+    context.add_attention("nowhere", "zoo_nowhere_to_be_found:Attention", kind="token")
+    context.add_adapter("constant", 3)
+
+
+def test_registering_imports_nothing_and_check_reports_each_broken_component_in_one_line(builtin_registry):
+    manager = PluginManager(builtin_registry)
+    record = manager.register("shaky", register_shaky, distribution="zoo-shaky")
+    assert record.error is None  # registration is lazy: nothing was imported or checked yet
+    here = f"{__name__}"
+    assert [(p.plugin, p.category, p.name, p.message) for p in manager.check()] == [
+        (
+            "shaky",
+            "builder",
+            "loose",
+            f"plugin 'shaky': builder 'loose' ({here}:loose_builder) takes a config (LooseConfig) that "
+            'accepts unknown keys: give it model_config = ConfigDict(extra="forbid"), so that a misspelt '
+            "argument is an error",
+        ),
+        (
+            "shaky",
+            "builder",
+            "positional",
+            f"plugin 'shaky': builder 'positional' ({here}:positional_device_builder) must take "
+            "keyword-only 'device' (signature: build(config, *, device=None, dtype=None))",
+        ),
+        (
+            "shaky",
+            "attention",
+            "halve",
+            "plugin 'shaky': attention 'halve' (Halve): a channel attention's output must be "
+            "(B, C, H, W) = (2, 16, 5, 7) on the probe input; it returned (2, 8, 5, 7)",
+        ),
+        (
+            "shaky",
+            "attention",
+            "nowhere",
+            "plugin 'shaky': attention 'nowhere' (zoo_nowhere_to_be_found:Attention) failed to load: "
+            "No module named 'zoo_nowhere_to_be_found'",
+        ),
+        (
+            "shaky",
+            "adapter",
+            "constant",
+            "plugin 'shaky': adapter 'constant' (3) is not callable (a int)",
+        ),
+    ]
+
+
+def test_a_builder_that_raises_or_returns_no_module_is_one_line_naming_plugin_and_builder(builtin_registry):
+    PluginManager(builtin_registry).register("shaky", register_shaky)
+    config = ResNetConfig(block="basic", layers=(1, 1, 1, 1))
+    with pytest.raises(PluginError) as raised:
+        builtin_registry.builder("raising").build(config, device="meta")
+    assert str(raised.value) == (
+        f"plugin 'shaky': builder 'raising' ({__name__}:raising_builder) failed: RuntimeError: out of coffee"
+    )
+    builtin_registry.add_builder("string", string_builder, owner="shaky")
+    with pytest.raises(PluginError, match=r"builder 'string' \(.*\) returned a str, not a torch.nn.Module"):
+        builtin_registry.builder("string").build(config, device="meta")
+
+    resnet = builtin_registry.builder("resnet")
+    assert isinstance(resnet.build(config, device="meta"), torch.nn.Module)
+    assert resnet.function(config, device="meta", dtype=None).fc.out_features == 1000  # callers of old
+
+
+def test_a_refused_registry_file_is_reported_problem_by_problem_by_validate(builtin_registry, write_registry):
+    path = write_registry("models:\n  bad:\n    args: {}\n  worse:\n    builder: 3\n", "fragment.yaml")
+    manager = PluginManager(builtin_registry)
+    record = manager.register("fragmented", lambda context: context.add_models(path))
+    assert [(p.entry, p.field) for p in record.registry_problems] == [
+        ("bad", "builder"),
+        ("worse", "builder"),
+    ]
+    report = manager.validate()
+    assert str(path) in report.files
+    assert [str(p) for p in report.problems] == [str(p) for p in record.registry_problems]
+    assert report.owners[str(path)] == "fragmented"

@@ -126,7 +126,8 @@ def test_validation_checks_entries_against_their_builders(builtin_registry, writ
         ("unknown_adapter", "weights.t.adapter"),
     }
     assert problems[("unknown_builder", "builder")] == (
-        "unknown builder 'resnetx'; did you mean 'resnet'?",
+        "builder 'resnetx' is not registered (did you mean 'resnet'?): "
+        "install the plugin that provides it, then validate",
         8,
     )
     assert problems[("unknown_argument", "args.depth")][0] == "unknown field"

@@ -1,0 +1,118 @@
+"""`zoo plugins` and `zoo validate` check every installed component, not only registry files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import zoo.registry.plugins
+from zoo.cli import cli
+from zoo.plugins import PluginManager
+
+from ..registry.test_plugins import register_shaky
+
+
+@pytest.fixture
+def installed(builtin_registry, monkeypatch):
+    """`installed(name, register)`: the CLI sees the built-in plugin and this one."""
+    manager = PluginManager(builtin_registry)
+    monkeypatch.setattr(zoo.registry.plugins, "_default", manager)
+
+    def install(name, register):
+        manager.register(name, register, distribution=f"zoo-{name}", version="0.1")
+        return manager
+
+    return install
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_plugins_shows_each_broken_component_in_one_line_and_exits_1(installed):
+    installed("shaky", register_shaky)
+    result = run("plugins")
+    assert result.exit_code == 1
+    broken = [line for line in result.stdout.splitlines() if line.startswith("  BROKEN: ")]
+    assert broken[0].split(": ", 2)[1:] == [
+        "plugin 'shaky'",
+        "builder 'loose' (tests.zoo.registry.test_plugins:loose_builder) takes a config (LooseConfig) "
+        'that accepts unknown keys: give it model_config = ConfigDict(extra="forbid"), so that a misspelt '
+        "argument is an error",
+    ]
+    assert len(broken) == 5 and all("plugin 'shaky': " in line for line in broken)
+    assert result.stderr == "zoo: 0 plugin(s) not loaded, 5 broken component(s)\n"
+
+    [plugin] = json.loads(run("plugins", "--json").stdout)
+    assert [(p["category"], p["name"]) for p in plugin["problems"]] == [
+        ("builder", "loose"),
+        ("builder", "positional"),
+        ("attention", "halve"),
+        ("attention", "nowhere"),
+        ("adapter", "constant"),
+    ]
+
+
+def test_plugins_exits_1_when_a_plugin_failed_to_load(installed):
+    installed("broken", lambda context: 1 / 0)
+    result = run("plugins")
+    assert (
+        "broken (zoo-broken 0.1): FAILED: register() failed: ZeroDivisionError: division by zero"
+        in result.stdout
+    )
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (
+        1,
+        "zoo: 1 plugin(s) not loaded, 0 broken component(s)",
+    )
+
+
+def test_validate_checks_components_and_prints_one_json_shape(installed, write_registry):
+    installed("shaky", register_shaky)
+    assert run("validate").exit_code == 1
+    report = json.loads(run("validate", "--json").stdout)
+    assert report["ok"] is False and len(report["files"]) == 1
+    assert report["problems"][0] == {
+        "file": None,
+        "line": None,
+        "entry": None,
+        "field": None,
+        "plugin": "shaky",
+        "component": {"category": "builder", "name": "loose"},
+        "message": report["problems"][0]["message"],
+    }
+
+    fragment = write_registry("models:\n  mynet:\n    builder: coordnet\n")
+    result = run("validate", "--json", str(fragment))
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "ok": False,
+        "files": [str(fragment)],
+        "problems": [
+            {
+                "file": str(fragment),
+                "line": 3,
+                "entry": "mynet",
+                "field": "builder",
+                "plugin": None,
+                "component": None,
+                "message": "builder 'coordnet' is not registered: install the plugin that provides it, then validate",
+            }
+        ],
+    }
+
+
+def test_validate_reports_the_problems_of_a_registry_file_that_kept_a_plugin_out(installed, write_registry):
+    fragment = write_registry(
+        "models:\n  net:\n    builder: resnet\n    args: {}\n    paper: 3\n", "bad.yaml"
+    )
+    installed("fragmented", lambda context: context.add_models(fragment))
+    result = run("validate")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{fragment}:5: entry 'net': field 'paper': Input should be a valid string",
+        "zoo: 1 problem(s) in 2 file(s)",
+    ]
+    [problem] = json.loads(run("validate", "--json").stdout)["problems"]
+    assert (problem["file"], problem["plugin"]) == (str(fragment), "fragmented")
