@@ -23,19 +23,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import ArgumentError
-from ..registry import Registry, default_registry
+from ..registry import Registry, Resolved, default_registry
 from ..registry.attention_spec import registry_form
 from ..registry.family import IMAGE_TASKS, Family
 from ..registry.schema import IMAGENET_PREPROCESSING, WEIGHT_TYPES, Preprocessing, WeightTag
 from ..registry.source import describe_errors
 from .header import check_state_names, read_header
 from .hub_config import CONFIG_FILENAME, WEIGHTS_FILENAME, HubConfig
+from .resolve import resolve
 
 __all__ = ["export", "model_card"]
 
 
 def export(
-    name: str,
+    name: str | Resolved,
     checkpoint: str | Path,
     output: str | Path,
     *,
@@ -68,7 +69,7 @@ def export(
         The config written.
     """
     registry = registry if registry is not None else default_registry()
-    resolved = registry.resolve(name)
+    resolved = resolve(name, registry)
     entry = resolved.entry
     config = registry.build_config(resolved, overrides)
     model = registry.builder(entry.builder).build(config, device="meta")

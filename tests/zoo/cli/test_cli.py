@@ -84,10 +84,14 @@ def test_info_prints_architecture_parameters_and_weights(run):
     assert "  parameters:  25,576,350" in result.stdout
     assert "    stem_type = deep" in result.stdout
     assert (
-        "    miil_in1k (default): timm/ecaresnet50d.miil_in1k, 1000 classes (imagenet-1k), apache-2.0"
+        "    miil_in1k (default): timm/ecaresnet50d.miil_in1k, image-classification, 1000 classes (imagenet-1k), apache-2.0"
         in result.stdout
     )
     assert "input 3x224x224, crop 0.875 bicubic" in result.stdout
+    assert (
+        "  task:        image-classification\n  tasks:       image-classification, image-embedding\n"
+        in result.stdout
+    )
     assert "weights:     none published" in run("info", "resnet34_eca").stdout
 
 
