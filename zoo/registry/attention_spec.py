@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, ValidationInfo, model_validator
 
 from ..errors import ArgumentError, ZooError
-from .source import error_message
+from .source import describe_errors
 
 if TYPE_CHECKING:
     import torch
@@ -71,7 +71,8 @@ class AttentionSpec(BaseModel):
         try:
             variant.options_model().model_validate(self.options)
         except ValidationError as error:
-            message = _describe_option_errors(error, variant)
+            options = list(variant.options_model().model_fields)
+            message = describe_errors(error, label="option", known=options, owner=f"'{variant.name}'")
             raise ArgumentError(f"attention '{self.name}': {message}") from None
         self._variant = variant
         return variant
@@ -121,23 +122,6 @@ class AlignmentAttention(AttentionSpec):
     """An attention that aligns a decoder state with encoder outputs (additive, ...)."""
 
     kind: ClassVar[str] = "alignment"
-
-
-def _describe_option_errors(error: ValidationError, variant: AttentionVariant) -> str:
-    """One line: unknown options together with the variant's own, then every other problem."""
-    known = list(variant.options_model().model_fields)
-    offered = f"options: {', '.join(known)}" if known else f"'{variant.name}' takes no options"
-    unknown, parts = [], []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
-        if item["type"] == "extra_forbidden":
-            unknown.append(f"'{where}'")
-        else:
-            parts.append(f"option '{where}': {error_message(item)}" if where else error_message(item))
-    if unknown:
-        label = "option" if len(unknown) == 1 else "options"
-        parts.insert(0, f"unknown {label} {', '.join(unknown)} ({offered})")
-    return "; ".join(parts)
 
 
 def registry_form(value: Any) -> Any:

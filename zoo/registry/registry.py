@@ -46,7 +46,14 @@ from .attention import (
 from .family import TASKS, Family, FunctionFamily
 from .names import matches, weights_match
 from .schema import ModelEntry, WeightTag
-from .source import ParsedFile, error_message, parse_registry_file, problems_from_validation
+from .source import (
+    ParsedFile,
+    describe_errors,
+    error_message,
+    field_path,
+    parse_registry_file,
+    problems_from_validation,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -442,7 +449,11 @@ class Registry:
         try:
             return builder.config_type.model_validate(args, context={"registry": self})
         except ValidationError as error:
-            raise ArgumentError(f"{resolved}: " + _describe_argument_errors(error, builder)) from None
+            arguments = list(builder.config_type.model_fields)
+            reason = describe_errors(
+                error, label="argument", known=arguments, of=f" for builder '{builder.name}'"
+            )
+            raise ArgumentError(f"{resolved}: {reason}") from None
 
     # ------------------------------------------------------------------ validation
 
@@ -503,9 +514,13 @@ class Registry:
         except ValidationError as error:
             if source.parsed is not None:
                 return problems_from_validation(error, source.parsed, ("models", source.name, *where))
-            prefix = ".".join(where)
             return [
-                RegistryProblem(source.file, source.name, f"{prefix}.{_loc(item)}", error_message(item))
+                RegistryProblem(
+                    source.file,
+                    source.name,
+                    ".".join(map(str, (*where, *field_path(item)))),
+                    error_message(item),
+                )
                 for item in error.errors()
             ]
         return []
@@ -561,23 +576,6 @@ def _close(name: str, choices: Iterable[str]) -> list[str]:
     return [choice for folded in close for choice in by_folded[folded]][:3]
 
 
-def _loc(error: Mapping[str, Any]) -> str:
-    return ".".join(str(part) for part in error["loc"])
-
-
-def _describe_argument_errors(error: ValidationError, builder: Builder) -> str:
-    known = ", ".join(builder.config_type.model_fields)
-    parts = []
-    for item in error.errors():
-        if item["type"] == "extra_forbidden":
-            parts.append(f"unknown argument '{_loc(item)}' for builder '{builder.name}' (arguments: {known})")
-        elif not item["loc"]:
-            parts.append(error_message(item))
-        else:
-            parts.append(f"argument '{_loc(item)}': {error_message(item)}")
-    return "; ".join(parts)
-
-
 def _unregistered(category: str, name: str, error: UnknownModelError) -> str:
     """Why an entry names something missing: most often, a plugin not installed yet."""
     close = ", ".join(f"'{s}'" for s in error.suggestions)
@@ -591,3 +589,7 @@ def _describe(value: Any) -> str:
 
 def _unique(problems: list[RegistryProblem]) -> list[RegistryProblem]:
     return list(dict.fromkeys(problems))
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in path)

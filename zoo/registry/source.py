@@ -142,13 +142,31 @@ def problems_from_validation(
     return problems
 
 
-def describe_errors(error: ValidationError, *, label: str = "field") -> str:
-    """A pydantic error as one line: `field 'a.b': message; field 'c': message`."""
-    parts = []
+def describe_errors(
+    error: ValidationError,
+    *,
+    label: str = "field",
+    known: Sequence[str] | None = None,
+    of: str = "",
+    owner: str = "it",
+) -> str:
+    """A pydantic error as one line: `field 'a.b': message; field 'c': message`.
+
+    With `known` (the names that are accepted), unknown keys are grouped first with the
+    accepted ones listed: `unknown option 'k' (options: kernel_size, gamma)`, or `(owner
+    takes no options)` when none is; `of` says whose they are (`" for builder 'resnet'"`).
+    """
+    unknown, parts = [], []
     for item in error.errors():
         where = ".".join(str(part) for part in field_path(item))
-        message = error_message(item)
-        parts.append(f"{label} '{where}': {message}" if where else message)
+        if known is not None and item["type"] == "extra_forbidden":
+            unknown.append(f"'{where}'")
+        else:
+            parts.append(f"{label} '{where}': {error_message(item)}" if where else error_message(item))
+    if unknown:
+        offered = f"{label}s: {', '.join(known)}" if known else f"{owner} takes no {label}s"
+        plural = label if len(unknown) == 1 else f"{label}s"
+        parts.insert(0, f"unknown {plural} {', '.join(unknown)}{of} ({offered})")
     return "; ".join(parts)
 
 

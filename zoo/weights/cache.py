@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import IntegrityError, NotCachedError
-from ..files import atomic_path
+from ..files import atomic_path, sha256_of
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CachedFile",
     "Verified",
-    "cached_file",
     "cached_versions",
     "forget",
     "hf_home",
@@ -56,7 +54,6 @@ __all__ = [
 
 logger = logging.getLogger("zoo")
 
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _TRUE = {"1", "on", "yes", "true"}
 
 How = Literal["pinned", "recorded"]
@@ -99,23 +96,6 @@ def hub_endpoint() -> str | None:
 
 def repo_folder(repo_id: str, cache_dir: Path | None = None) -> Path:
     return (cache_dir or hub_cache_dir()) / ("models--" + repo_id.replace("/", "--"))
-
-
-def cached_file(
-    repo_id: str, filename: str, revision: str | None = None, cache_dir: Path | None = None
-) -> Path | None:
-    """The cached file for a revision (a commit, branch or tag; default `main`), or None."""
-    folder = repo_folder(repo_id, cache_dir)
-    revision = revision or "main"
-    commit = revision
-    if not _COMMIT.match(revision):
-        ref = folder / "refs" / revision
-        try:
-            commit = ref.read_text().strip()
-        except OSError:
-            return None
-    path = folder / "snapshots" / commit / filename
-    return path if path.is_file() else None
 
 
 def cached_versions(repo_id: str, filename: str, cache_dir: Path | None = None) -> list[Path]:
@@ -192,16 +172,6 @@ def forget(paths: list[Path]) -> None:
 # ---------------------------------------------------------------------- verification
 
 
-def sha256_of(path: Path, chunk_bytes: int = 4 << 20) -> str:
-    digest = hashlib.sha256()
-    buffer = bytearray(chunk_bytes)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as file:
-        while count := file.readinto(buffer):
-            digest.update(view[:count])
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class Verified:
     """A cached file and its sha256: `pinned` (matches the registry) or `recorded` (first seen)."""
@@ -210,8 +180,6 @@ class Verified:
     sha256: str
     size: int
     how: How
-    hashed: bool
-    """The file was read in full just now (rather than trusted from the record)."""
 
 
 def verify_file(
@@ -240,9 +208,7 @@ def verify_file(
             and entry.get("mtime_ns") == stat.st_mtime_ns
         )
         if unchanged and not rehash and (pinned is None or entry.get("sha256") == pinned):
-            return Verified(
-                path, entry["sha256"], stat.st_size, "pinned" if pinned else "recorded", hashed=False
-            )
+            return Verified(path, entry["sha256"], stat.st_size, "pinned" if pinned else "recorded")
 
         digest = sha256_of(path)
         expected, source = (pinned, "its pinned sha256 is") if pinned else (None, "")
@@ -272,7 +238,7 @@ def verify_file(
             "recorded": entry.get("recorded") if entry else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         _update_record({key: recorded})
-    return Verified(path, digest, stat.st_size, "pinned" if pinned else "recorded", hashed=True)
+    return Verified(path, digest, stat.st_size, "pinned" if pinned else "recorded")
 
 
 def remove_cached(path: Path) -> None:

@@ -12,7 +12,6 @@ destination and renamed into place once complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import ArgumentError
+from ..files import sha256_of
 from ..registry import Registry, Resolved, default_registry
 from ..registry.attention_spec import registry_form
 from ..registry.family import IMAGE_TASKS, Family
@@ -96,7 +96,7 @@ def export(
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
     try:
-        digest = _copy_hashed(checkpoint, staging / WEIGHTS_FILENAME)
+        digest = sha256_of(checkpoint, copy_to=staging / WEIGHTS_FILENAME)
         hub_config = HubConfig(
             architecture=resolved.name,
             builder=entry.builder,
@@ -193,17 +193,6 @@ def _preprocessing(
         return Preprocessing.model_validate(values)
     except ValidationError as error:
         raise ArgumentError(f"preprocessing: {describe_errors(error)}") from None
-
-
-def _copy_hashed(source: Path, destination: Path, chunk_bytes: int = 4 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(source, "rb") as reader, open(destination, "wb") as writer:
-        while chunk := reader.read(chunk_bytes):
-            digest.update(chunk)
-            writer.write(chunk)
-        writer.flush()
-        os.fsync(writer.fileno())
-    return digest.hexdigest()
 
 
 def _write_text(path: Path, text: str) -> None:

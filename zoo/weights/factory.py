@@ -72,17 +72,17 @@ def create(
 
     if pretrained:
         checkpoint = hub.fetch(resolved).path
-    adapter = None
+    key_adapter = None
     if resolved.weights is not None and resolved.weights.adapter:  # the tag's file, fetched or local
-        adapter = registry.adapter(resolved.weights.adapter)
+        key_adapter = registry.adapter(resolved.weights.adapter)
     model = build(config, device="meta", dtype=target_dtype)
     load_checkpoint(
         model,
         checkpoint,
         device=target_device,
         dtype=target_dtype,
-        adapter=adapter,
-        adapt=set(overrides),
+        key_adapter=key_adapter,
+        changed=set(overrides),
         name=str(resolved),
     )
     return model

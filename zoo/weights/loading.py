@@ -36,8 +36,8 @@ def load_checkpoint(
     *,
     device: torch.device | None = None,
     dtype: torch.dtype | None = None,
-    adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
-    adapt: bool | Collection[str] = False,
+    key_adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    changed: bool | Collection[str] = False,
     name: str | None = None,
 ) -> list[str]:
     """Load a safetensors file into `model` (best built on `meta`), assigning its tensors.
@@ -52,8 +52,8 @@ def load_checkpoint(
         path: A safetensors file.
         device: Where the tensors go (default: stay on the CPU, over the mapping).
         dtype: The floating-point dtype to cast to (default: the model's own, as built).
-        adapter: A key adapter mapping the file's tensors to the model's names.
-        adapt: The builder arguments the caller changed from the checkpoint's (True: any),
+        key_adapter: Maps the file's tensor names to the model's (a registered key adapter).
+        changed: The builder arguments the caller changed from the checkpoint's (True: any),
             whose tensors may be adapted: `num_classes` the head, `in_chans` the first conv,
             others through the model's `adapt_pretrained`. Everything else must match.
         name: What to call the checkpoint in messages (default: its path).
@@ -73,7 +73,7 @@ def load_checkpoint(
         key: torch.empty(info.shape, dtype=getattr(torch, info.torch_dtype), device="meta")
         for key, info in header.tensors.items()
     }
-    planned = _prepare(model, rehearsal, expected, adapter, adapt, path)
+    planned = _prepare(model, rehearsal, expected, key_adapter, changed, path)
     check_state_names(
         {key: shape for key, shape in expected.items() if key not in planned.fresh},
         {key: tuple(t.shape) for key, t in planned.state.items()},
@@ -84,7 +84,7 @@ def load_checkpoint(
     if device is not None and device.type == "meta":
         return planned.messages
 
-    prepared = _prepare(model, map_tensors(header), expected, adapter, adapt, path)
+    prepared = _prepare(model, map_tensors(header), expected, key_adapter, changed, path)
     state = {
         key: _placed(t, device, _wanted_dtype(reference[key], dtype)) for key, t in prepared.state.items()
     }
@@ -132,20 +132,20 @@ def _prepare(
     model: torch.nn.Module,
     state: dict[str, Any],
     expected: Mapping[str, tuple[int, ...]],
-    adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
-    adapt: bool | Collection[str],
+    key_adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
+    changed: bool | Collection[str],
     path: Path,
 ) -> Adapted:
-    if adapter is not None:
+    if key_adapter is not None:
         try:
-            state = dict(adapter(state))
+            state = dict(key_adapter(state))
         except ZooError:
             raise
         except Exception as error:
             raise CheckpointError(
                 f"key adapter failed on '{path}': {type(error).__name__}: {error}"
             ) from None
-    return adapt_state(model, state, expected, changed=adapt) if adapt else Adapted(state)
+    return adapt_state(model, state, expected, changed=changed) if changed else Adapted(state)
 
 
 def _initialise_fresh(model: torch.nn.Module, fresh: set[str], device: torch.device | None) -> None:

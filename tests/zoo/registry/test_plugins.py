@@ -136,7 +136,7 @@ def test_a_plugin_may_add_builders_adapters_attention_and_entries(builtin_regist
     save_file({f"backbone.{name}": t for name, t in model.state_dict().items()}, legacy)
     loaded = zoo.create("tiny_net", device="meta", registry=builtin_registry)
     zoo.load_checkpoint(
-        loaded, legacy, adapter=builtin_registry.adapter("legacy"), device=torch.device("cpu")
+        loaded, legacy, key_adapter=builtin_registry.adapter("legacy"), device=torch.device("cpu")
     )
     image = torch.randn(1, 3, 32, 32)
     torch.testing.assert_close(loaded.eval()(image), model(image))

@@ -195,7 +195,7 @@ def test_an_adapter_maps_checkpoint_names_before_the_check(tmp_path):
     target = zoo.create("resnet18", num_classes=2, layers=[1, 1, 1, 1], device="meta")
     with pytest.raises(CheckpointError, match=r"2 missing: fc\.weight, fc\.bias; 2 unexpected: classifier\."):
         load_checkpoint(target, path)
-    load_checkpoint(target, path, adapter=from_other_library, device=torch.device("cpu"))
+    load_checkpoint(target, path, key_adapter=from_other_library, device=torch.device("cpu"))
     image = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(target.eval()(image), model(image))
 
