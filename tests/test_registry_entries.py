@@ -14,7 +14,7 @@ import torch
 
 import zoo
 from zoo.registry import default_registry
-from zoo.registry.family import TASKS, FunctionFamily
+from zoo.registry.family import TASKS, FunctionFamily, HasBlocks, HasClassifier, HasFirstConv
 
 NAMES = zoo.list_models()
 TAGS = zoo.list_pretrained()
@@ -117,3 +117,18 @@ def test_the_catalogue_holds_the_promised_names():
     }  # fmt: skip
     promised |= {f"resnet{d}{a}" for d in (18, 34, 50, 101) for a in ("", "_se", "_cbam", "_eca")}
     assert promised <= set(NAMES)
+
+
+@pytest.mark.parametrize("builder", FAMILIES, ids=lambda builder: builder.name)
+def test_every_hook_a_model_offers_fits_the_protocol_and_names_real_modules(builder):
+    family = builder.family
+    config = family.config.model_validate(family.test_args, context={"registry": default_registry()})
+    model = family.build(config, device="meta")
+    modules = dict(model.named_modules())
+    if isinstance(model, HasClassifier):
+        assert set(model.classifier_names) <= set(modules)
+    if isinstance(model, HasFirstConv):
+        assert isinstance(modules[model.first_conv], torch.nn.Conv2d)
+    if isinstance(model, HasBlocks):
+        blocks = model.blocks_in_order()
+        assert blocks and all(any(block is m for m in modules.values()) for block in blocks)

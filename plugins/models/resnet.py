@@ -249,6 +249,9 @@ class ResNet(nn.Module):
     def stages(self) -> list[nn.Sequential]:
         return [getattr(self, name) for name in self.stage_names]
 
+    def blocks_in_order(self) -> list[nn.Module]:
+        return [block for stage in self.stages() for block in stage]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> last feature map (B, num_features, H/32, W/32)."""
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))

@@ -195,6 +195,9 @@ class TextTransformer(nn.Module):
                 weights.append(block_weights)
         return self.norm(x), weights
 
+    def blocks_in_order(self) -> list[nn.Module]:
+        return list(self.blocks)
+
     def forward_features(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) token ids and (B,) lengths -> normed tokens (B, prefix + L, D)."""
         return self._run_blocks(tokens, lengths, need_weights=False)[0]

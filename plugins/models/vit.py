@@ -179,6 +179,9 @@ class VisionTransformer(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
+    def blocks_in_order(self) -> list[nn.Module]:
+        return list(self.blocks)
+
     @property
     def classifier_names(self) -> tuple[str, ...]:
         return ("head", "head_dist") if self.head_dist is not None else ("head",)

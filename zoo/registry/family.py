@@ -22,7 +22,10 @@ which builder arguments it fixes (`zoo.registry.schema`):
 
 image-classification
     images (B, C, H, W) -> logits (B, num_classes). Tag: `num_classes`, `preprocessing`,
-    `labels`; the family takes `num_classes`.
+    `labels`; the family takes `num_classes`, and where it has them `in_chans` and
+    `img_size`, which preprocessing reads and loading adapts (a new head through
+    `HasClassifier`, a new first conv through `HasFirstConv`, anything else that changed
+    with them through `AdaptsPretrained`).
 image-embedding
     images (B, C, H, W) -> embeddings (B, output_dim). Tag: `output_dim`, `preprocessing`; the
     family takes `num_classes` and builds no classifier for 0.

@@ -1,9 +1,10 @@
 """Making a checkpoint fit a model that differs from it on purpose, as the model describes.
 
-A family describes its head and first conv through the family contract
-(`zoo.registry.family`): `classifier_names`, `first_conv`, `init_classifier()` and
-`adapt_pretrained(name, tensor)`. Only the builder arguments the caller changed
-(`num_classes`, `in_chans`, `img_size`, ...) let their tensors be adapted.
+A model describes its head and first conv through the hooks of the family contract
+(`zoo.registry.family`): `HasClassifier` (`classifier_names`, `init_classifier()`),
+`HasFirstConv` (`first_conv`) and `AdaptsPretrained` (`adapt_pretrained(name, tensor)`).
+Only the builder arguments the caller changed (`num_classes`, `in_chans`, `img_size`, ...)
+let their tensors be adapted.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ..registry.family import AdaptsPretrained, HasClassifier, HasFirstConv
 
 if TYPE_CHECKING:
     import torch
@@ -53,7 +56,8 @@ def adapt_state(
 
     adapted = Adapted(dict(state))
     state = adapted.state
-    for prefix in getattr(model, "classifier_names", ()) if allowed("num_classes") else ():
+    heads = model.classifier_names if isinstance(model, HasClassifier) and allowed("num_classes") else ()
+    for prefix in heads:
         model_keys = [key for key in expected if within(key, prefix)]
         file_keys = [key for key in state if within(key, prefix)]
         if set(model_keys) == set(file_keys) and all(
@@ -75,7 +79,7 @@ def adapt_state(
                 f"{prefix}: new {new}-class head, freshly initialised ({had}); the rest is loaded"
             )
 
-    first_conv = getattr(model, "first_conv", None)
+    first_conv = model.first_conv if isinstance(model, HasFirstConv) else None
     key = f"{first_conv}.weight"
     if first_conv and key in state and key in expected and allowed("in_chans"):
         weight, want = state[key], expected[key]
@@ -92,7 +96,7 @@ def adapt_state(
                 f"input channel(s) ({how})"
             )
 
-    hook = getattr(model, "adapt_pretrained", None)
+    hook = model.adapt_pretrained if isinstance(model, AdaptsPretrained) else None
     if hook is not None and allowed(None):
         for key in list(state):
             if key in expected and key not in adapted.fresh and tuple(state[key].shape) != expected[key]:

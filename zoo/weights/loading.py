@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError, ZooError
+from ..registry.family import HasClassifier
 from .adaptation import Adapted, adapt_state, within
 from .header import Header, check_state_names, read_header
 
@@ -148,22 +149,15 @@ def _prepare(
     return adapt_state(model, state, expected, changed=changed) if changed else Adapted(state)
 
 
-def _initialise_fresh(model: torch.nn.Module, fresh: set[str], device: torch.device | None) -> None:
+def _initialise_fresh(model: HasClassifier, fresh: set[str], device: torch.device | None) -> None:
+    """Give the heads left out of loading memory, and initialise them as the family does."""
     import torch
 
     target = device if device is not None else torch.device("cpu")
-    prefixes = [p for p in getattr(model, "classifier_names", ()) if any(within(k, p) for k in fresh)]
-    for prefix in prefixes:
-        model.get_submodule(prefix).to_empty(device=target)
-    initialise = getattr(model, "init_classifier", None)
-    if initialise is not None:
-        initialise()
-        return
-    for prefix in prefixes:
-        for module in model.get_submodule(prefix).modules():
-            reset = getattr(module, "reset_parameters", None)
-            if reset is not None:
-                reset()
+    for prefix in model.classifier_names:
+        if any(within(key, prefix) for key in fresh):
+            model.get_submodule(prefix).to_empty(device=target)
+    model.init_classifier()
 
 
 def _wanted_dtype(reference: torch.Tensor, dtype: torch.dtype | None) -> torch.dtype:
