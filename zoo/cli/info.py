@@ -13,12 +13,25 @@ __all__ = ["info_command"]
 @click.argument("name")
 @json_option
 def info_command(name: str, as_json: bool) -> None:
-    """Describe a model: architecture, parameter count, weights and preprocessing.
+    """Describe a model: architecture, tasks, parameter count, weights and preprocessing.
+
+    NAME takes every form: name, name.tag, hf-hub:ORG/REPO[@REV], or a folder written by
+    zoo export.
 
     \b
     Examples:
       zoo info resnet50_cbam
       zoo info vit_base_patch16_224_in21k.orig_in21k --json
+      zoo info ./resnet18-cbam-cifar10
+
+    \b
+    --json prints zoo.model_info(NAME).model_dump(): one object
+      {"name", "tag", "builder", "tasks": [str], "task", "plugin", "distribution",
+       "version", "source", "description", "paper", "attention", "config": {...},
+       "num_params": int, "default_tag", "weights": [{"name", "tag", "default", "task",
+       "hf_hub_id", "path", "filename", "revision", "sha256", "license", "adapter",
+       "num_classes", "output_dim", "vocab_size", "src_vocab_size", "tgt_vocab_size",
+       "preprocessing": {...} | null, "labels"}, ...]}
     """
     from ..tasks.catalog import model_info
 

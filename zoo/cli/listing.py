@@ -34,6 +34,14 @@ def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
       zoo list
       zoo list cbam
       zoo list --pretrained 'vit_base*' --json
+
+    \b
+    --json prints a list ([] when nothing matches), one object per model:
+      {"name": str, "builder": str, "attention": str | null, "default_tag": str | null,
+       "weights": [str, ...], "description": str | null}
+    or, with --pretrained, per weight tag:
+      {"name": "name.tag", "hf_hub_id": str | null, "task": str,
+       "num_classes": int | null, "license": str}
     """
     from ..registry.names import shell_pattern
     from ..registry.snapshot import load_listing
