@@ -26,9 +26,10 @@ any transformer, for plugin families to reuse; `overlay` draws a map over an ima
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from ..errors import AttentionMapError
+from ..registry.family import HasAttentionMaps
 
 if TYPE_CHECKING:
     import torch
@@ -44,13 +45,6 @@ __all__ = [
 ]
 
 
-@runtime_checkable
-class HasAttentionMaps(Protocol):
-    """A model that implements the attention-map protocol (see the module docstring)."""
-
-    def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]: ...
-
-
 def attention_maps(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """The named attention maps of `model` for the batch `x`, each (B, h, w) float32.
 
@@ -62,8 +56,7 @@ def attention_maps(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.T
     """
     import torch
 
-    method = getattr(model, "attention_maps", None)
-    if not callable(method):
+    if not isinstance(model, HasAttentionMaps):
         raise AttentionMapError(
             f"{type(model).__name__} offers no attention maps (its family implements no "
             "attention_maps(x) method; see zoo.maps)"
@@ -72,7 +65,7 @@ def attention_maps(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.T
     model.eval()
     try:
         with torch.no_grad():
-            maps = method(x)
+            maps = model.attention_maps(x)
     finally:
         for module, training in modes.items():
             module.training = training
