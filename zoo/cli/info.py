@@ -39,7 +39,7 @@ def info_command(name: str, as_json: bool) -> None:
     if as_json:
         echo_json(info.model_dump(mode="json"))
         return
-    title = f"{info.name}.{info.tag}" if info.tag else info.name
+    title = next((weights.name for weights in info.weights if weights.tag == info.tag), info.name)
     click.echo(title)
     if info.description:
         click.echo(f"  {info.description}")

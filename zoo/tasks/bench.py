@@ -210,7 +210,7 @@ def benchmark(
     peak = peak_tflops(device_name, _peak_dtype(precision)) if target.type == "cuda" else None
     memory = torch.cuda.max_memory_allocated(target) / 2**20 if target.type == "cuda" else None
     return BenchResult(
-        name=name,
+        name=str(resolved),
         mode="train" if train else "inference",
         device=str(target),
         device_name=device_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -101,7 +102,7 @@ def model_info(name: str | Resolved, *, registry: Registry | None = None) -> Mod
     default_tag = entry.default_weight_tag
     weights = [
         WeightInfo(
-            name=f"{resolved.name}.{tag}",
+            name=str(replace(resolved, tag=tag)),
             tag=tag,
             default=tag == default_tag,
             **weight.model_dump(exclude={"description"}),

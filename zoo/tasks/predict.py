@@ -13,7 +13,7 @@ comes from differs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -195,7 +195,7 @@ def predictor(
 
     build_tag = resolved.tag or (resolved.entry.default_weight_tag if pretrained else None)
     head_args = {**model_args, **({"num_classes": num_classes} if num_classes is not None else {})}
-    config = registry.build_config(type(resolved)(resolved.name, resolved.source, build_tag), head_args)
+    config = registry.build_config(replace(resolved, tag=build_tag), head_args)
     outputs = getattr(config, "num_classes", None)
 
     if labels is not None and not isinstance(labels, LabelSet):

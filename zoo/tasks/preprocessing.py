@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +95,7 @@ def data_config(
     if base is not None and not model_args:
         return _test_size(base) if use_test_size else base
 
-    config = registry.build_config(Resolved(resolved.name, resolved.source, tag), model_args)
+    config = registry.build_config(replace(resolved, tag=tag), model_args)
     img_size = getattr(config, "img_size", None)
     in_chans = getattr(config, "in_chans", None)
     if base is None:

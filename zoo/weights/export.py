@@ -30,7 +30,7 @@ from ..registry.schema import IMAGENET_PREPROCESSING, WEIGHT_TYPES, Preprocessin
 from ..registry.source import describe_errors
 from .header import check_state_names, read_header
 from .hub_config import CONFIG_FILENAME, WEIGHTS_FILENAME, HubConfig
-from .resolve import resolve
+from .resolve import ConfigResolved, resolve
 
 __all__ = ["export", "model_card"]
 
@@ -98,7 +98,7 @@ def export(
     try:
         digest = sha256_of(checkpoint, copy_to=staging / WEIGHTS_FILENAME)
         hub_config = HubConfig(
-            architecture=resolved.name,
+            architecture=_architecture(resolved),
             builder=entry.builder,
             args={key: registry_form(value) for key, value in args.items()},
             description=entry.description,
@@ -121,6 +121,11 @@ def export(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return hub_config
+
+
+def _architecture(resolved: Resolved) -> str | None:
+    """The registry name a model comes from: a re-exported config keeps the one it records."""
+    return resolved.architecture if isinstance(resolved, ConfigResolved) else resolved.name
 
 
 def _weights_metadata(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ArgumentError, NoWeightsError
@@ -45,6 +45,9 @@ _REPO_ID = re.compile(HUB_ID_PATTERN)
 class ConfigResolved(Resolved):
     """A name resolved through the zoo config it points at: an `hf-hub:` repository's or a
     local folder's, both written by `zoo export`."""
+
+    architecture: str | None = None
+    """The registry name the config was exported from, if it records one."""
 
     def __str__(self) -> str:
         return self.name
@@ -100,7 +103,8 @@ def resolve_hub_name(name: str, registry: Registry, *, revision: str | None = No
     revision = revision or name_revision
     config_path = hf_download(repo_id, CONFIG_FILENAME, revision, name=name, force=False)
     config = read_hub_config(config_path, name=name)
-    return _through_config(name, config.to_entry(repo_id=repo_id, revision=revision, tag=HUB_TAG), registry)
+    entry = config.to_entry(repo_id=repo_id, revision=revision, tag=HUB_TAG)
+    return _through_config(name, entry, config.architecture, registry)
 
 
 def resolve_folder(name: str, registry: Registry) -> ConfigResolved:
@@ -111,12 +115,15 @@ def resolve_folder(name: str, registry: Registry) -> ConfigResolved:
         what = "no such folder" if not folder.exists() else f"it holds no {CONFIG_FILENAME}"
         raise ArgumentError(f"'{name}' is not a folder written by zoo export: {what}")
     config = read_hub_config(config_path, name=name)
-    return _through_config(name, config.to_entry(folder=folder, tag=HUB_TAG), registry)
+    return _through_config(name, config.to_entry(folder=folder, tag=HUB_TAG), config.architecture, registry)
 
 
-def _through_config(name: str, entry: ModelEntry, registry: Registry) -> ConfigResolved:
+def _through_config(
+    name: str, entry: ModelEntry, architecture: str | None, registry: Registry
+) -> ConfigResolved:
     registry.builder(entry.builder)  # an unknown builder fails here, naming close matches
-    resolved = ConfigResolved(name, ModelSource(name, "zoo-config", entry=entry), HUB_TAG)
+    source = ModelSource(name, "zoo-config", entry=entry)
+    resolved = ConfigResolved(name, source, HUB_TAG, architecture=architecture)
     registry.build_config(resolved)  # arguments checked against the builder's schema
     return resolved
 
@@ -128,4 +135,4 @@ def with_default_tag(resolved: Resolved) -> Resolved:
     tag = resolved.entry.default_weight_tag
     if tag is None:
         raise NoWeightsError(f"'{resolved.name}' has no published weights; build it with pretrained=False")
-    return type(resolved)(resolved.name, resolved.source, tag)
+    return replace(resolved, tag=tag)
