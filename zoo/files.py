@@ -1,38 +1,103 @@
-"""Files: written whole or not at all, and hashed in one pass."""
+"""Files: written whole or not at all, and hashed in one pass.
+
+A SIGTERM must not leave a half-written file behind any more than Ctrl-C does. While a
+whole-or-nothing write is open in the main thread, SIGTERM raises `Terminated` (a
+`SystemExit` with the conventional status 143) instead of ending the process on the spot,
+so the cleanup that runs for any error runs for it too; the previous handler is restored
+when the last such write ends. This holds only where SIGTERM has its default action: a
+handler the program installed itself, or SIGTERM ignored, is left as it is. Python lets
+only the main thread install signal handlers, so a write in another thread works as
+usual but is not cleaned up on SIGTERM (the signal ends the process as it would anyway).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
-__all__ = ["atomic_path", "sha256_of"]
+__all__ = ["Terminated", "atomic_path", "raise_on_sigterm", "sha256_of"]
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main thread while a whole-or-nothing write is open.
+
+    A `SystemExit` with status 143 (128 + SIGTERM): `except Exception` does not catch it,
+    `except BaseException` cleanup runs, and a program that does not catch it exits 143.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+_handling = False
+"""Whether SIGTERM's handler is this module's (only ever changed in the main thread)."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+    raise Terminated
+
+
+@contextlib.contextmanager
+def raise_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises `Terminated` in the main thread (see the module).
+
+    Nested blocks share the outermost one's handler; SIGTERM's default action is restored
+    when the outermost block ends. Elsewhere than in the main thread, or where SIGTERM does
+    not have its default action, this does nothing.
+    """
+    global _handling
+    outermost = False
+    try:
+        if not _handling and _may_install():
+            _handling = outermost = True
+            signal.signal(signal.SIGTERM, _raise_terminated)
+        yield
+    finally:
+        if outermost:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _handling = False
+
+
+def _may_install() -> bool:
+    if threading.current_thread() is not threading.main_thread():
+        return False  # only the main thread may install handlers
+    try:
+        return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # else the program's own choice
+    except ValueError:  # not the main interpreter
+        return False
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path next to `path`, renamed onto it only if the block succeeds.
 
-    Readers see the old file or the complete new one, never a partial write; on any error
-    the temporary file is removed and `path` is left as it was.
+    Readers see the old file or the complete new one, never a partial write; on any error,
+    Ctrl-C or SIGTERM (in the main thread, see the module) the temporary file is removed and
+    `path` is left as it was.
 
         with atomic_path("map.png") as tmp:
             image.save(tmp, format="PNG")
     """
     path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(descriptor)
-    try:
-        yield Path(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())  # what a plain open() would have given
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    with raise_on_sigterm():
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        try:
+            os.close(descriptor)
+            yield Path(temporary)
+            os.chmod(temporary, 0o666 & ~_umask())  # what a plain open() would have given
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
 
 
 def _umask() -> int:

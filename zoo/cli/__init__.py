@@ -2,7 +2,8 @@
 
 torch is never imported at module level here, so `zoo --help` and `zoo list` stay fast.
 Any `ZooError` becomes one line on stderr and its exit code; set `ZOO_DEBUG=1` to see the
-traceback instead.
+traceback instead. Ctrl-C is `zoo: aborted` (exit 130); a SIGTERM that arrives while an
+output file is being written removes the partial file and is `zoo: terminated` (exit 143).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import click
 
 from ..errors import ZooError
+from ..files import Terminated
 
 __all__ = ["cli", "main"]
 
@@ -76,6 +78,9 @@ class ZooGroup(click.Group):
         except click.Abort:
             click.echo("zoo: aborted", err=True)
             sys.exit(130)
+        except Terminated as terminated:  # SIGTERM during a write: cleaned up, see zoo.files
+            click.echo("zoo: terminated", err=True)
+            sys.exit(terminated.code)
         sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from .output import echo_json, format_size, json_option, print_table
+
+if TYPE_CHECKING:
+    from ..weights.cache import Mismatch, Verified
 
 __all__ = ["cache_group"]
 
@@ -20,6 +24,9 @@ def cache_group() -> None:
       zoo cache ls
       zoo cache verify
       zoo cache rm vit_large_patch16_224
+
+    Nothing is removed unless asked: `zoo cache rm`, or `zoo cache verify --remove` for the
+    files that do not match their sha256.
     """
 
 
@@ -82,50 +89,66 @@ def cache_rm(names: tuple[str, ...], as_json: bool) -> None:
 
 @cache_group.command("verify")
 @click.argument("names", nargs=-1, metavar="[NAME[.TAG]]...")
+@click.option("--remove", is_flag=True, help="Remove each file that does not match (reported either way).")
 @json_option
-def cache_verify(names: tuple[str, ...], as_json: bool) -> None:
+def cache_verify(names: tuple[str, ...], remove: bool, as_json: bool) -> None:
     """Re-read cached weights and check each sha256 against the pinned or recorded one.
 
-    A file that does not match is removed, and the command exits 1. Files never checked
-    before are recorded.
+    Checking changes nothing: a file that does not match is reported (its path, the sha256
+    expected and the one found, and `zoo get NAME --force`, which fetches it again) and the
+    command exits 1. Such a file is never loaded; `--remove` (or `zoo cache rm NAME`)
+    deletes it. Files never checked before are recorded.
 
     \b
     Examples:
       zoo cache verify
       zoo cache verify resnet50 --json
+      zoo cache verify --remove
 
     \b
     --json prints one object per file, the fields of `zoo cache ls --json` and the check's:
       [{"name": str, "tag": str | null, "repo_id": str, "filename": str, "size": int,
-        "path": str, "ok": bool, "sha256": str | null,
-        "verified": "pinned" | "recorded" | null, "error": str | null}, ...]
+        "path": str, "ok": bool, "sha256": str, "expected": str | null,
+        "verified": "pinned" | "recorded" | null, "removed": bool, "error": str | null}, ...]
+    sha256 is the file's; expected, on a mismatch, the pinned or recorded one; removed
+    whether --remove deleted the file.
     """
-    from ..errors import IntegrityError
     from ..registry import default_registry
-    from ..weights.cache import verify_cached
+    from ..weights.cache import Mismatch, verify_cached
 
-    results = verify_cached(default_registry(), names)
-    failed = [error for _, error in results if isinstance(error, IntegrityError)]
+    results = verify_cached(default_registry(), names, remove=remove)
     if as_json:
-        echo_json(
-            [
-                {
-                    **row.as_dict(),
-                    "ok": not isinstance(outcome, IntegrityError),
-                    "sha256": None if isinstance(outcome, IntegrityError) else outcome.sha256,
-                    "verified": None if isinstance(outcome, IntegrityError) else outcome.how,
-                    "error": str(outcome) if isinstance(outcome, IntegrityError) else None,
-                }
-                for row, outcome in results
-            ]
-        )
+        echo_json([{**row.as_dict(), **_checked(row.name, outcome)} for row, outcome in results])
     else:
         for row, outcome in results:
-            if isinstance(outcome, IntegrityError):
-                click.echo(f"zoo: error: {outcome}", err=True)
+            if isinstance(outcome, Mismatch):
+                click.echo(f"zoo: error: {outcome.message(f'zoo get {row.name}')}", err=True)
             else:
                 click.echo(f"ok  {row.name}  {outcome.sha256}  ({outcome.how})")
-    if failed:
+    if any(isinstance(outcome, Mismatch) for _, outcome in results):
         sys.exit(1)
     if not results and not as_json:
         click.echo("zoo: no weights are cached", err=True)
+
+
+def _checked(name: str, outcome: Verified | Mismatch) -> dict[str, object]:
+    """The check's fields of `zoo cache verify --json`."""
+    from ..weights.cache import Mismatch
+
+    if isinstance(outcome, Mismatch):
+        return {
+            "ok": False,
+            "sha256": outcome.found,
+            "expected": outcome.expected,
+            "verified": None,
+            "removed": outcome.removed,
+            "error": outcome.message(f"zoo get {name}"),
+        }
+    return {
+        "ok": True,
+        "sha256": outcome.sha256,
+        "expected": None,
+        "verified": outcome.how,
+        "removed": False,
+        "error": None,
+    }

@@ -58,6 +58,8 @@ def create_command(
     --json prints one object:
       {"name": str, "class": str, "parameters": int, "device": str, "dtype": str,
        "seconds": float, "modules": [str, ...]}
+    parameters counts the model's parameters, not its buffers (BatchNorm statistics), as
+    `zoo info` and the model card of `zoo export` count them.
     """
     from ..weights.factory import create
 

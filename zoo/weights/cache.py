@@ -8,7 +8,14 @@ process runs.
 The sha256 of every file the zoo has fetched or checked is recorded in
 `$HF_HOME/zoo/sha256.json`, with the file's size and modification time. A file unchanged
 since it was recorded is trusted without reading it again; `zoo cache verify` re-reads
-every byte. The record is rewritten atomically (temporary file, then `os.replace`) under a
+every byte.
+
+A file that does not match its pinned or recorded sha256 is never loaded, and never removed
+behind the user's back: loading and `zoo get` refuse it in one line naming the file, both
+sha256 and `zoo get NAME --force`, which fetches it again; `zoo cache verify` reports it;
+only `zoo cache verify --remove` and `zoo cache rm` delete files.
+
+The record is rewritten atomically (temporary file, then `os.replace`) under a
 file lock, so concurrent processes never see half of it.
 """
 
@@ -21,7 +28,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,8 +40,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CachedFile",
+    "Mismatch",
     "Verified",
     "cached_versions",
+    "check_file",
     "forget",
     "hf_home",
     "hub_cache_dir",
@@ -182,6 +191,56 @@ class Verified:
     how: How
 
 
+@dataclass(frozen=True)
+class Mismatch:
+    """A cached file whose sha256 is not the one pinned or recorded for it.
+
+    Finding one changes nothing: the file stays where it is (and is never loaded) until it is
+    fetched again or removed on purpose.
+    """
+
+    name: str
+    path: Path
+    expected: str
+    found: str
+    how: How
+    """What `expected` is: the registry's `pinned` sha256, or the one `recorded` first."""
+    recorded: str | None = None
+    """When the expected sha256 was recorded (for `recorded`)."""
+    removed: bool = False
+    removal_error: str | None = None
+
+    def message(self, fetch_hint: str | None = None) -> str:
+        """One line: the file, the expected and the found sha256, and what to do.
+
+        `fetch_hint` is the command that fetches the file (`zoo get NAME`): while the file is
+        in place it must be fetched with `--force`; once removed, the command alone does.
+        """
+        if self.how == "pinned":
+            source = "its pinned sha256 is"
+        else:
+            source = f"its sha256 was recorded {self.recorded or 'earlier'} as"
+        found = f"{source} {self.expected}, the file has {self.found}"
+        return f"{self.name}: sha256 mismatch for {self.path}: {found}{self._advice(fetch_hint)}"
+
+    def _advice(self, fetch_hint: str | None) -> str:
+        if self.removed:
+            return "; the file was removed" + (f"; fetch it again with `{fetch_hint}`" if fetch_hint else "")
+        advice = f"; the file could not be removed ({self.removal_error})" if self.removal_error else ""
+        if fetch_hint:
+            forced = fetch_hint if fetch_hint.endswith(" --force") else f"{fetch_hint} --force"
+            advice += f"; fetch it again with `{forced}` (or remove it with `zoo cache rm {self.name}`)"
+        return advice
+
+    def remove(self) -> Mismatch:
+        """Remove the file (see `remove_cached`); the outcome says whether that worked."""
+        try:
+            remove_cached(self.path)
+        except OSError as error:
+            return replace(self, removal_error=error.strerror or str(error))
+        return replace(self, removed=True, removal_error=None)
+
+
 def verify_file(
     path: Path,
     *,
@@ -194,11 +253,23 @@ def verify_file(
     """Check a cached file against its pinned or recorded sha256, recording it if new.
 
     A file unchanged since it was recorded (same size and modification time) is trusted
-    without being read, unless `rehash`. A mismatch removes the file and raises
-    `IntegrityError` saying what was expected, what was found, and how to fetch it again.
+    without being read, unless `rehash`. A mismatch raises `IntegrityError`, one line saying
+    what was expected, what was found and how to fetch the file again (`fetch_hint`, with
+    `--force`); the file is left as it is, so nothing reads it unless it is fetched again.
     """
+    outcome = check_file(path, name=name, pinned=pinned, rehash=rehash, repo_id=repo_id)
+    if isinstance(outcome, Mismatch):
+        raise IntegrityError(outcome.message(fetch_hint))
+    return outcome
+
+
+def check_file(
+    path: Path, *, name: str, pinned: str | None = None, rehash: bool = False, repo_id: str | None = None
+) -> Verified | Mismatch:
+    """`verify_file`, with a mismatch returned instead of raised; nothing is removed."""
     key = str(path)
     lock = record_path().parent / "locks" / (hashlib.sha1(key.encode()).hexdigest() + ".lock")
+    how: How = "pinned" if pinned else "recorded"
     with _locked(lock):
         stat = path.stat()
         entry = read_record().get(key)
@@ -208,27 +279,14 @@ def verify_file(
             and entry.get("mtime_ns") == stat.st_mtime_ns
         )
         if unchanged and not rehash and (pinned is None or entry.get("sha256") == pinned):
-            return Verified(path, entry["sha256"], stat.st_size, "pinned" if pinned else "recorded")
+            return Verified(path, entry["sha256"], stat.st_size, how)
 
         digest = sha256_of(path)
-        expected, source = (pinned, "its pinned sha256 is") if pinned else (None, "")
-        if expected is None and entry is not None:
-            expected, source = (
-                entry.get("sha256"),
-                f"its sha256 was recorded {entry.get('recorded', 'earlier')} as",
-            )
+        expected = pinned or (entry.get("sha256") if entry is not None else None)
         if expected is not None and digest != expected:
-            try:
-                remove_cached(path)
-                removed = "the bad file was removed"
-            except OSError as error:
-                removed = f"the bad file could not be removed ({error.strerror or error})"
-            again = f"; fetch it again with `{fetch_hint}`" if fetch_hint else ""
-            raise IntegrityError(
-                f"{name}: sha256 mismatch for {path.name}: {source} {expected}, the file has {digest}; "
-                f"{removed}{again}"
-            )
-        recorded = {
+            recorded = None if pinned or entry is None else entry.get("recorded")
+            return Mismatch(name, path, expected, digest, how, recorded)
+        recorded_entry = {
             "name": name,
             "repo_id": repo_id,
             "sha256": digest,
@@ -237,8 +295,8 @@ def verify_file(
             "pinned": pinned is not None,
             "recorded": entry.get("recorded") if entry else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        _update_record({key: recorded})
-    return Verified(path, digest, stat.st_size, "pinned" if pinned else "recorded")
+        _update_record({key: recorded_entry})
+    return Verified(path, digest, stat.st_size, how)
 
 
 def remove_cached(path: Path) -> None:
@@ -361,24 +419,17 @@ def remove(registry: Registry, names: list[str] | tuple[str, ...]) -> list[Cache
 
 
 def verify_cached(
-    registry: Registry, names: list[str] | tuple[str, ...] = ()
-) -> list[tuple[CachedFile, Verified | IntegrityError]]:
+    registry: Registry, names: list[str] | tuple[str, ...] = (), *, remove: bool = False
+) -> list[tuple[CachedFile, Verified | Mismatch]]:
     """Re-read every selected cached file and check it against its pinned or recorded sha256.
 
-    Files never recorded are recorded now. A mismatch removes the file; its error is returned.
+    Files never recorded are recorded now. A mismatch is reported and the file left as it
+    is, unless `remove`: then it is removed (`Mismatch.removed` says whether that worked).
     """
-    results: list[tuple[CachedFile, Verified | IntegrityError]] = []
+    results: list[tuple[CachedFile, Verified | Mismatch]] = []
     for row in select_cached(registry, names):
-        try:
-            outcome: Verified | IntegrityError = verify_file(
-                row.path,
-                name=row.name,
-                pinned=row.pinned,
-                rehash=True,
-                fetch_hint=f"zoo get {row.name}",
-                repo_id=row.repo_id,
-            )
-        except IntegrityError as error:
-            outcome = error
+        outcome = check_file(row.path, name=row.name, pinned=row.pinned, rehash=True, repo_id=row.repo_id)
+        if remove and isinstance(outcome, Mismatch):
+            outcome = outcome.remove()
         results.append((row, outcome))
     return results

@@ -3,11 +3,16 @@
 `export` writes three files: `model.safetensors` (a byte-for-byte copy of the checkpoint,
 checked against the model first), `zoo_config.json` (the builder, its full arguments and
 the weights' metadata, in the registry's own schemas) and `README.md` (a model card with the
-preprocessing, the license and how to load it). Upload the folder to a Hub repository and
+parameter count, the preprocessing, the license and how to load it). Upload the folder to a Hub repository and
 `zoo.create("hf-hub:ORG/REPO", pretrained=True)` builds the same model with its weights.
 
 The folder appears whole or not at all: it is written under a temporary name beside the
-destination and renamed into place once complete.
+destination and renamed into place once complete; an error, Ctrl-C or a SIGTERM (see
+`zoo.files`) removes the temporary folder.
+
+The card counts parameters as `zoo create` and `zoo info` do (`model.parameters()`, from the
+model built on `meta`), and states the values in buffers (BatchNorm statistics and counters)
+apart: they are in the file but are not parameters.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from ..errors import ArgumentError
-from ..files import sha256_of
+from ..files import raise_on_sigterm, sha256_of
 from ..registry import Registry, Resolved, default_registry
 from ..registry.attention_spec import registry_form
 from ..registry.family import IMAGE_TASKS, Family
@@ -93,9 +100,8 @@ def export(
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise ArgumentError(f"output folder '{output}' already exists and is not empty")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
-    try:
+    num_params, num_buffer_values = _value_counts(model)
+    with raise_on_sigterm(), _staged_folder(output) as staging:  # a SIGTERM cleans up too
         digest = sha256_of(checkpoint, copy_to=staging / WEIGHTS_FILENAME)
         hub_config = HubConfig(
             architecture=_architecture(resolved),
@@ -106,21 +112,42 @@ def export(
             weights=weights_meta.model_copy(update={"sha256": digest}),
         )
         _write_text(staging / CONFIG_FILENAME, hub_config.model_dump_json(indent=2, exclude_none=True) + "\n")
-        num_params = sum(
-            info.numel for key, info in header.tensors.items() if not key.endswith("num_batches_tracked")
-        )
         card = model_card(
-            hub_config, repo_id=repo_id, num_params=num_params, file_size=checkpoint.stat().st_size
+            hub_config,
+            repo_id=repo_id,
+            num_params=num_params,
+            num_buffer_values=num_buffer_values,
+            file_size=checkpoint.stat().st_size,
         )
         _write_text(staging / "README.md", card)
+    return hub_config
+
+
+def _value_counts(model: Any) -> tuple[int, int]:
+    """Parameters, counted as `zoo create` and `zoo info` count them, and the values in the
+    buffers the file also holds (normalisation statistics, counters), counted apart."""
+    num_params = sum(p.numel() for p in model.parameters())
+    parameter_names = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    stored = model.state_dict(keep_vars=True)
+    num_buffer_values = sum(t.numel() for key, t in stored.items() if key not in parameter_names)
+    return num_params, num_buffer_values
+
+
+@contextmanager
+def _staged_folder(output: Path) -> Iterator[Path]:
+    """A temporary folder beside `output`, renamed onto it (new or empty) if the block
+    succeeds and removed otherwise."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    try:
+        yield staging
         staging.chmod(0o755)
         if output.exists():
-            output.rmdir()  # empty, checked above
+            output.rmdir()  # empty, checked by the caller
         os.replace(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return hub_config
 
 
 def _architecture(resolved: Resolved) -> str | None:
@@ -241,8 +268,20 @@ def _preprocessing_section(prep: Preprocessing) -> list[str]:
     return [*lines, "", "Pixels are scaled to [0, 1], then normalised with the mean and std above."]
 
 
-def model_card(config: HubConfig, *, repo_id: str | None, num_params: int, file_size: int) -> str:
-    """The README.md of an exported folder: what it is, how to load it, how to feed it."""
+def _counted(num_params: int, num_buffer_values: int) -> str:
+    if not num_buffer_values:
+        return f"{num_params:,} parameters"
+    return f"{num_params:,} parameters and {num_buffer_values:,} values in buffers"
+
+
+def model_card(
+    config: HubConfig, *, repo_id: str | None, num_params: int, file_size: int, num_buffer_values: int = 0
+) -> str:
+    """The README.md of an exported folder: what it is, how to load it, how to feed it.
+
+    `num_params` counts parameters only, as `zoo create` and `zoo info` do; the values in
+    buffers (`num_buffer_values`: normalisation statistics, counters) are stated apart.
+    """
     weights = config.weights
     prep = weights.preprocessing_or_none
     hub_name = f"hf-hub:{repo_id or 'ORG/REPO'}"
@@ -263,7 +302,7 @@ def model_card(config: HubConfig, *, repo_id: str | None, num_params: int, file_
         "",
         f"A `{config.architecture or config.builder}` model (builder `{config.builder}`) "
         "exported with the zoo: "
-        f"{num_params:,} parameters, {head}.",
+        f"{_counted(num_params, num_buffer_values)}, {head}.",
     ]
     if weights.description:
         lines += ["", weights.description]

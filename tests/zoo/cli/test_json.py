@@ -1,4 +1,4 @@
-"""`--json` on the commands that report: export, attn and cache rm, in the shapes their help gives."""
+"""`--json` on the commands that report: export, attn, cache rm and verify, in the shapes their help gives."""
 
 from __future__ import annotations
 
@@ -86,3 +86,35 @@ def test_each_json_shape_is_in_the_help(command):  # the shape is a promise: it 
     assert re.search(r"^  --json +Print JSON instead of text\.$", text, re.MULTILINE)
     shape = text[text.index("--json prints") :]
     assert '{"' in shape
+
+
+def test_cache_verify_json_reports_a_mismatch_and_removes_the_file_only_with_remove(cached_resnet50):
+    [first] = json.loads(run("cache", "verify", "--json").stdout)  # never checked: recorded now
+    recorded = hashlib.sha256(b"weights").hexdigest()
+    assert first["ok"] is True and first["verified"] == "recorded"
+    assert (first["sha256"], first["expected"], first["removed"], first["error"]) == (
+        recorded,
+        None,
+        False,
+        None,
+    )
+    cached_resnet50.write_bytes(b"changed")
+    found = hashlib.sha256(b"changed").hexdigest()
+
+    result = run("cache", "verify", "--json")
+    assert result.exit_code == 1
+    [report] = json.loads(result.stdout)
+    assert report["path"] == str(cached_resnet50) and report["name"] == "resnet50"
+    assert report["ok"] is False and report["verified"] is None and report["removed"] is False
+    assert (report["sha256"], report["expected"]) == (found, recorded)
+    assert f"as {recorded}, the file has {found}" in report["error"]
+    assert "`zoo get resnet50.a1_in1k --force`" in report["error"]
+    assert cached_resnet50.read_bytes() == b"changed"
+
+    result = run("cache", "verify", "--remove", "--json")
+    assert result.exit_code == 1
+    [report] = json.loads(result.stdout)
+    assert report["removed"] is True and (report["sha256"], report["expected"]) == (found, recorded)
+    assert "the file was removed; fetch it again with `zoo get resnet50.a1_in1k`" in report["error"]
+    assert not cached_resnet50.exists()
+    assert json.loads(run("cache", "ls", "--json").stdout) == []

@@ -249,7 +249,7 @@ def test_cache_ls_rm_and_verify(served_vit, use_registry):
 # ---------------------------------------------------------------------- integrity
 
 
-def test_pinned_sha256_mismatch_removes_the_file_and_explains(
+def test_pinned_sha256_mismatch_is_refused_the_file_kept_and_removed_only_when_asked(
     hub, request, tmp_path, make_registry, use_registry
 ):
     path = save(tiny_model("vit", seed=4), tmp_path / "model.safetensors")
@@ -260,14 +260,30 @@ def test_pinned_sha256_mismatch_removes_the_file_and_explains(
         make_registry, "tiny_vit", "vit", {"pinned": {"hf_hub_id": repo, "sha256": wrong}}
     )
     use_registry(registry)
+    runner = CliRunner()
 
-    line = one_line_error(CliRunner().invoke(cli, ["get", "tiny_vit"]))
-    assert f"its pinned sha256 is {wrong}, the file has {zoo.weights.cache.sha256_of(path)}" in line
-    assert "removed" in line and "`zoo get tiny_vit.pinned`" in line
+    line = one_line_error(runner.invoke(cli, ["get", "tiny_vit"]))
+    [local] = zoo.weights.cache.cached_versions(repo, "model.safetensors")
+    found = zoo.weights.cache.sha256_of(path)
+    assert (
+        f"tiny_vit.pinned: sha256 mismatch for {local}: its pinned sha256 is {wrong}, the file has {found}"
+        in line
+    )
+    assert "fetch it again with `zoo get tiny_vit.pinned --force`" in line and "was removed" not in line
+    assert local.read_bytes() == path.read_bytes()  # left as it was
+    # never loaded: the library raises, the CLI refuses in one line with the same advice
+    with pytest.raises(zoo.IntegrityError, match=re.escape("zoo get tiny_vit.pinned --force")):
+        zoo.create("tiny_vit", pretrained=True)
+    line = one_line_error(runner.invoke(cli, ["create", "tiny_vit", "--pretrained"]))
+    assert f"its pinned sha256 is {wrong}, the file has {found}" in line and "--force`" in line
+    assert local.is_file()
+
+    result = runner.invoke(cli, ["cache", "verify", "--remove"])
+    assert result.exit_code == 1
+    assert f"sha256 mismatch for {local}" in result.stderr and "the file was removed" in result.stderr
     blobs = list((zoo.weights.cache.repo_folder(repo) / "blobs").iterdir())
     assert not [b for b in blobs if not b.name.endswith(".incomplete")]  # nothing left to load
-    with pytest.raises(zoo.IntegrityError):
-        zoo.create("tiny_vit", pretrained=True)
+    assert json.loads(runner.invoke(cli, ["cache", "ls", "--json"]).stdout) == []
 
 
 def test_pinned_sha256_that_matches_is_reported_as_pinned(hub, request, tmp_path, make_registry):
@@ -282,21 +298,42 @@ def test_pinned_sha256_that_matches_is_reported_as_pinned(hub, request, tmp_path
     assert (result.sha256, result.verified) == (digest, "pinned")
 
 
-def test_a_cached_file_that_changed_since_recorded_is_removed(served_vit, use_registry):
-    _, _, registry = served_vit
+def test_a_cached_file_that_changed_since_recorded_is_reported_kept_and_never_loaded(
+    served_vit, use_registry
+):
+    path, _, registry = served_vit
     use_registry(registry)
+    runner = CliRunner()
     local = zoo.get("tiny_vit")
+    good = zoo.weights.cache.sha256_of(local)
     blob = local.resolve()
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0xFF  # one flipped bit in the last tensor: the header still parses
     blob.write_bytes(bytes(data))
+    changed = zoo.weights.cache.sha256_of(local)
 
-    result = CliRunner().invoke(cli, ["cache", "verify"])
-    assert result.exit_code == 1
-    assert "sha256 mismatch" in result.stderr and "was recorded" in result.stderr
-    assert not local.exists()
-    # fetched again, the good file is recorded as before
-    assert zoo.get("tiny_vit").read_bytes() != bytes(data)
+    result = runner.invoke(cli, ["cache", "verify"])
+    assert result.exit_code == 1 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        f"zoo: error: tiny_vit.test: sha256 mismatch for {local}: its sha256 was recorded "
+    )
+    assert f"as {good}, the file has {changed}" in line
+    assert "fetch it again with `zoo get tiny_vit.test --force`" in line
+    assert local.read_bytes() == bytes(data)  # reported, not removed
+
+    with pytest.raises(zoo.IntegrityError, match=f"the file has {changed}; fetch it again"):
+        zoo.create("tiny_vit", pretrained=True)
+    line = one_line_error(runner.invoke(cli, ["create", "tiny_vit", "--pretrained"]))
+    assert f"as {good}, the file has {changed}" in line and "`zoo get tiny_vit.test --force`" in line
+    assert local.read_bytes() == bytes(data)  # refused, not removed
+
+    # the advice works: fetched again, the good file is checked against the same record
+    result = runner.invoke(cli, ["get", "tiny_vit.test", "--force"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [good, str(local)]
+    assert local.read_bytes() == path.read_bytes()
+    assert runner.invoke(cli, ["cache", "verify"]).stdout.startswith(f"ok  tiny_vit.test  {good}  (recorded)")
 
 
 def test_truncated_file_is_refused_in_one_line(hub, request, tmp_path, make_registry, use_registry):
