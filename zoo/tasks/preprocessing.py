@@ -369,7 +369,8 @@ def load_image(path: str | Path, *, max_size: int | None = None) -> Image.Image:
         max_size: Give a reduced copy instead, for showing: its longer side at most
             `max_size` pixels (`bounded_size` of the full size). A JPEG is decoded at a
             reduced scale (`Image.draft`), so its full size is never in memory; other
-            formats are reduced after decoding.
+            formats are reduced after decoding. It is read without the warning on large
+            images (given when the image itself is read), within the same hard limit.
 
     Raises:
         ImageError: the file is missing, unreadable, not an image PIL can decode, too
@@ -380,8 +381,9 @@ def load_image(path: str | Path, *, max_size: int | None = None) -> Image.Image:
     path = Path(path)
     target = None
     with _reading(path), Image.open(path) as opened:
-        _warn_if_large(opened.size, path)
-        if max_size is not None:
+        if max_size is None:
+            _warn_if_large(opened.size, path)
+        else:
             target = bounded_size(_upright_size(opened), max_size)
             opened.draft(None, target if not _turns(opened) else target[::-1])
         opened.load()
