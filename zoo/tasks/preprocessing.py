@@ -18,6 +18,10 @@ The eval transform, for an input size (C, H, W) and crop fraction `crop_pct`:
 2. crop H x W from the centre (offsets `round((size - crop) / 2)`, ties to even);
 3. scale to floats in [0, 1] (C, H, W), then `(x - mean) / std` per channel.
 
+An 8-bit image is resized in 8 bits by PIL and divided by 255; a 16-bit, 32-bit or float
+image is brought to floats in [0, 1] (PIL mode F, see `load_image`) and resized in floats,
+so it keeps its precision to the tensor.
+
 A name without weights (`resnet50_cbam`) gets the ImageNet defaults: mean
 (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225), crop 0.875, bicubic, at the model's own
 input size (its `img_size` argument where its builder has one, else 224).
