@@ -19,9 +19,9 @@ from .options import (
     num_classes_option,
     refuse_meta,
     split_assignments,
-    writable_path,
 )
 from .output import echo_json, json_option
+from .overwrite import check_output
 
 if TYPE_CHECKING:
     from ..tasks.predict import Predictor
@@ -47,6 +47,7 @@ __all__ = ["predict_command"]
     type=click.Path(path_type=Path),
     help="Write the embeddings to this safetensors file.",
 )
+@click.option("--force", is_flag=True, help="Overwrite the --embeddings file if it exists.")
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Images per forward pass."
 )
@@ -62,6 +63,7 @@ def predict_command(
     topk: int,
     labels_file: Path | None,
     embeddings_file: Path | None,
+    force: bool,
     batch_size: int,
     checkpoint: Path | None,
     num_classes: int | None,
@@ -75,7 +77,8 @@ def predict_command(
     NAME[.TAG] gives the architecture, the preprocessing and the class names; the weights
     are the tag's published ones (downloaded once) unless --checkpoint names a local file.
     A model without head prints its embedding size; --embeddings writes the embeddings
-    (pooled features, one row per image, in the order given) to a safetensors file.
+    (pooled features, one row per image, in the order given) to a safetensors file: never
+    over one of the input files, and over an existing file only with --force.
 
     Files that cannot be read as images are reported on stderr, one line each; the others
     are still processed, and the exit status is then 1.
@@ -107,7 +110,8 @@ def predict_command(
     from ..tasks.predict import predictor
 
     if embeddings_file is not None:
-        writable_path(embeddings_file, "--embeddings")
+        inputs = [*images, checkpoint, labels_file]
+        check_output(embeddings_file, "--embeddings", inputs=inputs, force=force)
     model = predictor(name, checkpoint=checkpoint, labels=labels_file, model_args=model_args, **flags)
     if not model.has_head and not as_json:
         click.echo(f"{name} has no classifier head: it gives embeddings")

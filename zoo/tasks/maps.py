@@ -18,7 +18,8 @@ by default. The built-in families name their maps:
   `spatial_map(x) -> (B, 1, H, W)`, the spatial gate it would apply to `x`.
 
 `attention_rollout` and `class_token_attention` work on the per-block attention weights of
-any transformer, for plugin families to reuse; `overlay` draws a map over an image.
+any transformer, for plugin families to reuse; `overlay` draws a map over an image and
+`save_picture` writes it in the format its file name says.
 
     >>> maps = zoo.attention_maps(model, x)   # {"rollout": (B, 14, 14), "last": (B, 14, 14)}
 """
@@ -26,22 +27,28 @@ any transformer, for plugin families to reuse; `overlay` draws a map over an ima
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import AttentionMapError
+from ..errors import ArgumentError, AttentionMapError
+from ..files import atomic_path
 from ..registry.family import HasAttentionMaps
+from .preprocessing import rgb_for_display
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
 __all__ = [
+    "PICTURE_FORMATS",
     "HasAttentionMaps",
     "attention_maps",
     "attention_rollout",
     "class_token_attention",
     "colorize",
     "overlay",
+    "picture_format",
+    "save_picture",
 ]
 
 
@@ -175,7 +182,9 @@ def overlay(
     """Draw an attention map over an image; returns an RGB image of the image's size.
 
     Args:
-        image: The picture the model saw (before preprocessing).
+        image: The picture the model saw (before preprocessing), or a reduced copy of it
+            (`zoo.load_image(path, max_size=N)`) with `box` scaled to it; any mode
+            `zoo.load_image` reads (16-bit and float images are shown in 8 bits).
         attention: A map (h, w); scaled to [0, 1] by its own minimum and maximum, upsampled
             bilinearly to `box` and coloured (dark violet low, red high).
         box: (left, top, right, bottom), in the image's pixels, of the part the map covers:
@@ -202,8 +211,38 @@ def overlay(
     values = F.interpolate(values[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
     colours = colorize(values)  # (h, w, 3)
 
-    picture = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy()).float()  # (H, W, 3)
+    picture = torch.from_numpy(np.asarray(rgb_for_display(image), dtype=np.uint8).copy()).float()  # (H, W, 3)
     result = picture * outside
     region = picture[y0:y1, x0:x1]
     result[y0:y1, x0:x1] = region * (1 - alpha) + colours * alpha
     return Image.fromarray(result.round().clamp(0, 255).to(torch.uint8).numpy())
+
+
+PICTURE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+"""The PIL format written for each file suffix (in any case)."""
+
+
+def picture_format(path: str | Path) -> str:
+    """The PIL format the suffix of `path` names (`PICTURE_FORMATS`).
+
+    Raises:
+        ArgumentError: a suffix not in `PICTURE_FORMATS`.
+    """
+    suffix = Path(path).suffix
+    if suffix.lower() not in PICTURE_FORMATS:
+        named = f"'{suffix}'" if suffix else "no suffix"
+        raise ArgumentError(
+            f"{path}: cannot tell which image format to write from {named}; "
+            f"name it {', '.join(PICTURE_FORMATS)}"
+        )
+    return PICTURE_FORMATS[suffix.lower()]
+
+
+def save_picture(image: Image.Image, path: str | Path) -> None:
+    """Write `image` as the format its suffix names (PNG, JPEG at quality 95 as RGB, or
+    WebP at quality 95), whole or not at all."""
+    format = picture_format(path)
+    options = {"quality": 95} if format in ("JPEG", "WEBP") else {}
+    image = image.convert("RGB") if format == "JPEG" and image.mode != "RGB" else image
+    with atomic_path(path) as temporary:
+        image.save(temporary, format=format, **options)

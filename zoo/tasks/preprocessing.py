@@ -18,6 +18,10 @@ The eval transform, for an input size (C, H, W) and crop fraction `crop_pct`:
 2. crop H x W from the centre (offsets `round((size - crop) / 2)`, ties to even);
 3. scale to floats in [0, 1] (C, H, W), then `(x - mean) / std` per channel.
 
+An 8-bit image is resized in 8 bits by PIL and divided by 255; a 16-bit, 32-bit or float
+image is brought to floats in [0, 1] (PIL mode F, see `load_image`) and resized in floats,
+so it keeps its precision to the tensor.
+
 A name without weights (`resnet50_cbam`) gets the ImageNet defaults: mean
 (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225), crop 0.875, bicubic, at the model's own
 input size (its `img_size` argument where its builder has one, else 224).
@@ -25,8 +29,11 @@ input size (its `img_size` argument where its builder has one, else 224).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,9 +54,13 @@ __all__ = [
     "DEFAULT_INTERPOLATION",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "BACKGROUND",
     "ImageTransform",
+    "bounded_size",
     "data_config",
     "load_image",
+    "rgb_for_display",
+    "standard_image",
     "transforms",
 ]
 
@@ -188,27 +199,53 @@ class ImageTransform:
         return left / sx, top / sy, (left + crop_width) / sx, (top + crop_height) / sy
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        import numpy as np
         import torch
         from PIL import Image
 
         if not isinstance(image, Image.Image):
             raise TypeError(f"expected a PIL image, got {type(image).__name__} (see zoo.load_image)")
-        image = image.convert("RGB" if self.channels == 3 else "L" if self.channels == 1 else image.mode)
-        if len(image.getbands()) != self.channels:
-            raise ArgumentError(f"cannot make {self.channels}-channel input from a {image.mode} image")
+        image = self._with_channels(image)
+        x = self._float_pixels(image) if image.mode == "F" else self._eight_bit_pixels(image)
+        mean = torch.tensor(self.config.mean, dtype=torch.float32).view(-1, 1, 1)
+        std = torch.tensor(self.config.std, dtype=torch.float32).view(-1, 1, 1)
+        return x.sub_(mean).div_(std)
+
+    def _with_channels(self, image: Image.Image) -> Image.Image:
+        """The image in the standard mode (see `load_image`), with the model's channels."""
+        if self.channels not in (1, 3):
+            if len(image.getbands()) != self.channels:
+                raise ArgumentError(f"cannot make {self.channels}-channel input from a {image.mode} image")
+            return image
+        image = standard_image(image)
+        if image.mode == "F":
+            return image  # one band, repeated for three channels once resized
+        return image.convert("RGB" if self.channels == 3 else "L")
+
+    def _resized_and_cropped(self, image: Image.Image) -> Image.Image:
         resized = self.resized_size(image.size)
         if resized != image.size:
             image = image.resize(resized, _resample(self.config.interpolation))
         left, top = self.crop_offsets(image.size)
         crop_height, crop_width = self.crop_size
-        image = image.crop((left, top, left + crop_width, top + crop_height))
+        return image.crop((left, top, left + crop_width, top + crop_height))
 
+    def _eight_bit_pixels(self, image: Image.Image) -> torch.Tensor:
+        """(C, H, W) in [0, 1] from an 8-bit image: resized by PIL in 8 bits, then / 255."""
+        import numpy as np
+        import torch
+
+        crop_height, crop_width = self.crop_size
+        image = self._resized_and_cropped(image)
         pixels = np.asarray(image, dtype=np.uint8).reshape(crop_height, crop_width, self.channels)
-        x = torch.from_numpy(pixels.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)  # (C, H, W)
-        mean = torch.tensor(self.config.mean, dtype=torch.float32).view(-1, 1, 1)
-        std = torch.tensor(self.config.std, dtype=torch.float32).view(-1, 1, 1)
-        return x.sub_(mean).div_(std)
+        return torch.from_numpy(pixels.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
+
+    def _float_pixels(self, image: Image.Image) -> torch.Tensor:
+        """(C, H, W) from a float image in [0, 1]: resized by PIL in floats, never rounded."""
+        import numpy as np
+        import torch
+
+        band = np.asarray(self._resized_and_cropped(image), dtype=np.float32)
+        return torch.from_numpy(band.copy()).unsqueeze(0).repeat(self.channels, 1, 1)
 
 
 def _resample(interpolation: str) -> int:
@@ -221,19 +258,206 @@ def _resample(interpolation: str) -> int:
     }[interpolation]
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open an image file fully, turned upright by its EXIF orientation.
+# What `standard_image` does with each mode PIL opens (see `load_image`).
+BACKGROUND = (255, 255, 255)
+"""The colour transparent pixels are shown on: white, as viewers and browsers show them."""
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+_AS_RGB = frozenset({"RGB", "RGBX", "P", "CMYK", "YCbCr", "LAB", "HSV"})
+_WITH_ALPHA = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_FULL_16_BIT = 65535
+
+
+def standard_image(image: Image.Image, name: str | None = None) -> Image.Image:
+    """The image in one of three modes, by the rules of `load_image`: "RGB", "L" (8-bit
+    grey) or "F" (one band of floats in [0, 1], for 16-bit, 32-bit and float images).
 
     Raises:
-        ImageError: the file is missing, unreadable, or not an image PIL can decode.
+        ImageError: a mode that cannot be read without losing values (see `load_image`).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    name = name if name is not None else getattr(image, "filename", "") or "the image"
+    try:
+        return _in_standard_mode(image, name)
+    except ImageError:
+        raise
+    except ValueError as error:  # a conversion PIL does not have
+        raise ImageError(name, f"cannot convert a {image.mode} image to RGB: {error}") from None
+
+
+def _in_standard_mode(image: Image.Image, name: str) -> Image.Image:
+    mode = image.mode
+    if mode in SIXTEEN_BIT_MODES:
+        return _scaled_to_unit(image.convert("F"))
+    if mode == "I":
+        return _scaled_to_unit(_checked(image, name, 0, _FULL_16_BIT, "32-bit integer", "0..65535"))
+    if mode == "F":
+        return _checked(image, name, 0.0, 1.0, "float", "[0, 1]")
+    if mode in _WITH_ALPHA or (mode in _AS_RGB | {"L", "1"} and image.has_transparency_data):
+        return _on_background(image)
+    if mode in ("L", "RGB"):
+        return image
+    if mode == "1":
+        return image.convert("L")
+    if mode in _AS_RGB:
+        return image.convert("RGB")
+    raise ImageError(name, f"images of mode {mode} cannot be read; save it as RGB, grey or 16-bit")
+
+
+def rgb_for_display(image: Image.Image) -> Image.Image:
+    """The image as 8-bit RGB, for drawing on: `standard_image`, floats rounded to 8 bits."""
+    import numpy as np
+    from PIL import Image
+
+    image = standard_image(image)
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float32) * np.float32(255)
+        image = Image.fromarray(np.rint(values).astype(np.uint8))
+    return image.convert("RGB")
+
+
+def _checked(image: Image.Image, name: str, low: float, high: float, kind: str, allowed: str) -> Image.Image:
+    """`image` if all its values lie in [low, high]; else one line saying what they are."""
+    import numpy as np
+
+    values = np.asarray(image)
+    if values.size == 0:
+        return image
+    least, most = values.min(), values.max()
+    if not (np.isfinite(least) and np.isfinite(most) and least >= low and most <= high):
+        raise ImageError(
+            name,
+            f"{kind} pixels from {least:.6g} to {most:.6g}: only values in {allowed} can be read "
+            "without clipping; scale them to [0, 1] as float or save as 16-bit",
+        )
+    return image
+
+
+def _scaled_to_unit(image: Image.Image) -> Image.Image:
+    """An I or F image of values in 0..65535 as floats in [0, 1] (mode F)."""
+    import numpy as np
+    from PIL import Image
+
+    values = np.asarray(image.convert("F"), dtype=np.float32) / np.float32(_FULL_16_BIT)
+    return Image.fromarray(values)
+
+
+def _on_background(image: Image.Image) -> Image.Image:
+    """An image with transparency composited on `BACKGROUND`, as RGB."""
+    from PIL import Image
+
+    rgba = (image.convert("LA") if image.mode == "La" else image).convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def load_image(path: str | Path, *, max_size: int | None = None) -> Image.Image:
+    """Open an image file fully, turned upright by its EXIF orientation, in a standard mode.
+
+    Every mode PIL opens is read without clipping, or refused in one line:
+
+    - 8-bit colour (RGB, P, CMYK, YCbCr, LAB, HSV) becomes RGB as PIL converts it; 8-bit
+      grey (L, 1) stays grey (L).
+    - Transparency (RGBA, LA, PA, or P, L and RGB with a transparent colour) is composited
+      on white (`BACKGROUND`) into RGB, as viewers and browsers show it: a dark drawing on
+      a transparent background stays visible, where black would hide it.
+    - 16-bit grey (I;16, I;16B, I;16L, I;16N) is scaled by its full range, v / 65535, to
+      floats in [0, 1] (mode F); 32-bit integers (I) the same when all lie in 0..65535,
+      else refused.
+    - Floats (F) are used as they are when all lie in [0, 1]; else (NaN too) refused.
+    - Any other mode is refused.
+
+    The transforms keep F images in floats all the way to the tensor. An image of more
+    than `PIL.Image.MAX_IMAGE_PIXELS` pixels is read with a one-line warning on the `zoo`
+    logger; one of more than twice as many is refused (PIL's decompression-bomb limits).
+
+    Args:
+        path: The file.
+        max_size: Give a reduced copy instead, for showing: its longer side at most
+            `max_size` pixels (`bounded_size` of the full size). A JPEG is decoded at a
+            reduced scale (`Image.draft`), so its full size is never in memory; other
+            formats are reduced after decoding. It is read without the warning on large
+            images (given when the image itself is read), within the same hard limit.
+
+    Raises:
+        ImageError: the file is missing, unreadable, not an image PIL can decode, too
+            large, or of values that would be clipped.
+    """
+    from PIL import Image
 
     path = Path(path)
+    target = None
+    with _reading(path), Image.open(path) as opened:
+        if max_size is None:
+            _warn_if_large(opened.size, path)
+        else:
+            target = bounded_size(_upright_size(opened), max_size)
+            opened.draft(None, target if not _turns(opened) else target[::-1])
+        opened.load()
+        image = _upright(opened)
+    image = standard_image(image, str(path))
+    if target is not None and image.size != target:
+        image = image.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return image
+
+
+def bounded_size(size: tuple[int, int], max_size: int) -> tuple[int, int]:
+    """(width, height) of `size` scaled down so that its longer side is at most `max_size`."""
+    width, height = size
+    scale = max_size / max(width, height)
+    if scale >= 1:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+_EXIF_ORIENTATION = 0x0112
+
+
+def _turns(image: Image.Image) -> bool:
+    """Whether the EXIF orientation of `image` turns it by 90 degrees (swaps its sides)."""
+    return image.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8)
+
+
+def _upright_size(image: Image.Image) -> tuple[int, int]:
+    width, height = image.size
+    return (height, width) if _turns(image) else (width, height)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """A loaded image turned by its EXIF orientation, in place (no second copy)."""
+    from PIL import ImageOps
+
+    ImageOps.exif_transpose(image, in_place=True)
+    return image
+
+
+def _warn_if_large(size: tuple[int, int], path: Path) -> None:
+    """One line on the `zoo` logger for an image above PIL's warning limit."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    pixels = size[0] * size[1]
+    if limit is not None and pixels > limit:
+        logging.getLogger("zoo").warning(
+            f"{path} is {_megapixels(pixels)} ({size[0]}x{size[1]}), above PIL's "
+            f"{_megapixels(limit)} limit for images it trusts; reading it anyway"
+        )
+
+
+def _megapixels(pixels: float) -> str:
+    return f"{pixels / 1e6:.3g} MP"
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Errors of opening and decoding `path` as one-line `ImageError`s; PIL's
+    decompression-bomb warning left to `_warn_if_large`."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = ImageOps.exif_transpose(opened)  # a copy, detached from the file
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
     except FileNotFoundError:
         raise ImageError(str(path), "no such file") from None
     except IsADirectoryError:
@@ -242,6 +466,19 @@ def load_image(path: str | Path) -> Image.Image:
         raise ImageError(str(path), "permission denied") from None
     except UnidentifiedImageError:
         raise ImageError(str(path), "not an image (or a format PIL cannot read)") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise ImageError(str(path), _bomb_reason(str(error))) from None
+    except (OSError, ValueError, SyntaxError) as error:
         raise ImageError(str(path), f"cannot read the image: {error}") from None
-    return image
+
+
+def _bomb_reason(message: str) -> str:
+    from PIL import Image
+
+    found = re.search(r"\((\d+) pixels\)", message)
+    size = f"is {_megapixels(int(found.group(1)))}, " if found else ""
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    return (
+        f"{size}more than PIL's limit of {_megapixels(limit)} (it could be a decompression bomb); "
+        "raise PIL.Image.MAX_IMAGE_PIXELS to read it"
+    )

@@ -247,6 +247,7 @@ class TestAttn:
             str(out),
             "--stage",
             "2",
+            "--force",
             "--checkpoint",
             str(tmp_path / "ck.safetensors"),
             "--num-classes",

@@ -10,8 +10,16 @@ from PIL import Image
 from torch import nn
 
 import zoo
-from zoo.errors import AttentionMapError
-from zoo.tasks.maps import _RAMP, attention_rollout, class_token_attention, colorize, overlay
+from zoo.errors import ArgumentError, AttentionMapError
+from zoo.tasks.maps import (
+    _RAMP,
+    attention_rollout,
+    class_token_attention,
+    colorize,
+    overlay,
+    picture_format,
+    save_picture,
+)
 
 TINY_VIT = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3, "num_classes": 10}
 TINY_RESNET = {
@@ -176,3 +184,33 @@ class TestOverlay:
     def test_a_flat_map_is_drawn_as_the_low_colour(self):
         picture = overlay(Image.new("RGB", (8, 8)), torch.full((2, 2), 0.3), alpha=1.0)
         assert picture.getpixel((4, 4)) == _RAMP[0][1]
+
+    def test_a_16_bit_image_is_shown_in_8_bits_not_clipped(self):
+        grey = Image.fromarray(np.full((8, 8), 32768, dtype=np.uint16))  # mode I;16, mid grey
+        picture = overlay(grey, torch.zeros(2, 2), box=(0, 0, 4, 4), outside=1.0)
+        assert picture.getpixel((6, 6)) == (128, 128, 128)
+
+
+class TestSavePicture:
+    @pytest.mark.parametrize(
+        ("name", "format"),
+        [("m.png", "PNG"), ("m.jpg", "JPEG"), ("m.jpeg", "JPEG"), ("M.JPG", "JPEG"), ("m.webp", "WEBP")],
+    )
+    def test_the_suffix_names_the_format(self, tmp_path, name, format):
+        save_picture(Image.new("RGB", (6, 4), (10, 200, 30)), tmp_path / name)
+        with Image.open(tmp_path / name) as written:
+            assert written.format == format and written.size == (6, 4) and written.mode == "RGB"
+
+    def test_jpeg_is_written_as_rgb(self, tmp_path):
+        save_picture(Image.new("RGBA", (6, 4), (10, 200, 30, 128)), tmp_path / "m.jpg")
+        with Image.open(tmp_path / "m.jpg") as written:
+            assert written.mode == "RGB"
+
+    @pytest.mark.parametrize("name", ["m.gif", "m.txt", "m"])
+    def test_an_unknown_suffix_is_refused_and_nothing_written(self, tmp_path, name):
+        with pytest.raises(ArgumentError, match="cannot tell which image format") as caught:
+            save_picture(Image.new("RGB", (6, 4)), tmp_path / name)
+        assert ".png, .jpg, .jpeg, .webp" in str(caught.value)
+        assert list(tmp_path.iterdir()) == []
+        with pytest.raises(ArgumentError):
+            picture_format(name)

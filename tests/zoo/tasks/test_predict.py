@@ -163,3 +163,30 @@ def test_predict_on_a_checkpoint_served_by_the_test_hub(
     again = CliRunner().invoke(cli, ["predict", "tiny_vit.in1k", files[0], "--topk", "3", "--json"])
     assert again.exit_code == 0, again.stderr
     assert json.loads(again.stdout)["results"] == report["results"]
+
+
+def test_a_16_bit_image_and_its_8_bit_reduction_give_the_same_answer(tmp_path):
+    # A small ResNet with fixed random weights; a smooth 16-bit grey scene with texture.
+    shape = {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
+    torch.manual_seed(0)
+    model = zoo.create("resnet18", num_classes=10, **shape).eval()
+    path = tmp_path / "resnet.safetensors"
+    save_file(model.state_dict(), path)
+    ready = predictor("resnet18", checkpoint=path, num_classes=10, model_args=shape)
+
+    rows, columns = np.mgrid[0:240, 0:320]
+    scene = 0.5 + 0.3 * np.sin(rows / 17.0) * np.cos(columns / 23.0) + 0.1 * np.sin(columns / 3.0)
+    noise = np.random.default_rng(0).normal(0, 0.03, scene.shape)
+    values = (np.clip(scene + noise, 0, 1) * 65535).round().astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "scene16.png")
+    Image.fromarray((values / 257).round().astype(np.uint8)).save(tmp_path / "scene8.png")
+    deep, shallow = (zoo.load_image(tmp_path / f"scene{bits}.png") for bits in (16, 8))
+
+    [top_deep], [top_shallow] = ready.predict([deep], topk=1), ready.predict([shallow], topk=1)
+    assert top_deep[0].index == top_shallow[0].index
+    embeddings = ready.embed([deep, shallow])
+    assert float(torch.nn.functional.cosine_similarity(embeddings[0], embeddings[1], dim=0)) > 0.99
+    # ...and the 16-bit image is not read as a clipped, nearly white one.
+    white = ready.embed([Image.new("L", deep.size, 255)])[0]
+    assert float(torch.nn.functional.cosine_similarity(embeddings[0], white, dim=0)) < 0.99
+    assert (deep.mode, shallow.mode) == ("F", "L")

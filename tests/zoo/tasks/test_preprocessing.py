@@ -7,7 +7,9 @@ plain Python arithmetic for the scaling and normalisation.
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from PIL import Image
 import zoo
 from zoo.errors import ArgumentError, ImageError, UnknownModelError
 from zoo.registry.schema import Preprocessing
-from zoo.tasks.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageTransform
+from zoo.tasks.preprocessing import BACKGROUND, IMAGENET_MEAN, IMAGENET_STD, ImageTransform, bounded_size
 
 
 def synthetic(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
@@ -195,3 +197,234 @@ class TestLoadImage:
             zoo.load_image(path)
         assert str(path) in str(caught.value)
         assert "\n" not in str(caught.value)
+
+
+def gradient16(width: int = 10, height: int = 8) -> np.ndarray:
+    """A 16-bit ramp over the full range 0..65535, most values far above 255."""
+    return np.linspace(0, 65535, width * height).round().astype(np.uint16).reshape(height, width)
+
+
+def unit_config(size: int = 4, crop_pct: float = 0.5, interpolation: str = "bicubic") -> Preprocessing:
+    """No normalisation: the tensor is the pixels in [0, 1]."""
+    return config(size, crop_pct, interpolation, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+
+def save_16_bit(path, values: np.ndarray, mode: str) -> None:
+    height, width = values.shape
+    dtype = ">u2" if mode == "I;16B" else "<u2"
+    Image.frombytes(mode, (width, height), values.astype(dtype).tobytes()).save(path)
+
+
+class TestHighPrecisionImages:
+    @pytest.mark.parametrize(("mode", "suffix"), [("I;16", "png"), ("I;16", "tiff"), ("I;16B", "tiff")])
+    def test_16_bit_grey_is_scaled_by_its_full_range(self, tmp_path, mode, suffix):
+        values = gradient16()
+        path = tmp_path / f"grey16.{suffix}"
+        save_16_bit(path, values, mode)
+        with Image.open(path) as opened:
+            assert opened.mode == mode
+        image = zoo.load_image(path)
+        assert image.mode == "F"
+        np.testing.assert_allclose(np.asarray(image), values / 65535, rtol=0, atol=1e-7)
+        # 10x8 at input 4, crop 0.5: no resize, crop (3, 2); each channel is the grey value.
+        x = zoo.transforms(unit_config())(image)
+        expected = torch.from_numpy(values[2:6, 3:7] / 65535).float().expand(3, 4, 4)
+        torch.testing.assert_close(x, expected, rtol=0, atol=1e-6)
+
+    def test_16_bit_values_are_not_clipped_to_white(self, tmp_path):
+        path = tmp_path / "grey16.png"
+        save_16_bit(path, gradient16(64, 64), "I;16")
+        x = zoo.transforms(unit_config(16, 1.0))(zoo.load_image(path))
+        assert float((x >= 1.0).float().mean()) < 0.01
+        assert 0.4 < float(x.mean()) < 0.6
+
+    def test_the_transform_opens_a_16_bit_pil_image_the_same_way(self, tmp_path):
+        path = tmp_path / "grey16.png"
+        save_16_bit(path, gradient16(), "I;16")
+        transform = zoo.transforms(unit_config())
+        with Image.open(path) as opened:
+            torch.testing.assert_close(transform(opened), transform(zoo.load_image(path)))
+
+    def test_resizing_keeps_more_than_8_bits(self, tmp_path):
+        # Two images that are the same once reduced to 8 bits (1000 // 257 == 1100 // 257)
+        # stay different through the resize.
+        transform = zoo.transforms(unit_config(4, 0.875))
+        low, high = (np.full((20, 30), v, dtype=np.uint16) for v in (1000, 1100))
+        for name, values in (("low", low), ("high", high)):
+            save_16_bit(tmp_path / f"{name}.png", values, "I;16")
+        x_low = transform(zoo.load_image(tmp_path / "low.png"))
+        x_high = transform(zoo.load_image(tmp_path / "high.png"))
+        torch.testing.assert_close(x_low, torch.full((3, 4, 4), 1000 / 65535), rtol=0, atol=1e-6)
+        torch.testing.assert_close(x_high, torch.full((3, 4, 4), 1100 / 65535), rtol=0, atol=1e-6)
+
+    @pytest.mark.parametrize("interpolation", ["bicubic", "bilinear", "nearest"])
+    def test_high_precision_images_are_resized_in_floats(self, tmp_path, interpolation):
+        # 30x20 at input 8, crop 0.875 -> 13x9, crop (2, 0) (see the 8-bit test above).
+        values = gradient16(30, 20)
+        path = tmp_path / "grey16.png"
+        save_16_bit(path, values, "I;16")
+        resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
+        floats = Image.fromarray((values / 65535).astype(np.float32))
+        resized = np.asarray(floats.resize((13, 9), resample[interpolation]))[0:8, 2:10]
+        x = zoo.transforms(unit_config(8, 0.875, interpolation))(zoo.load_image(path))
+        torch.testing.assert_close(x, torch.from_numpy(resized.copy()).expand(3, 8, 8), rtol=0, atol=1e-6)
+
+    def test_a_one_channel_model_gets_the_grey_floats(self, tmp_path):
+        path = tmp_path / "grey16.png"
+        save_16_bit(path, gradient16(), "I;16")
+        grey = Preprocessing(
+            input_size=(1, 4, 4), mean=(0.0,), std=(1.0,), crop_pct=0.5, interpolation="bicubic"
+        )
+        x = zoo.transforms(grey)(zoo.load_image(path))
+        expected = torch.from_numpy(gradient16()[2:6, 3:7] / 65535).float()[None]
+        torch.testing.assert_close(x, expected, rtol=0, atol=1e-6)
+
+    def test_32_bit_integers_within_16_bits_are_scaled_like_16_bit(self, tmp_path):
+        path = tmp_path / "int32.tiff"
+        Image.fromarray(gradient16().astype(np.int32)).save(path)
+        with Image.open(path) as opened:
+            assert opened.mode == "I"
+        np.testing.assert_allclose(np.asarray(zoo.load_image(path)), gradient16() / 65535, atol=1e-7)
+
+    @pytest.mark.parametrize("value", [70000, -1])
+    def test_32_bit_integers_beyond_16_bits_are_refused(self, tmp_path, value):
+        path = tmp_path / "int32.tiff"
+        Image.fromarray(np.full((4, 4), value, dtype=np.int32)).save(path)
+        with pytest.raises(ImageError, match=r"32-bit integer pixels .* 0\.\.65535") as caught:
+            zoo.load_image(path)
+        assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+    def test_floats_in_0_1_are_used_as_they_are(self, tmp_path):
+        values = np.random.default_rng(0).random((8, 10), dtype=np.float32)
+        path = tmp_path / "float.tiff"
+        Image.fromarray(values).save(path)
+        x = zoo.transforms(unit_config())(zoo.load_image(path))
+        torch.testing.assert_close(x, torch.from_numpy(values[2:6, 3:7]).expand(3, 4, 4), rtol=0, atol=0)
+
+    @pytest.mark.parametrize("value", [1.5, -0.25, float("nan"), float("inf")])
+    def test_floats_outside_0_1_are_refused(self, tmp_path, value):
+        values = np.full((8, 10), 0.5, dtype=np.float32)
+        values[3, 4] = value
+        path = tmp_path / "float.tiff"
+        Image.fromarray(values).save(path)
+        with pytest.raises(ImageError, match=r"float pixels .* \[0, 1\]") as caught:
+            zoo.load_image(path)
+        assert "\n" not in str(caught.value)
+        with pytest.raises(ImageError, match="float pixels"):
+            zoo.transforms(unit_config())(Image.fromarray(values))
+
+
+class TestTransparency:
+    def test_transparent_pixels_are_composited_on_white(self, tmp_path):
+        pixels = np.zeros((8, 10, 4), dtype=np.uint8)  # transparent black
+        pixels[:, 5:] = (200, 0, 0, 255)  # an opaque red right half
+        pixels[:, 4] = (0, 0, 255, 128)  # a half transparent blue column
+        path = tmp_path / "logo.png"
+        Image.fromarray(pixels).save(path)
+        image = zoo.load_image(path)
+        assert image.mode == "RGB"
+        assert image.getpixel((0, 0)) == BACKGROUND == (255, 255, 255)
+        assert image.getpixel((7, 0)) == (200, 0, 0)
+        assert image.getpixel((4, 0)) == (127, 127, 255)
+        x = zoo.transforms(unit_config())(image)
+        assert x[:, 0, 0].tolist() == [1.0, 1.0, 1.0]
+
+    @pytest.mark.parametrize("mode", ["RGBA", "LA", "PA", "P"])
+    def test_every_kind_of_transparency_gives_the_same_picture(self, mode):
+        rgba = Image.new("RGBA", (10, 8), (0, 0, 0, 0))
+        rgba.paste((0, 0, 0, 255), (5, 0, 10, 8))  # the right half opaque black
+        image = rgba.convert(mode) if mode != "P" else rgba.convert("P")
+        if mode == "P":
+            image.info["transparency"] = image.getpixel((0, 0))
+        x = zoo.transforms(unit_config())(image)
+        # crop (3, 2): columns 3, 4 transparent (white), 5, 6 black.
+        assert x[0, 0].tolist() == [1.0, 1.0, 0.0, 0.0]
+
+    @pytest.mark.parametrize("mode", ["1", "YCbCr", "LAB", "HSV", "RGBX"])
+    def test_other_modes_become_rgb_as_pil_converts_them(self, mode):
+        image = synthetic(10, 8, seed=5, mode=mode)
+        cfg = config(4, 0.5)
+        expected = torch.tensor(by_hand(image.convert("RGB"), 3, 2, 4, cfg.mean, cfg.std))
+        torch.testing.assert_close(zoo.transforms(cfg)(image), expected, rtol=0, atol=1e-6)
+
+
+class TestLargeImages:
+    @pytest.fixture
+    def zoo_log(self):
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append
+        logger = logging.getLogger("zoo")
+        logger.addHandler(handler)
+        yield records
+        logger.removeHandler(handler)
+
+    def test_an_image_above_pils_warning_limit_is_one_line_of_ours(self, tmp_path, monkeypatch, zoo_log):
+        path = tmp_path / "photo.jpg"
+        synthetic(40, 30).save(path)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # PIL's own warning would be an exception here
+            image = zoo.load_image(path)
+        assert image.size == (40, 30)
+        [record] = zoo_log
+        assert record.levelno == logging.WARNING
+        assert record.getMessage() == (
+            f"{path} is 0.0012 MP (40x30), above PIL's 0.001 MP limit for images it trusts; reading it anyway"
+        )
+
+    def test_an_image_above_pils_hard_limit_is_refused_in_one_line(self, tmp_path, monkeypatch):
+        path = tmp_path / "huge.png"
+        synthetic(50, 50).save(path)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+        with pytest.raises(ImageError) as caught:
+            zoo.load_image(path)
+        assert str(caught.value) == (
+            f"{path}: is 0.0025 MP, more than PIL's limit of 0.002 MP (it could be a decompression "
+            "bomb); raise PIL.Image.MAX_IMAGE_PIXELS to read it"
+        )
+
+
+class TestReducedCopies:
+    def test_the_longer_side_is_bounded(self):
+        assert bounded_size((8000, 6000), 2048) == (2048, 1536)
+        assert bounded_size((600, 8000), 2048) == (154, 2048)
+        assert bounded_size((300, 200), 2048) == (300, 200)
+        assert bounded_size((5000, 1), 100) == (100, 1)
+
+    def test_a_jpeg_is_decoded_at_a_reduced_scale(self, tmp_path, monkeypatch):
+        from PIL import JpegImagePlugin
+
+        path = tmp_path / "photo.jpg"
+        synthetic(800, 600).save(path)
+        decoded = []
+        load = JpegImagePlugin.JpegImageFile.load
+
+        def recording_load(self):
+            decoded.append(self.size)
+            return load(self)
+
+        monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", recording_load)
+        image = zoo.load_image(path, max_size=100)
+        assert image.size == (100, 75) and image.mode == "RGB"
+        assert decoded and max(decoded[0]) <= 200  # 1/4 or 1/8 of the full scale
+
+    def test_a_turned_photo_is_bounded_upright(self, tmp_path):
+        path = tmp_path / "rotated.jpg"
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        synthetic(400, 100).save(path, exif=exif.tobytes())
+        assert zoo.load_image(path, max_size=200).size == (50, 200)
+
+    def test_other_formats_are_reduced_after_decoding(self, tmp_path):
+        path = tmp_path / "grey16.png"
+        save_16_bit(path, gradient16(300, 200), "I;16")
+        image = zoo.load_image(path, max_size=60)
+        assert image.size == (60, 40) and image.mode == "F"
+
+    def test_a_small_image_keeps_its_size(self, tmp_path):
+        path = tmp_path / "small.png"
+        synthetic(30, 20).save(path)
+        image = zoo.load_image(path, max_size=2048)
+        assert image.size == (30, 20)
+        assert np.array_equal(np.asarray(image), np.asarray(synthetic(30, 20)))
