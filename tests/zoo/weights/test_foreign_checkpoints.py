@@ -383,7 +383,7 @@ def test_an_inconsistent_index_is_one_line(tmp_path):
 
 
 def test_a_sharded_repository_on_the_hub_loads_and_every_shard_is_recorded(
-    hub, hub_env, request, tmp_path, make_registry
+    hub, hub_env, request, tmp_path, make_registry, monkeypatch
 ):
     original = tiny_model("resnet", seed=5)
     folder = tmp_path / "published"
@@ -405,6 +405,10 @@ def test_a_sharded_repository_on_the_hub_loads_and_every_shard_is_recorded(
         entry = record[str(shard.path)]
         assert entry["repo_id"] == repo and entry["sha256"] == shard.sha256
         assert shard.sha256 == zoo.weights.cache.sha256_of(folder / shard.path.name)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # every shard is served from the cache
+    assert torch.equal(outputs(zoo.create("tiny", pretrained=True, registry=registry)), outputs(original))
+    monkeypatch.delenv("HF_HUB_OFFLINE")
 
     blob = download.shards[1].path.resolve()
     blob.write_bytes(b"\x00" * blob.stat().st_size)  # a shard changed in the cache is caught
