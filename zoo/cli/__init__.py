@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "create": "create:create_command",
     "get": "get:get_command",
     "export": "export:export_command",
+    "convert": "convert:convert_command",
     "cache": "cache:cache_group",
     "predict": "predict:predict_command",
     "attn": "attn:attn_command",

@@ -85,7 +85,11 @@ class _Weights(_Strict):
     path: str | None = Field(
         default=None, description="a local safetensors file, instead of a Hub repository"
     )
-    filename: str = Field(default="model.safetensors", pattern=r"\.safetensors$")
+    filename: str = Field(
+        default="model.safetensors",
+        pattern=r"\.safetensors(\.index\.json)?$",
+        description="the safetensors file, or a sharded checkpoint's index (model.safetensors.index.json)",
+    )
     revision: str | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     license: str

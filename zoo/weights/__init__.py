@@ -2,7 +2,9 @@
 
 - `resolve`: the one resolver of model names (`name`, `name.tag`, `hf-hub:ORG/REPO[@REV]`);
 - `hub`, `cache`: files from the Hugging Face Hub, their cache and integrity records;
-- `header`: safetensors headers checked before anything is allocated;
+- `header`: safetensors headers (and sharded checkpoints' indexes) checked before anything
+  is allocated; pickles recognised and refused;
+- `convert`: `zoo convert`, the one explicit step that reads a pickle (`weights_only=True`);
 - `loading`, `adaptation`: checkpoints assigned into models built on `meta`, and made to fit
   a model that differs from them on purpose;
 - `factory`: `create`, `get` and `download`, the name-taking entry points;

@@ -19,7 +19,7 @@ from ..registry.family import AdaptsPretrained, HasClassifier, HasFirstConv
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Adapted", "adapt_input_conv", "adapt_state", "within"]
+__all__ = ["Adapted", "adapt_input_conv", "adapt_state", "head_classes", "within"]
 
 
 @dataclass
@@ -64,8 +64,8 @@ def adapt_state(
             tuple(state[k].shape) == expected[k] for k in model_keys
         ):
             continue
-        old = _classes({key: tuple(state[key].shape) for key in file_keys})
-        new = _classes({key: expected[key] for key in model_keys})
+        old = head_classes({key: tuple(state[key].shape) for key in file_keys})
+        new = head_classes({key: expected[key] for key in model_keys})
         for key in file_keys:
             del state[key]
         adapted.fresh.update(model_keys)
@@ -125,7 +125,8 @@ def within(key: str, prefix: str) -> bool:
     return key == prefix or key.startswith(prefix + ".")
 
 
-def _classes(shapes: Mapping[str, tuple[int, ...]]) -> int:
+def head_classes(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    """The number of classes of a head, from the shapes of its tensors (its 2-D weight's rows)."""
     for key, shape in shapes.items():
         if key.endswith("weight") and len(shape) == 2:
             return shape[0]

@@ -39,7 +39,8 @@ def create(
         pretrained: Load the published weights of the tag (the entry's default tag if none),
             from the cache or downloaded and checked first.
         checkpoint: Load this local safetensors file instead (through the key adapter of the
-            tag, if `name` carries one).
+            tag, if `name` carries one); or a sharded checkpoint, as its
+            `model.safetensors.index.json` or the folder holding it and its shards.
         num_classes: Size of the classifier head (0 for none). With weights whose head differs,
             a fresh head is initialised and everything else is loaded.
         device: Where to build (`"cpu"`, `"cuda"`, `"cuda:1"`, `"meta"`, ...).
@@ -71,7 +72,7 @@ def create(
         return build(config, device=target_device, dtype=target_dtype)
 
     if pretrained:
-        checkpoint = hub.fetch(resolved).path
+        checkpoint = _fetch(resolved).path
     key_adapter = None
     if resolved.weights is not None and resolved.weights.adapter:  # the tag's file, fetched or local
         key_adapter = registry.adapter(resolved.weights.adapter)
@@ -97,6 +98,12 @@ def download(
 ) -> hub.Download:
     """Fetch (or find in the cache) and check the weight file of `name[.tag]` or `hf-hub:...`."""
     resolved = with_default_tag(resolve(name, registry, revision=revision))
+    return _fetch(resolved, revision=revision, force=force)
+
+
+def _fetch(resolved: Resolved, *, revision: str | None = None, force: bool = False) -> hub.Download:
+    if hub.is_sharded(resolved):
+        return hub.fetch_sharded(resolved, revision=revision, force=force)
     return hub.fetch(resolved, revision=revision, force=force)
 
 
@@ -108,6 +115,8 @@ def get(
     registry: Registry | None = None,
 ) -> Path:
     """The local path of a weight tag's checked safetensors file, downloaded if needed.
+
+    For a sharded checkpoint, the path of its index; every shard is fetched beside it.
 
     Args:
         name: `name[.tag]` (the entry's default tag if none), `hf-hub:ORG/REPO[@REV]`, or an

@@ -8,6 +8,12 @@ data section. The JSON maps each tensor name to its `dtype`, `shape` and `data_o
 known, every tensor's byte range inside the data section, exactly as long as its shape and
 dtype say, and no two ranges may overlap. Anything else is a `CheckpointError` in one line,
 so a malformed, truncated or lying file is refused before memory is mapped or allocated.
+A PyTorch pickle (`torch.save`'s zip archive or a legacy pickle stream) is recognised by its
+first bytes and refused with the command that converts it; nothing here unpickles.
+
+A sharded checkpoint (`model.safetensors.index.json`, whose `weight_map` names the shard of
+each tensor) is read by `read_checkpoint`: the index and every shard's header are checked,
+and the shards against the index, before any tensor data is read.
 """
 
 from __future__ import annotations
@@ -16,13 +22,29 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
 from ..errors import CheckpointError
 
-__all__ = ["DTYPES", "MAX_HEADER_BYTES", "Header", "TensorInfo", "check_state_names", "read_header"]
+__all__ = [
+    "DTYPES",
+    "INDEX_SUFFIX",
+    "MAX_HEADER_BYTES",
+    "Checkpoint",
+    "Header",
+    "TensorInfo",
+    "check_state_names",
+    "pickle_kind",
+    "read_checkpoint",
+    "read_header",
+    "read_index",
+    "state_mismatch",
+]
+
+INDEX_SUFFIX = ".safetensors.index.json"
+"""How the index of a sharded checkpoint is named (`model.safetensors.index.json`)."""
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 """The largest header accepted (the limit of the reference implementation)."""
@@ -93,15 +115,20 @@ def read_header(path: str | Path) -> Header:
     """Read and check the header of a safetensors file (reads only the header bytes).
 
     Raises:
-        CheckpointError: the file is missing, not safetensors, truncated, or its header is
-            inconsistent (unknown dtype, bad shape, byte ranges out of bounds, of the wrong
-            length or overlapping).
+        CheckpointError: the file is missing, a PyTorch pickle (the message names the
+            conversion), not safetensors, truncated, or its header is inconsistent (unknown
+            dtype, bad shape, byte ranges out of bounds, of the wrong length or overlapping).
     """
     path = Path(path)
     try:
         with open(path, "rb") as file:
             file_size = os.fstat(file.fileno()).st_size
-            prefix = file.read(8)
+            prefix = file.read(9)
+            kind = pickle_kind(prefix)
+            if kind is not None:
+                raise _bad(path, _pickle_advice(path, kind))
+            prefix = prefix[:8]
+            file.seek(8)
             if len(prefix) < 8:
                 raise _bad(path, f"is truncated: {file_size} bytes, too short for a safetensors header")
             length = int.from_bytes(prefix, "little")
@@ -135,6 +162,35 @@ def read_header(path: str | Path) -> Header:
     tensors = {name: _tensor(path, name, entry, data_start, data_size) for name, entry in document.items()}
     _check_no_overlap(path, tensors)
     return Header(path, file_size, data_start, tensors, dict(metadata))
+
+
+def pickle_kind(prefix: bytes) -> str | None:
+    """`"zip"` for `torch.save`'s zip archive, `"pickle"` for a pickle stream (protocol 2 to
+    5, as legacy `torch.save` writes), None otherwise, from a file's first 9 bytes.
+
+    A safetensors header always starts with `{` at byte 8, which tells a safetensors file
+    whose header length happens to begin with the same bytes from a pickle.
+    """
+    if prefix[8:9] == b"{":
+        return None
+    if prefix[:4] == b"PK\x03\x04":
+        return "zip"
+    if len(prefix) >= 2 and prefix[0] == 0x80 and 2 <= prefix[1] <= 5:
+        return "pickle"
+    return None
+
+
+def _pickle_advice(path: Path, kind: str) -> str:
+    import shlex
+
+    output = path.with_suffix(".safetensors")
+    if output == path:
+        output = path.with_suffix(".converted.safetensors")
+    what = "zip archive (torch.save)" if kind == "zip" else "pickle (legacy torch.save)"
+    return (
+        f"is a PyTorch {what}, not safetensors; the zoo never unpickles while loading: convert it "
+        f"once with `zoo convert {shlex.quote(str(path))} -o {shlex.quote(str(output))}`"
+    )
 
 
 def _tensor(path: Path, name: str, entry: object, data_start: int, data_size: int) -> TensorInfo:
@@ -189,6 +245,15 @@ def check_state_names(
     expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]], path: str | Path
 ) -> None:
     """Raise `CheckpointError` naming what is missing, unexpected or of the wrong shape."""
+    problem = state_mismatch(expected, found)
+    if problem is not None:
+        raise CheckpointError(f"checkpoint '{path}' does not fit the model: {problem}")
+
+
+def state_mismatch(
+    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]
+) -> str | None:
+    """What is missing, unexpected or of the wrong shape, in words; None if nothing is."""
     missing = [name for name in expected if name not in found]
     unexpected = [name for name in found if name not in expected]
     mismatched = [
@@ -197,10 +262,116 @@ def check_state_names(
         if name in found and tuple(found[name]) != tuple(shape)
     ]
     if not (missing or unexpected or mismatched):
-        return
+        return None
     parts = []
     for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
         if names:
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
             parts.append(f"{len(names)} {label}: {shown}")
-    raise CheckpointError(f"checkpoint '{path}' does not fit the model: " + "; ".join(parts))
+    return "; ".join(parts)
+
+
+# ---------------------------------------------------------------------- sharded checkpoints
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checked checkpoint: one safetensors file, or every shard of a sharded one."""
+
+    path: Path
+    """The safetensors file, or the index of a sharded checkpoint."""
+    shards: tuple[Header, ...]
+    tensors: dict[str, TensorInfo] = field(default_factory=dict)
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: info.shape for name, info in self.tensors.items()}
+
+    @property
+    def sharded(self) -> bool:
+        return self.path.name.endswith(INDEX_SUFFIX)
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Check a checkpoint's headers: a safetensors file, a sharded checkpoint's index
+    (`*.safetensors.index.json`), or a folder holding either (`model.safetensors.index.json`
+    first, else `model.safetensors`). Reads no tensor data.
+
+    Raises:
+        CheckpointError: a bad file or index, a shard missing, a tensor in two shards, or
+            an index that does not say where the shards' tensors are.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = _file_in_folder(path)
+    if not path.name.endswith(INDEX_SUFFIX):
+        header = read_header(path)
+        return Checkpoint(path, (header,), dict(header.tensors))
+    weight_map = read_index(path)
+    headers = {}
+    for shard in sorted(set(weight_map.values())):
+        if not (path.parent / shard).is_file():
+            raise _bad(path, f"names shard '{shard}', which does not exist next to it")
+        headers[shard] = read_header(path.parent / shard)
+    owners = _owners(path, headers)
+    _check_index(path, weight_map, owners)
+    tensors = {name: headers[owners[name]].tensors[name] for name in weight_map}
+    return Checkpoint(path, tuple(headers.values()), tensors)
+
+
+def read_index(path: str | Path) -> dict[str, str]:
+    """The `weight_map` of a sharded checkpoint's index: tensor name -> shard file name.
+
+    Shards must be plain file names beside the index (no folders, nothing outside it).
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_HEADER_BYTES:
+            raise _bad(path, f"is not a checkpoint index: it is larger than {MAX_HEADER_BYTES} bytes")
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _bad(path, f"is not a checkpoint index: {error}") from None
+    weight_map = document.get("weight_map") if isinstance(document, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise _bad(path, "is not a checkpoint index: it needs a non-empty 'weight_map' object")
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str) or not _is_plain_file_name(shard):
+            raise _bad(path, f"puts tensor '{name}' in {shard!r}, which is not a file name beside it")
+    return dict(weight_map)
+
+
+def _file_in_folder(folder: Path) -> Path:
+    for name in ("model" + INDEX_SUFFIX, "model.safetensors"):
+        if (folder / name).is_file():
+            return folder / name
+    raise CheckpointError(
+        f"checkpoint '{folder}' is a folder without model.safetensors or model{INDEX_SUFFIX}"
+    )
+
+
+def _owners(index: Path, headers: Mapping[str, Header]) -> dict[str, str]:
+    """Tensor name -> the shard holding it; a tensor in two shards is refused."""
+    owners: dict[str, str] = {}
+    for shard, header in headers.items():
+        for name in header.tensors:
+            if name in owners:
+                raise _bad(index, f"has tensor '{name}' in two shards: {owners[name]} and {shard}")
+            owners[name] = shard
+    return owners
+
+
+def _check_index(index: Path, weight_map: Mapping[str, str], owners: Mapping[str, str]) -> None:
+    for name, shard in weight_map.items():
+        if name not in owners:
+            raise _bad(index, f"puts tensor '{name}' in shard {shard}, which does not hold it")
+        if owners[name] != shard:
+            raise _bad(index, f"puts tensor '{name}' in shard {shard}, but it is in {owners[name]}")
+    for name, shard in owners.items():
+        if name not in weight_map:
+            raise _bad(index, f"does not list tensor '{name}', which shard {shard} holds")
+
+
+def _is_plain_file_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name

@@ -7,7 +7,10 @@ call and passed on explicitly, so changing them in a running process takes effec
 `HF_TOKEN` is read by `huggingface_hub` when it sends a request.
 
 Every file is checked after it is fetched: against the sha256 the registry pins, else
-against the sha256 recorded when the zoo first saw it (see `zoo.weights.cache`).
+against the sha256 recorded when the zoo first saw it (see `zoo.weights.cache`). A weight
+tag whose `filename` is a sharded checkpoint's index (`model.safetensors.index.json`) is
+fetched by `fetch_sharded`: the index (checked against the pinned sha256), then every shard
+it names, from the same commit, each checked and recorded like a single file.
 
 Names are resolved by `zoo.weights.resolve`; this module fetches files of resolved names.
 """
@@ -18,17 +21,18 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ..errors import ArgumentError, HubError, IntegrityError, NotCachedError
 from . import cache
+from .header import INDEX_SUFFIX, read_checkpoint, read_index
 
 if TYPE_CHECKING:
     from ..registry import Resolved
 
-__all__ = ["Download", "fetch", "hf_download"]
+__all__ = ["Download", "fetch", "fetch_sharded", "hf_download", "is_sharded"]
 
 logger = logging.getLogger("zoo")
 
@@ -47,6 +51,8 @@ class Download:
     verified: str
     """`pinned` (matches the registry's sha256), `recorded` (matches the first-seen sha256) or,
     for a local file with no sha256 pinned, `unpinned`."""
+    shards: tuple[Download, ...] = ()
+    """For a sharded checkpoint's index, its shards, each checked."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -81,6 +87,48 @@ def fetch(resolved: Resolved, *, revision: str | None = None, force: bool = Fals
     return Download(
         name, weights.hf_hub_id, weights.filename, path, verified.sha256, verified.size, verified.how
     )
+
+
+def is_sharded(resolved: Resolved) -> bool:
+    """Whether a resolved weight tag's file is a sharded checkpoint's index."""
+    weights = resolved.weights
+    if weights is None:
+        return False
+    return str(weights.path or weights.filename).endswith(INDEX_SUFFIX)
+
+
+def fetch_sharded(resolved: Resolved, *, revision: str | None = None, force: bool = False) -> Download:
+    """The checked index of a sharded checkpoint, with every shard it names fetched (from
+    the index's commit) and checked, and the shards' headers checked against the index.
+
+    The tag's sha256 pins the index; each shard's sha256 is recorded when first seen.
+    """
+    index = fetch(resolved, revision=revision, force=force)
+    weights = resolved.weights
+    shards = []
+    if index.repo_id is not None:
+        commit = _snapshot_commit(index.path) or revision or weights.revision
+        folder = PurePosixPath(weights.filename).parent
+        for shard in sorted(set(read_index(index.path).values())):
+            shards.append(_fetch_shard(index, str(folder / shard), commit, force))
+    read_checkpoint(index.path)
+    return replace(index, shards=tuple(shards))
+
+
+def _fetch_shard(index: Download, filename: str, commit: str | None, force: bool) -> Download:
+    path = hf_download(index.repo_id, filename, commit, name=index.name, force=force)
+    verified = cache.verify_file(
+        path, name=index.name, rehash=force, fetch_hint=f"zoo get {index.name}", repo_id=index.repo_id
+    )
+    return Download(index.name, index.repo_id, filename, path, verified.sha256, verified.size, verified.how)
+
+
+def _snapshot_commit(path: Path) -> str | None:
+    """The commit of a file in the Hugging Face cache (`.../snapshots/COMMIT/...`)."""
+    parts = path.parts
+    if "snapshots" not in parts[:-1]:
+        return None
+    return parts[len(parts) - 1 - parts[::-1].index("snapshots") + 1]
 
 
 def _local_file(name: str, path: Path, pinned: str | None) -> Download:

@@ -1,6 +1,6 @@
 """Loading a safetensors checkpoint into a model built on `meta`, strictly and without copies.
 
-The safetensors header is checked on its own (bounds,
+The safetensors header (every shard's, for a sharded checkpoint) is checked on its own (bounds,
 dtypes, byte ranges; see `zoo.weights.header`) and then against the model, name by
 name and shape by shape, before a byte of tensor data is read. The file is then mapped
 copy-on-write, its tensors are made over the mapping without copying, assigned to the
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError, ZooError
 from ..registry.family import HasClassifier
-from .adaptation import Adapted, adapt_state, within
-from .header import Header, check_state_names, read_header
+from .adaptation import Adapted, adapt_state, head_classes, within
+from .header import Header, read_checkpoint, state_mismatch
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["load_checkpoint", "map_tensors"]
+__all__ = ["WRAPPER_PREFIXES", "load_checkpoint", "map_tensors", "shared_prefixes"]
 
 logger = logging.getLogger("zoo")
 
@@ -41,16 +41,21 @@ def load_checkpoint(
     changed: bool | Collection[str] = False,
     name: str | None = None,
 ) -> list[str]:
-    """Load a safetensors file into `model` (best built on `meta`), assigning its tensors.
+    """Load a safetensors checkpoint into `model` (best built on `meta`), assigning its tensors.
 
-    The header is checked on its own and against the model before any tensor is read;
-    with `device="meta"` only that check is done. Tensors are made over a copy-on-write
-    mapping of the file and assigned as they are, unless `device` or the model's dtype
-    ask for a move or a cast.
+    The header (every shard's, for a sharded checkpoint) is checked on its own and against
+    the model before any tensor is read; with `device="meta"` only that check is done.
+    Tensors are made over a copy-on-write mapping of the file and assigned as they are,
+    unless `device` or the model's dtype ask for a move or a cast.
+
+    Names saved through a wrapper (`module.` from DistributedDataParallel, `_orig_mod.` from
+    torch.compile, `model.`, ...) are loaded without the prefix when every name carries it
+    and the names then fit the model exactly; a message says so.
 
     Args:
         model: The model to fill.
-        path: A safetensors file.
+        path: A safetensors file, a sharded checkpoint's `*.safetensors.index.json`, or a
+            folder holding `model.safetensors.index.json` or `model.safetensors`.
         device: Where the tensors go (default: stay on the CPU, over the mapping).
         dtype: The floating-point dtype to cast to (default: the model's own, as built).
         key_adapter: Maps the file's tensor names to the model's (a registered key adapter).
@@ -60,32 +65,31 @@ def load_checkpoint(
         name: What to call the checkpoint in messages (default: its path).
 
     Returns:
-        One message per adaptation made (also logged on the `zoo` logger).
+        One message per prefix stripped or adaptation made (also logged on the `zoo` logger).
     """
     import torch
 
     path = Path(path)
-    header = read_header(path)
+    checkpoint = read_checkpoint(path)
     label = name or str(path)
     reference = model.state_dict(keep_vars=False)
     expected = {key: tuple(t.shape) for key, t in reference.items()}
 
     rehearsal = {
         key: torch.empty(info.shape, dtype=getattr(torch, info.torch_dtype), device="meta")
-        for key, info in header.tensors.items()
+        for key, info in checkpoint.tensors.items()
     }
-    planned = _prepare(model, rehearsal, expected, key_adapter, changed, path)
-    check_state_names(
-        {key: shape for key, shape in expected.items() if key not in planned.fresh},
-        {key: tuple(t.shape) for key, t in planned.state.items()},
-        path,
-    )
+    planned, prefix = _plan(model, rehearsal, expected, key_adapter, changed, path)
     for message in planned.messages:
         logger.info("%s: %s", label, message)
     if device is not None and device.type == "meta":
         return planned.messages
 
-    prepared = _prepare(model, map_tensors(header), expected, key_adapter, changed, path)
+    mapped: dict[str, torch.Tensor] = {}
+    for header in checkpoint.shards:
+        mapped.update(map_tensors(header))
+    prepared = _prepare(model, _strip(mapped, prefix), expected, key_adapter, changed, path)
+    del mapped
     state = {
         key: _placed(t, device, _wanted_dtype(reference[key], dtype)) for key, t in prepared.state.items()
     }
@@ -127,6 +131,125 @@ def map_tensors(header: Header) -> dict[str, torch.Tensor]:
         tensor = torch.frombuffer(mapping, dtype=dtype, count=info.numel, offset=info.start).view(info.shape)
         tensors[key] = tensor.clone() if info.start % info.itemsize else tensor
     return tensors
+
+
+WRAPPER_PREFIXES = {
+    "module.": "as DistributedDataParallel saves them",
+    "_orig_mod.": "as a torch.compile'd model saves them",
+    "model.": "as a wrapper module saves them",
+}
+"""Prefixes other tools' wrappers put before every name, and who puts them there."""
+
+
+def _plan(
+    model: torch.nn.Module,
+    state: dict[str, Any],
+    expected: Mapping[str, tuple[int, ...]],
+    key_adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
+    changed: bool | Collection[str],
+    path: Path,
+) -> tuple[Adapted, str]:
+    """Fit the checkpoint's names to the model, as they are or without a prefix all share.
+
+    Returns the adapted state and the prefix stripped ("" if none); raises the mismatch,
+    with what would make it load (the prefix seen, the head size to ask for).
+    """
+    tried: list[tuple[str, Adapted]] = []
+    adapter_error = None
+    for prefix in ("", *shared_prefixes(state)):
+        try:
+            candidate = _prepare(model, _strip(state, prefix), expected, key_adapter, changed, path)
+        except CheckpointError as error:  # the key adapter refused these names
+            adapter_error = adapter_error or error
+            continue
+        if _misfits(candidate, expected) == 0:
+            if prefix:
+                message = f"tensor names start with '{prefix}'{_who(prefix)}; loaded without it"
+                candidate.messages.insert(0, message)
+            return candidate, prefix
+        tried.append((prefix, candidate))
+    if not tried:
+        raise adapter_error
+    problem = _explain(model, tried, expected, changed)
+    raise CheckpointError(f"checkpoint '{path}' does not fit the model: {problem}")
+
+
+def shared_prefixes(state: Mapping[str, Any], depth: int = 3) -> list[str]:
+    """The dotted prefixes every name starts with (`module.`, `module._orig_mod.`), shortest
+    first, each leaving a non-empty name."""
+    parts = [key.split(".") for key in state]
+    if not parts:
+        return []
+    prefixes = []
+    for level in range(1, depth + 1):
+        if any(len(p) <= level for p in parts) or len({tuple(p[:level]) for p in parts}) != 1:
+            break
+        prefixes.append(".".join(parts[0][:level]) + ".")
+    return prefixes
+
+
+def _strip(state: dict[str, Any], prefix: str) -> dict[str, Any]:
+    if not prefix:
+        return state
+    return {key.removeprefix(prefix): value for key, value in state.items()}
+
+
+def _fitted(adapted: Adapted, expected: Mapping[str, tuple[int, ...]]) -> tuple[dict, dict]:
+    """The model's names still to load and the checkpoint's, with their shapes."""
+    wanted = {key: shape for key, shape in expected.items() if key not in adapted.fresh}
+    found = {key: tuple(t.shape) for key, t in adapted.state.items()}
+    return wanted, found
+
+
+def _misfits(adapted: Adapted, expected: Mapping[str, tuple[int, ...]]) -> int:
+    wanted, found = _fitted(adapted, expected)
+    differ = sum(1 for key in wanted.keys() & found.keys() if wanted[key] != found[key])
+    return len(wanted.keys() ^ found.keys()) + differ
+
+
+def _explain(
+    model: torch.nn.Module,
+    tried: list[tuple[str, Adapted]],
+    expected: Mapping[str, tuple[int, ...]],
+    changed: bool | Collection[str],
+) -> str:
+    """The mismatch in words, of the names as they are or without the prefix, whichever fits
+    better, and what would make it load."""
+    prefix, best = min(tried, key=lambda item: _misfits(item[1], expected))
+    problem = state_mismatch(*_fitted(best, expected))
+    seen = next((stripped for stripped, _ in tried if stripped), "")
+    if prefix:
+        problem = f"every checkpoint name starts with '{prefix}'{_who(prefix)}; without it: {problem}"
+    elif seen:
+        problem += f"; every checkpoint name starts with '{seen}'{_who(seen)}, and does not fit without it"
+    return problem + _head_hint(model, best, expected, changed)
+
+
+def _who(prefix: str) -> str:
+    return f" ({WRAPPER_PREFIXES[prefix]})" if prefix in WRAPPER_PREFIXES else ""
+
+
+def _head_hint(
+    model: torch.nn.Module,
+    adapted: Adapted,
+    expected: Mapping[str, tuple[int, ...]],
+    changed: bool | Collection[str],
+) -> str:
+    """`--num-classes N` that would load the checkpoint, when only its head differs."""
+    if not isinstance(model, HasClassifier) or changed is True or "num_classes" in (changed or ()):
+        return ""
+    heads = model.classifier_names
+
+    def body(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+        return {key: shape for key, shape in shapes.items() if not any(within(key, h) for h in heads)}
+
+    wanted, found = _fitted(adapted, expected)
+    if not heads or state_mismatch(body(wanted), body(found)) is not None:
+        return ""
+    head = {key: shape for key, shape in found.items() if any(within(key, h) for h in heads)}
+    classes = head_classes(head) if head else 0
+    has = f"has a {classes}-class head" if classes else "has no head"
+    return f"; the checkpoint {has}: pass --num-classes {classes} (num_classes={classes}) to load it"
 
 
 def _prepare(

@@ -177,10 +177,14 @@ def test_files_that_are_not_checkpoints_are_refused(tmp_path):
         zoo.create("resnet18", checkpoint=tmp_path / "absent.safetensors")
     pickle_like = tmp_path / "model.safetensors"
     pickle_like.write_bytes(b"\x80\x04\x95" + b"\x00" * 64)
-    with pytest.raises(
-        CheckpointError, match="is truncated: it declares a 9766016-byte header but has 59 bytes"
-    ):
+    with pytest.raises(CheckpointError, match=r"is a PyTorch pickle .*, not safetensors"):
         zoo.create("resnet18", checkpoint=pickle_like)
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(b"\x81\x04\x95" + b"\x00" * 64)
+    with pytest.raises(
+        CheckpointError, match="is truncated: it declares a 9766017-byte header but has 59 bytes"
+    ):
+        zoo.create("resnet18", checkpoint=truncated)
 
 
 def test_an_adapter_maps_checkpoint_names_before_the_check(tmp_path):
