@@ -19,7 +19,12 @@ def get_command(names: tuple[str, ...], revision: str | None, force: bool, as_js
 
     Without a tag, the name's default tag. The output reads like sha256sum's, so
     `sha256sum -c` checks it again. Files are shared with timm and transformers; HF_ENDPOINT,
-    HF_HOME, HF_HUB_OFFLINE and HF_TOKEN are honoured.
+    HF_HOME, HF_HUB_OFFLINE, HF_TOKEN, HF_HUB_ETAG_TIMEOUT, HF_HUB_DOWNLOAD_TIMEOUT and the
+    proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) are honoured.
+
+    A Hub that cannot be reached (no such host, connection refused, TLS) or refuses (401,
+    403, 404) fails at once; timeouts, 429 and 5xx are retried with backoff for at most
+    ZOO_HUB_RETRY_SECONDS (default 10, 0 for no retry).
 
     \b
     Examples:

@@ -6,6 +6,10 @@ land in the standard Hugging Face cache, shared with timm and transformers. `HF_
 call and passed on explicitly, so changing them in a running process takes effect;
 `HF_TOKEN` is read by `huggingface_hub` when it sends a request.
 
+Unless offline, the Hub is asked for a file that is not usable from the cache once before
+`huggingface_hub` is handed the download, so that a failure is classified here (see
+`zoo.weights.network`: what is retried, for how long) rather than retried for 24 s there.
+
 Every file is checked after it is fetched: against the sha256 the registry pins, else
 against the sha256 recorded when the zoo first saw it (see `zoo.weights.cache`). A weight
 tag whose `filename` is a sharded checkpoint's index (`model.safetensors.index.json`) is
@@ -18,6 +22,7 @@ Names are resolved by `zoo.weights.resolve`; this module fetches files of resolv
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +30,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from ..errors import ArgumentError, HubError, IntegrityError, NotCachedError
-from . import cache
+from ..errors import ArgumentError, HubError, IntegrityError, NotCachedError, ZooError
+from . import cache, network
 from .header import INDEX_SUFFIX, read_checkpoint, read_index
 
 if TYPE_CHECKING:
@@ -160,63 +165,214 @@ def _progress_class() -> type | None:
 
 
 def hf_download(repo_id: str, filename: str, revision: str | None, *, name: str, force: bool) -> Path:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    """The path of a Hub file in the cache, downloaded if needed; every failure is one line.
+
+    Unless offline, the settings are checked first (`zoo.weights.network`), and when the file
+    is not usable from the cache (or `force`), the Hub is asked for it once, with transient
+    failures retried within `ZOO_HUB_RETRY_SECONDS`, before `huggingface_hub` takes over.
+    """
+    offline = cache.is_offline()
+    if force and offline:
+        raise ArgumentError(f"{name}: cannot download again while HF_HUB_OFFLINE is set")
+    settings = None if offline else network.Settings.read(cache.hub_endpoint())  # before the import,
+    from huggingface_hub import hf_hub_download  # which fails on some malformed HF_ENDPOINT values
 
     from .. import __version__
 
-    offline = cache.is_offline()
-    endpoint = cache.hub_endpoint()
-    where = endpoint or "the Hugging Face Hub"
-    what = f"{repo_id}/{filename}" + (f"@{revision}" if revision else "")
-    if force and offline:
-        raise ArgumentError(f"{name}: cannot download again while HF_HUB_OFFLINE is set")
+    fetching = _Fetching(name, repo_id, filename, revision, settings)
     try:
-        with _retry_notices(where):
+        if settings is not None:
+            usable = _usable_from_cache(repo_id, filename, revision)
+            if force or not usable:
+                _check_reachable(fetching, cached=usable)
+        with _retry_notices(fetching.where):
             return Path(
                 hf_hub_download(
                     repo_id,
                     filename,
                     revision=revision,
                     cache_dir=cache.hub_cache_dir(),
-                    endpoint=endpoint,
+                    endpoint=fetching.endpoint,
                     local_files_only=offline,
                     force_download=force,
+                    etag_timeout=settings.etag_timeout if settings else network.DEFAULT_TIMEOUT,
                     library_name="zoo",
                     library_version=__version__,
                     tqdm_class=_progress_class(),
                 )
             )
-    except LocalEntryNotFoundError:
-        if offline:
-            why = f"HF_HUB_OFFLINE is set; fetch it with `zoo get {name}` while online"
-        else:
-            why = f"{where} cannot be reached (check the network or HF_ENDPOINT); `zoo get {name}` fetches it"
-        raise NotCachedError(f"{name}: {what} is not in the cache and {why}") from None
-    except GatedRepoError:
-        raise HubError(f"{name}: {repo_id} on {where} is gated; accept its terms and set HF_TOKEN") from None
-    except RepositoryNotFoundError:
-        raise HubError(
-            f"{name}: repository {repo_id} not found on {where} (or it is private: set HF_TOKEN)"
-        ) from None
-    except RevisionNotFoundError:
-        raise HubError(f"{name}: revision '{revision}' not found in {repo_id} on {where}") from None
-    except EntryNotFoundError:
-        raise HubError(f"{name}: {repo_id} on {where} has no file '{filename}'") from None
-    except HfHubHTTPError as error:
-        raise HubError(f"{name}: downloading {what} from {where} failed: {_first_line(error)}") from None
-    except OSError as error:  # disk full, permissions, connection dropped mid-file, ...
-        raise HubError(f"{name}: downloading {what} failed: {_first_line(error)}") from None
-    except ValueError as error:  # `force` without a reachable Hub
+    except Exception as error:
+        zoo_error = _download_error(error, fetching)
+        if zoo_error is None or zoo_error is error:
+            raise
+        raise zoo_error from None
+
+
+@dataclass(frozen=True)
+class _Fetching:
+    """One file being fetched, and the words messages about it use."""
+
+    name: str
+    repo_id: str
+    filename: str
+    revision: str | None
+    settings: network.Settings | None
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.settings.endpoint if self.settings else cache.hub_endpoint()
+
+    @property
+    def where(self) -> str:
+        return self.settings.where if self.settings else "the Hugging Face Hub"
+
+    @property
+    def what(self) -> str:
+        return f"{self.repo_id}/{self.filename}" + (f"@{self.revision}" if self.revision else "")
+
+    def url(self) -> str:
+        from huggingface_hub import hf_hub_url
+
+        return hf_hub_url(self.repo_id, self.filename, revision=self.revision, endpoint=self.endpoint)
+
+
+def _usable_from_cache(repo_id: str, filename: str, revision: str | None) -> bool:
+    """Whether `hf_hub_download` would serve the file from the cache if the Hub failed."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=cache.hub_cache_dir(), revision=revision)
+    return isinstance(found, str)
+
+
+def _check_reachable(fetching: _Fetching, *, cached: bool) -> None:
+    """Ask the Hub for the file once (retrying transient failures); one line if it fails."""
+    settings = fetching.settings
+    assert settings is not None
+    url = fetching.url()
+    failure = network.retry(lambda: _probe(url, settings), settings.retry_seconds)
+    if failure is None:
+        return
+    why = f"{failure.describe()}; {network.advice(failure, url)}"
+    if cached:
+        raise HubError(f"{fetching.name}: cannot download {fetching.what} again: {why}")
+    raise NotCachedError(f"{fetching.name}: {fetching.what} is not in the cache and {why}")
+
+
+def _probe(url: str, settings: network.Settings) -> network.Failure | None:
+    """One metadata request for the file, as `huggingface_hub` sends it: None unless it
+    failed in the network or with a transient status (the download reports any other)."""
+    from huggingface_hub import get_session
+    from huggingface_hub.utils import build_hf_headers
+
+    from .. import __version__
+
+    headers = build_hf_headers(library_name="zoo", library_version=__version__)
+    try:
+        response = get_session().head(
+            url, headers=headers, timeout=settings.etag_timeout, follow_redirects=False
+        )
+    except Exception as error:
+        if not network.is_transport_error(error):
+            return None  # not the network's doing: huggingface_hub reports it
+        return network.failure_of_error(error, settings.where, "HF_HUB_ETAG_TIMEOUT", settings.etag_timeout)
+    return network.failure_of_status(
+        response.status_code, response.reason_phrase, settings.where, response.headers.get("Retry-After")
+    )
+
+
+def _download_error(error: Exception, fetching: _Fetching) -> ZooError | None:
+    """The one-line zoo error for what `hf_hub_download` raised; None for a bug."""
+    from huggingface_hub.errors import FileMetadataError, HfHubHTTPError, LocalEntryNotFoundError
+
+    name, where, what = fetching.name, fetching.where, fetching.what
+    if isinstance(error, ZooError):
+        return error
+    if isinstance(error, (LocalEntryNotFoundError, ValueError)) and isinstance(
+        error.__cause__, (HfHubHTTPError, FileMetadataError)
+    ):
+        error = error.__cause__  # the Hub's answer, under huggingface_hub's "cannot find it"
+    if isinstance(error, LocalEntryNotFoundError):
+        return _not_cached(fetching)
+    if isinstance(error, HfHubHTTPError):
+        return _http_error(error, fetching)
+    if isinstance(error, FileMetadataError):
+        return HubError(
+            f"{name}: {where} does not answer as a Hugging Face Hub does (no commit or ETag for {what}); "
+            f"{network.advice(None, fetching.url())}"
+        )
+    if network.is_transport_error(error):
+        timeout = fetching.settings.download_timeout if fetching.settings else network.DEFAULT_TIMEOUT
+        failure = network.failure_of_error(error, where, "HF_HUB_DOWNLOAD_TIMEOUT", timeout)
+        return HubError(f"{name}: downloading {what} failed: {failure.reason}")
+    if isinstance(error, OSError):  # disk full, permissions, ...
+        return HubError(f"{name}: downloading {what} failed: {_first_line(error)}")
+    if isinstance(error, ValueError):  # a repository id huggingface_hub refuses, ...
         cause = error.__cause__ or error
-        raise HubError(f"{name}: downloading {what} from {where} failed: {_first_line(cause)}") from None
+        return HubError(f"{name}: downloading {what} from {where} failed: {_first_line(cause)}")
+    return None
+
+
+def _not_cached(fetching: _Fetching) -> NotCachedError:
+    name, what = fetching.name, fetching.what
+    if fetching.settings is None:
+        why = f"HF_HUB_OFFLINE is set; fetch it with `zoo get {name}` while online"
+    else:
+        why = f"{fetching.where} cannot be reached; {network.advice(None, fetching.url())}"
+    return NotCachedError(f"{name}: {what} is not in the cache and {why}")
+
+
+def _http_error(error: Exception, fetching: _Fetching) -> HubError:
+    """The Hub's refusal in one line; a refused token is said so, by its name only."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    name, repo_id, where = fetching.name, fetching.repo_id, fetching.where
+    if isinstance(error, GatedRepoError):
+        return HubError(f"{name}: {repo_id} on {where} is gated; accept its terms and set HF_TOKEN")
+    if isinstance(error, RepositoryNotFoundError):
+        return HubError(f"{name}: repository {repo_id} not found on {where} (or it is private: set HF_TOKEN)")
+    if isinstance(error, RevisionNotFoundError):
+        return HubError(f"{name}: revision '{fetching.revision}' not found in {repo_id} on {where}")
+    if isinstance(error, EntryNotFoundError):
+        return HubError(f"{name}: {repo_id} on {where} has no file '{fetching.filename}'")
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    refusal = _refusal(status, repo_id, where)
+    if refusal is not None:
+        return HubError(f"{name}: {refusal}")
+    return HubError(f"{name}: downloading {fetching.what} from {where} failed: {_answer(error)}")
+
+
+def _answer(error: Exception) -> str:
+    """`HTTP 400 (Bad Request): what the server said`, or the error's first line."""
+    response = getattr(error, "response", None)
+    if response is None:
+        return _first_line(error)
+    said = (getattr(error, "server_message", None) or "").strip()
+    answer = f"HTTP {response.status_code} ({response.reason_phrase})"
+    return _redacted(answer + (f": {said.splitlines()[0]}" if said else ""))
+
+
+def _refusal(status: int | None, repo_id: str, where: str) -> str | None:
+    """HTTP 401 or 403 in words, depending on whether a token was sent."""
+    from huggingface_hub import get_token
+
+    token = get_token() is not None
+    if status == 401 and token:
+        return f"{where} refused the token in HF_TOKEN for {repo_id} (HTTP 401): not valid, or expired"
+    if status == 401:
+        return f"{where} asks for a token for {repo_id} (HTTP 401): set HF_TOKEN"
+    if status == 403 and token:
+        return (
+            f"the token in HF_TOKEN does not give access to {repo_id} on {where} (HTTP 403): "
+            "it lacks the permission, or the repository's terms are not accepted"
+        )
+    if status == 403:
+        return f"{where} denies access to {repo_id} (HTTP 403): set HF_TOKEN to a token with access"
+    return None
 
 
 class _RetryFilter(logging.Filter):
@@ -233,7 +389,7 @@ class _RetryFilter(logging.Filter):
             return True
         if not self.told:
             self.told = True
-            logger.info("%s does not answer; retrying for a few seconds before giving up", self.where)
+            logger.info("%s stopped answering; huggingface_hub retries the download", self.where)
         return False
 
 
@@ -250,4 +406,14 @@ def _retry_notices(where: str) -> Iterator[None]:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+    return _redacted(text.splitlines()[0])
+
+
+def _redacted(text: str) -> str:
+    """`text` without the token: no message or log line of the zoo shows it."""
+    from huggingface_hub import get_token
+
+    for token in {get_token(), os.environ.get("HF_TOKEN"), os.environ.get("HUGGING_FACE_HUB_TOKEN")}:
+        if token and token.strip():
+            text = text.replace(token.strip(), "***")
+    return text

@@ -412,5 +412,7 @@ def test_a_sharded_repository_on_the_hub_loads_and_every_shard_is_recorded(
 
     blob = download.shards[1].path.resolve()
     blob.write_bytes(b"\x00" * blob.stat().st_size)  # a shard changed in the cache is caught
-    with pytest.raises(IntegrityError, match=f"sha256 mismatch for {re.escape(str(download.shards[1].path))}: "):
+    with pytest.raises(
+        IntegrityError, match=f"sha256 mismatch for {re.escape(str(download.shards[1].path))}: "
+    ):
         zoo.create("tiny", pretrained=True, registry=registry)
