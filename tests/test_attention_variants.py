@@ -14,21 +14,16 @@ from functools import cache
 import pytest
 
 import zoo
-from zoo.attention import (
-    ATTENTION_KINDS,
-    AlignmentAttention,
-    AttentionSpec,
-    ChannelAttention,
-    PoolingAttention,
-    SequenceAttention,
-    TokenAttention,
-)
+import zoo.attention
+from zoo.attention import ATTENTION_KINDS, AttentionSpec
 from zoo.registry import AttentionVariant
 from zoo.registry.attention import probe_attention_class
 
+# Every typed slot the stable path exports, by kind.
 SPECS: dict[str, type[AttentionSpec]] = {
     spec.kind: spec
-    for spec in (ChannelAttention, TokenAttention, SequenceAttention, PoolingAttention, AlignmentAttention)
+    for spec in (getattr(zoo.attention, name) for name in zoo.attention.__all__)
+    if isinstance(spec, type) and issubclass(spec, AttentionSpec) and spec is not AttentionSpec
 }
 REGISTRY = zoo.default_registry()
 VARIANTS: list[AttentionVariant] = REGISTRY.components("attention")

@@ -1,7 +1,7 @@
 """Stable path for plugins: the attention interface and the typed `attn` argument.
 
 Defined in `zoo.registry.attention` (kinds and their contracts) and
-`zoo.registry.attention_spec` (`ChannelAttention`, `TokenAttention`, ...).
+`zoo.registry.attention_spec` (`ChannelAttention`, `TokenAttention`, `WindowAttention`, ...).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from .registry.attention_spec import (
     PoolingAttention,
     SequenceAttention,
     TokenAttention,
+    WindowAttention,
     registry_form,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "PoolingAttention",
     "SequenceAttention",
     "TokenAttention",
+    "WindowAttention",
     "check_attention_class",
     "options_model",
     "registry_form",

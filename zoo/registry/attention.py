@@ -38,6 +38,18 @@ alignment
     weighted sum of `memory`, and weights `(B, S)`. `mask` is `(B, S)`, True at real source
     positions. Called once per decoding step; plugs into any attentional encoder-decoder.
 
+window
+    `__init__(self, dim: int, *, num_heads: int, window_size: tuple[int, int], qkv_bias: bool,
+    attn_drop: float, proj_drop: float, device=None, dtype=None, **options)`;
+    `forward(x, mask=None, need_weights=False)` attends within each window of a token grid
+    cut into `(Wh, Ww) = window_size` windows: `x` is `(B * nW, N, dim)` with `N = Wh * Ww`
+    tokens per window in row-major order, the `nW` windows of each image contiguous, and
+    returns `(B * nW, N, dim)`; with `need_weights=True`, `(out, weights)` where weights is
+    `(B * nW, num_heads, N, N)`. `mask` is `(nW, N, N)`, float, added to the scores of every
+    image's windows alike (Swin's shifted windows: 0 within a region, a large negative
+    across). Position information is the variant's own (a relative position bias, say), as
+    the window layout is fixed by `window_size`. Plugs into any Swin block.
+
 Every other constructor parameter is an *option*: keyword-only, annotated and defaulted, so
 that options given by name in the registry or to `zoo.create` are type-checked before any
 module is built.
@@ -148,6 +160,7 @@ B, C, H, W = 2, 16, 5, 7
 N, DIM, HEADS = 5, 16, 2
 LQ, LK, KDIM, VDIM, OUT = 3, 4, 12, 10, 8
 S, QUERY_DIM = 6, 12
+WINDOW, WINDOWS = (2, 3), 4  # (Wh, Ww): N = 6 tokens per window; nW windows per image
 
 
 def _probe_channel(probe: _Probe) -> None:
@@ -203,6 +216,21 @@ def _probe_alignment(probe: _Probe) -> None:
     probe.expect("weights", weights, "(B, S)", (B, S))
 
 
+def _probe_window(probe: _Probe) -> None:
+    """window: `(B * nW, N, dim)` windows, with and without an `(nW, N, N)` mask, to
+    `(B * nW, N, dim)`; with `need_weights=True`, weights `(B * nW, heads, N, N)`."""
+    module = probe.build(
+        DIM, num_heads=HEADS, window_size=WINDOW, qkv_bias=True, attn_drop=0.0, proj_drop=0.0
+    )
+    tokens = WINDOW[0] * WINDOW[1]
+    x, mask = probe.tensor(B * WINDOWS, tokens, DIM), probe.tensor(WINDOWS, tokens, tokens)
+    probe.expect("output", probe.forward(module, x), "(B * nW, N, dim)", (B * WINDOWS, tokens, DIM))
+    result = probe.forward(module, x, mask, need_weights=True)
+    out, weights = probe.parts(result, 2, "(out, weights) with need_weights=True")
+    probe.expect("output", out, "(B * nW, N, dim)", (B * WINDOWS, tokens, DIM))
+    probe.expect("weights", weights, "(B * nW, num_heads, N, N)", (B * WINDOWS, HEADS, tokens, tokens))
+
+
 @dataclass(frozen=True)
 class AttentionKind:
     """What a model passes to an attention class of this kind, and the probe of its forward."""
@@ -251,6 +279,13 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
             keywords=("device", "dtype"),
             summary="(B, Dq) against (B, S, Dk) -> context (B, Dk), weights (B, S): one decoder step",
             probe=_probe_alignment,
+        ),
+        AttentionKind(
+            "window",
+            positional=("dim",),
+            keywords=("num_heads", "window_size", "qkv_bias", "attn_drop", "proj_drop", "device", "dtype"),
+            summary="(B * nW, Wh * Ww, dim) -> same: self-attention within windows of a token grid",
+            probe=_probe_window,
         ),
     )
 }

@@ -27,6 +27,7 @@ __all__ = [
     "PoolingAttention",
     "SequenceAttention",
     "TokenAttention",
+    "WindowAttention",
     "registry_form",
 ]
 
@@ -122,6 +123,12 @@ class AlignmentAttention(AttentionSpec):
     """An attention that aligns a decoder state with encoder outputs (additive, ...)."""
 
     kind: ClassVar[str] = "alignment"
+
+
+class WindowAttention(AttentionSpec):
+    """A self-attention within the windows of a token grid (Swin's window attention)."""
+
+    kind: ClassVar[str] = "window"
 
 
 def registry_form(value: Any) -> Any:
