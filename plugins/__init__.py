@@ -29,4 +29,8 @@ def register(zoo: PluginContext) -> None:
     zoo.add_builder("text_transformer", f"{__name__}.models.text_transformer:family")
     zoo.add_builder("seq2seq_lstm", f"{__name__}.models.seq2seq_lstm:family")
     zoo.add_builder("speech_lstm", f"{__name__}.models.speech_lstm:family")
+    # Swin Transformer: window attention, a kind of its own.
+    zoo.add_attention("wmsa", f"{__name__}.attention.window:WindowSelfAttention", kind="window")
+    zoo.add_builder("swin", f"{__name__}.models.swin:family")
+
     zoo.add_models(files(__name__) / "registry.yaml")
