@@ -27,9 +27,11 @@ def tiny_args() -> dict:
     return {key: description[key] for key in SIZES}
 
 
-def test_the_tiny_reference_checkpoint_reproduces_timm_outputs_and_features():
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "eager"])
+def test_the_tiny_reference_checkpoint_reproduces_timm_outputs_and_features(fused):
     checkpoint = REFERENCE / "tiny" / f"{CASE}.safetensors"
-    model = zoo.create(NAME, checkpoint=checkpoint, **tiny_args()).eval()
+    attn = {"name": "wmsa", "fused": fused}
+    model = zoo.create(NAME, checkpoint=checkpoint, attn=attn, **tiny_args()).eval()
     io = load_file(REFERENCE / "tiny" / f"{CASE}.io.safetensors")
     with torch.no_grad():
         features = model.forward_features(io["input"])
