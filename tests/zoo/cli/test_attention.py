@@ -35,10 +35,11 @@ def test_without_name_every_variant_is_a_row_with_kind_plugin_and_summary():
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "KIND", "PLUGIN", "SUMMARY"]
     rows = {line.split()[0]: line.split(maxsplit=3)[1:] for line in lines[1:]}
-    assert set(rows) == {"se", "cbam", "eca", "mhsa", "mha", "soft", "hard", "additive"}
+    assert set(rows) == {"se", "cbam", "eca", "mhsa", "mha", "soft", "hard", "additive", "wmsa"}
     assert rows["eca"] == ["channel", "builtin", "Efficient Channel Attention (ECA)."]
     assert rows["mhsa"][:2] == ["token", "builtin"]
     assert rows["additive"][:2] == ["alignment", "builtin"]
+    assert rows["wmsa"][:2] == ["window", "builtin"]
 
 
 def test_the_list_as_json_has_one_object_per_variant():
