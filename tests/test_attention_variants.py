@@ -19,6 +19,7 @@ from zoo.attention import (
     AlignmentAttention,
     AttentionSpec,
     ChannelAttention,
+    ClassAttention,
     PoolingAttention,
     SequenceAttention,
     TokenAttention,
@@ -30,6 +31,7 @@ SPECS: dict[str, type[AttentionSpec]] = {
     spec.kind: spec
     for spec in (ChannelAttention, TokenAttention, SequenceAttention, PoolingAttention, AlignmentAttention)
 }
+SPECS[ClassAttention.kind] = ClassAttention
 REGISTRY = zoo.default_registry()
 VARIANTS: list[AttentionVariant] = REGISTRY.components("attention")
 

@@ -24,6 +24,7 @@ __all__ = [
     "AlignmentAttention",
     "AttentionSpec",
     "ChannelAttention",
+    "ClassAttention",
     "PoolingAttention",
     "SequenceAttention",
     "TokenAttention",
@@ -122,6 +123,12 @@ class AlignmentAttention(AttentionSpec):
     """An attention that aligns a decoder state with encoder outputs (additive, ...)."""
 
     kind: ClassVar[str] = "alignment"
+
+
+class ClassAttention(AttentionSpec):
+    """An attention from the class token over all tokens (CaiT's class attention)."""
+
+    kind: ClassVar[str] = "class"
 
 
 def registry_form(value: Any) -> Any:
