@@ -29,4 +29,12 @@ def register(zoo: PluginContext) -> None:
     zoo.add_builder("text_transformer", f"{__name__}.models.text_transformer:family")
     zoo.add_builder("seq2seq_lstm", f"{__name__}.models.seq2seq_lstm:family")
     zoo.add_builder("speech_lstm", f"{__name__}.models.speech_lstm:family")
+    # CaiT: talking-heads attention (a token attention), class attention and the family.
+    zoo.add_attention(
+        "talking_heads", f"{__name__}.attention.talking_heads:TalkingHeadsAttention", kind="token"
+    )
+    zoo.add_attention(
+        "class_attention", f"{__name__}.attention.class_attention:MultiHeadClassAttention", kind="class"
+    )
+    zoo.add_builder("cait", f"{__name__}.models.cait:family")
     zoo.add_models(files(__name__) / "registry.yaml")
