@@ -1,5 +1,4 @@
-"""Talking-heads attention: multi-head self-attention with the heads mixed before and after
-the softmax.
+"""Talking-heads attention: multi-head self-attention with the heads mixed around the softmax.
 
 Shazeer et al., "Talking-Heads Attention", 2020. https://arxiv.org/abs/2003.02436
 Used in CaiT: Touvron et al., "Going deeper with Image Transformers", ICCV 2021.

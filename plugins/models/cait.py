@@ -230,10 +230,15 @@ class CaiT(nn.Module):
         """(B, C, H, W) -> patch tokens after the LayerScale blocks (B, N, D)."""
         return self.blocks(self.pos_drop(self.patch_embed(x) + self.pos_embed))
 
+    def _class_token(self, batch: int) -> torch.Tensor:
+        # A copy, not an expanded view: a view of a parameter made under no_grad still
+        # requires grad yet has no grad_fn, which autograd hooks on block inputs reject.
+        return self.cls_token.repeat(batch, 1, 1)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> normed tokens (B, 1 + N, D), the class token first."""
         x = self._patch_tokens(x)
-        x_cls = self.cls_token.expand(x.shape[0], -1, -1)
+        x_cls = self._class_token(x.shape[0])
         for block in self.blocks_token_only:
             x_cls = block(x, x_cls)
         return self.norm(torch.cat([x_cls, x], dim=1))
@@ -241,7 +246,7 @@ class CaiT(nn.Module):
     def forward_class_attention(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every class-attention block's weights, each (B, heads, 1, 1 + N)."""
         x = self._patch_tokens(x)
-        x_cls = self.cls_token.expand(x.shape[0], -1, -1)
+        x_cls = self._class_token(x.shape[0])
         weights = []
         for block in self.blocks_token_only:
             x_cls, block_weights = block.forward_with_attention(x, x_cls)
