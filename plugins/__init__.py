@@ -33,4 +33,12 @@ def register(zoo: PluginContext) -> None:
     zoo.add_attention("wmsa", f"{__name__}.attention.window:WindowSelfAttention", kind="window")
     zoo.add_builder("swin", f"{__name__}.models.swin:family")
 
+    # CaiT: talking-heads attention (a token attention), class attention and the family.
+    zoo.add_attention(
+        "talking_heads", f"{__name__}.attention.talking_heads:TalkingHeadsAttention", kind="token"
+    )
+    zoo.add_attention(
+        "class_attention", f"{__name__}.attention.class_attention:MultiHeadClassAttention", kind="class"
+    )
+    zoo.add_builder("cait", f"{__name__}.models.cait:family")
     zoo.add_models(files(__name__) / "registry.yaml")

@@ -37,6 +37,13 @@ alignment
     outputs `(B, S, key_dim)` and returns `(context, weights)`: context `(B, key_dim)`, the
     weighted sum of `memory`, and weights `(B, S)`. `mask` is `(B, S)`, True at real source
     positions. Called once per decoding step; plugs into any attentional encoder-decoder.
+class
+    `__init__(self, dim: int, *, num_heads: int, qkv_bias: bool, attn_drop: float,
+    proj_drop: float, device=None, dtype=None, **options)`;
+    `forward(x, need_weights=False)` takes `(B, N, dim)` tokens whose first token is the
+    class token and returns `(B, 1, dim)`: queries come from the class token only, keys and
+    values from all N tokens. With `need_weights=True` it returns `(out, weights)` where
+    weights is `(B, num_heads, 1, N)`. Plugs into any class-attention block (CaiT).
 
 window
     `__init__(self, dim: int, *, num_heads: int, window_size: tuple[int, int], qkv_bias: bool,
@@ -231,6 +238,18 @@ def _probe_window(probe: _Probe) -> None:
     probe.expect("weights", weights, "(B * nW, num_heads, N, N)", (B * WINDOWS, HEADS, tokens, tokens))
 
 
+def _probe_class(probe: _Probe) -> None:
+    """class: `(B, N, dim) -> (B, 1, dim)`; with `need_weights=True`, weights `(B, heads, 1, N)`."""
+    module = probe.build(DIM, num_heads=HEADS, qkv_bias=True, attn_drop=0.0, proj_drop=0.0)
+    x = probe.tensor(B, N, DIM)
+    probe.expect("output", probe.forward(module, x), "(B, 1, dim)", (B, 1, DIM))
+    out, weights = probe.parts(
+        probe.forward(module, x, need_weights=True), 2, "(out, weights) with need_weights=True"
+    )
+    probe.expect("output", out, "(B, 1, dim)", (B, 1, DIM))
+    probe.expect("weights", weights, "(B, num_heads, 1, N)", (B, HEADS, 1, N))
+
+
 @dataclass(frozen=True)
 class AttentionKind:
     """What a model passes to an attention class of this kind, and the probe of its forward."""
@@ -286,6 +305,14 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
             keywords=("num_heads", "window_size", "qkv_bias", "attn_drop", "proj_drop", "device", "dtype"),
             summary="(B * nW, Wh * Ww, dim) -> same: self-attention within windows of a token grid",
             probe=_probe_window,
+        ),
+        # class: CaiT's class-attention kind.
+        AttentionKind(
+            "class",
+            positional=("dim",),
+            keywords=("num_heads", "qkv_bias", "attn_drop", "proj_drop", "device", "dtype"),
+            summary="(B, N, dim) -> (B, 1, dim): the class token (token 0) attends over all tokens",
+            probe=_probe_class,
         ),
     )
 }

@@ -24,6 +24,7 @@ __all__ = [
     "AlignmentAttention",
     "AttentionSpec",
     "ChannelAttention",
+    "ClassAttention",
     "PoolingAttention",
     "SequenceAttention",
     "TokenAttention",
@@ -129,6 +130,12 @@ class WindowAttention(AttentionSpec):
     """A self-attention within the windows of a token grid (Swin's window attention)."""
 
     kind: ClassVar[str] = "window"
+
+
+class ClassAttention(AttentionSpec):
+    """An attention from the class token over all tokens (CaiT's class attention)."""
+
+    kind: ClassVar[str] = "class"
 
 
 def registry_form(value: Any) -> Any:

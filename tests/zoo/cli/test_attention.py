@@ -35,7 +35,10 @@ def test_without_name_every_variant_is_a_row_with_kind_plugin_and_summary():
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "KIND", "PLUGIN", "SUMMARY"]
     rows = {line.split()[0]: line.split(maxsplit=3)[1:] for line in lines[1:]}
-    assert set(rows) == {"se", "cbam", "eca", "mhsa", "mha", "soft", "hard", "additive", "wmsa"}
+    assert set(rows) == {"se", "cbam", "eca", "mhsa", "mha", "soft", "hard", "additive", "wmsa"} | {
+        "talking_heads",
+        "class_attention",
+    }
     assert rows["eca"] == ["channel", "builtin", "Efficient Channel Attention (ECA)."]
     assert rows["mhsa"][:2] == ["token", "builtin"]
     assert rows["additive"][:2] == ["alignment", "builtin"]

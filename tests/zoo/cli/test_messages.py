@@ -21,9 +21,11 @@ def error_line(*args: str) -> str:
 def test_a_variant_of_another_kind_names_its_kind_and_every_variant_that_fits():
     assert error_line("create", "vit_tiny_patch16_224", "-a", "attn=eca") == (
         "zoo: error: vit_tiny_patch16_224: argument 'attn': unknown token attention 'eca' "
-        "('eca' is a channel attention; token attentions: mhsa)"
+        "('eca' is a channel attention; token attentions: mhsa, talking_heads)"
     )
-    with pytest.raises(ArgumentError, match=r"unknown token attention 'eca' .*token attentions: mhsa\)"):
+    with pytest.raises(
+        ArgumentError, match=r"unknown token attention 'eca' .*token attentions: mhsa, talking_heads\)"
+    ):
         zoo.create("vit_tiny_patch16_224", attn="eca", device="meta")
 
 

@@ -1,0 +1,298 @@
+"""CaiT: Class-Attention in Image Transformers.
+
+Touvron et al., "Going deeper with Image Transformers", ICCV 2021.
+https://arxiv.org/abs/2103.17239
+
+Two changes let ViTs grow deeper:
+
+- LayerScale: each residual branch is multiplied by a learned per-channel vector
+  (`gamma_1`, `gamma_2`) initialised small (`init_values`), so deep stacks start close to
+  the identity. The patch blocks use talking-heads attention (`attn`).
+- Class attention: the class token is not among the patches during self-attention. It is
+  added after the patch blocks, and a few class-attention blocks (`blocks_token_only`)
+  update it alone, attending over itself and the frozen patch tokens (`class_attn`).
+
+Position embeddings cover the patches only. The head reads the class token after the
+final norm. Submodule names match timm, so its checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from zoo.attention import ClassAttention, TokenAttention
+from zoo.maps import class_token_attention
+from zoo.registry.family import Family
+
+from ..layers import DropPath
+
+__all__ = ["CaiT", "CaiTConfig", "build"]
+
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class CaiTConfig(BaseModel):
+    """Architecture of a CaiT (timm's argument names)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    img_size: int = Field(default=224, gt=0)
+    patch_size: int = Field(default=16, gt=0)
+    in_chans: int = Field(default=3, gt=0)
+    num_classes: int = Field(default=1000, ge=0)
+    embed_dim: int = Field(default=768, gt=0)
+    depth: int = Field(default=12, gt=0)
+    num_heads: int = Field(default=12, gt=0)
+    mlp_ratio: float = Field(default=4.0, gt=0)
+    qkv_bias: bool = True
+    init_values: float = Field(default=1e-5, gt=0)
+    depth_token_only: int = Field(default=2, ge=1)
+    mlp_ratio_token_only: float = Field(default=4.0, gt=0)
+    drop_rate: Rate = 0.0
+    attn_drop_rate: Rate = 0.0
+    drop_path_rate: Rate = 0.0
+    attn: TokenAttention = Field(default="talking_heads", validate_default=True)
+    class_attn: ClassAttention = Field(default="class_attention", validate_default=True)
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> CaiTConfig:
+        if self.img_size % self.patch_size:
+            raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        return self
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patches, linearly embedded: (B, C, H, W) -> (B, N, D)."""
+
+    def __init__(self, config: CaiTConfig, *, device=None, dtype=None):
+        super().__init__()
+        self.img_size = config.img_size
+        self.grid = config.img_size // config.patch_size
+        self.num_patches = self.grid**2
+        self.proj = nn.Conv2d(
+            config.in_chans,
+            config.embed_dim,
+            config.patch_size,
+            stride=config.patch_size,
+            device=device,
+            dtype=dtype,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.img_size, self.img_size):
+            raise ValueError(
+                f"input is {tuple(x.shape[-2:])} pixels; this model takes {self.img_size}x{self.img_size}"
+            )
+        return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
+
+
+class Mlp(nn.Module):
+    """Position-wise feed-forward: Linear, GELU, Linear."""
+
+    def __init__(self, dim: int, hidden: int, drop: float, *, device=None, dtype=None):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden, device=device, dtype=dtype)
+        self.act = nn.GELU()
+        self.drop1 = nn.Dropout(drop)
+        self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
+        self.drop2 = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
+
+
+class LayerScaleBlock(nn.Module):
+    """Pre-norm block with LayerScale: x + gamma_1 * attn(norm(x)), x + gamma_2 * mlp(norm(x))."""
+
+    def __init__(self, config: CaiTConfig, *, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        dim = config.embed_dim
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6, **factory)
+        self.attn = config.attn.build(
+            dim,
+            num_heads=config.num_heads,
+            qkv_bias=config.qkv_bias,
+            attn_drop=config.attn_drop_rate,
+            proj_drop=config.drop_rate,
+            **factory,
+        )
+        self.drop_path = DropPath(config.drop_path_rate)  # the same rate in every block, as in the paper
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6, **factory)
+        self.mlp = Mlp(dim, int(dim * config.mlp_ratio), config.drop_rate, **factory)
+        self.gamma_1 = nn.Parameter(torch.full((dim,), config.init_values, **factory))
+        self.gamma_2 = nn.Parameter(torch.full((dim,), config.init_values, **factory))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.gamma_1 * self.attn(self.norm1(x)))
+        return x + self.drop_path(self.gamma_2 * self.mlp(self.norm2(x)))
+
+
+class LayerScaleBlockClassAttn(nn.Module):
+    """Class-attention block: updates the class token only, attending over [class, patches]."""
+
+    def __init__(self, config: CaiTConfig, *, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        dim = config.embed_dim
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6, **factory)
+        # The paper trains these blocks without dropout or stochastic depth.
+        self.attn = config.class_attn.build(
+            dim, num_heads=config.num_heads, qkv_bias=config.qkv_bias, attn_drop=0.0, proj_drop=0.0, **factory
+        )
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6, **factory)
+        self.mlp = Mlp(dim, int(dim * config.mlp_ratio_token_only), 0.0, **factory)
+        self.gamma_1 = nn.Parameter(torch.full((dim,), config.init_values, **factory))
+        self.gamma_2 = nn.Parameter(torch.full((dim,), config.init_values, **factory))
+
+    def forward(self, x: torch.Tensor, x_cls: torch.Tensor) -> torch.Tensor:
+        """Patch tokens (B, N, D) and the class token (B, 1, D) -> the new class token."""
+        return self.forward_with_attention(x, x_cls)[0]
+
+    def forward_with_attention(
+        self, x: torch.Tensor, x_cls: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The new class token and its attention weights (B, heads, 1, 1 + N)."""
+        attended, weights = self.attn(self.norm1(torch.cat([x_cls, x], dim=1)), need_weights=True)
+        x_cls = x_cls + self.gamma_1 * attended
+        return x_cls + self.gamma_2 * self.mlp(self.norm2(x_cls)), weights
+
+
+class CaiT(nn.Module):
+    # What the loader asks to adapt pretrained weights (see `zoo.weights.adaptation`).
+    first_conv = "patch_embed.proj"
+    classifier_names = ("head",)
+
+    def __init__(self, config: CaiTConfig, *, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        dim = config.embed_dim
+        self.config = config
+        self.num_features = dim
+
+        self.patch_embed = PatchEmbed(config, **factory)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim, **factory))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches, dim, **factory))
+        self.pos_drop = nn.Dropout(config.drop_rate)
+
+        self.blocks = nn.Sequential(*(LayerScaleBlock(config, **factory) for _ in range(config.depth)))
+        self.blocks_token_only = nn.ModuleList(
+            LayerScaleBlockClassAttn(config, **factory) for _ in range(config.depth_token_only)
+        )
+        self.norm = nn.LayerNorm(dim, eps=1e-6, **factory)
+        self.head_drop = nn.Dropout(config.drop_rate)
+        self.head = nn.Linear(dim, config.num_classes, **factory) if config.num_classes else nn.Identity()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """timm's initialisation: truncated normal (std 0.02) weights, zero biases."""
+        if self.pos_embed.is_meta:
+            return  # nothing to initialise: weights are about to be assigned
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def init_classifier(self) -> None:
+        """Initialise the head as `reset_parameters` does, e.g. after a new `num_classes`."""
+        if isinstance(self.head, nn.Linear):
+            nn.init.trunc_normal_(self.head.weight, std=0.02)
+            nn.init.zeros_(self.head.bias)
+
+    def blocks_in_order(self) -> list[nn.Module]:
+        return [*self.blocks, *self.blocks_token_only]
+
+    def adapt_pretrained(self, name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, str] | None:
+        """Position embeddings of another grid, resampled to this one (bicubic). Other
+        tensors: None."""
+        if name != "pos_embed" or tensor.ndim != 3 or tensor.shape[0] != 1:
+            return None
+        old, new = math.isqrt(tensor.shape[1]), self.patch_embed.grid
+        if old * old != tensor.shape[1] or tensor.shape[-1] != self.pos_embed.shape[-1]:
+            return None
+        grid = tensor.reshape(1, old, old, -1).permute(0, 3, 1, 2).float()  # (1, D, old, old)
+        grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
+        resampled = grid.permute(0, 2, 3, 1).reshape(1, new * new, -1).to(tensor.dtype)
+        return resampled, f"pos_embed: position embeddings resampled from {old}x{old} to {new}x{new}, bicubic"
+
+    def _patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> patch tokens after the LayerScale blocks (B, N, D)."""
+        return self.blocks(self.pos_drop(self.patch_embed(x) + self.pos_embed))
+
+    def _class_token(self, batch: int) -> torch.Tensor:
+        # A copy, not an expanded view: a view of a parameter made under no_grad still
+        # requires grad yet has no grad_fn, which autograd hooks on block inputs reject.
+        return self.cls_token.repeat(batch, 1, 1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> normed tokens (B, 1 + N, D), the class token first."""
+        x = self._patch_tokens(x)
+        x_cls = self._class_token(x.shape[0])
+        for block in self.blocks_token_only:
+            x_cls = block(x, x_cls)
+        return self.norm(torch.cat([x_cls, x], dim=1))
+
+    def forward_class_attention(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every class-attention block's weights, each (B, heads, 1, 1 + N)."""
+        x = self._patch_tokens(x)
+        x_cls = self._class_token(x.shape[0])
+        weights = []
+        for block in self.blocks_token_only:
+            x_cls, block_weights = block.forward_with_attention(x, x_cls)
+            weights.append(block_weights)
+        return weights
+
+    def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Where the class token looks in the last class-attention block (the zoo's
+        attention-map protocol, see `zoo.maps`): `"last"`, (B, h, w) over the patch grid."""
+        grid = (self.patch_embed.grid, self.patch_embed.grid)
+        last = self.forward_class_attention(x)[-1]
+        return {"last": class_token_attention(last, num_prefix_tokens=1, grid=grid)}
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Class logits from the tokens; with `pre_logits`, the class token instead."""
+        x = self.head_drop(x[:, 0])
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class CaiTFamily(Family):
+    """Family `cait`: CaiT, with any token attention in the patch blocks and any class attention."""
+
+    config = CaiTConfig
+    tasks = ("image-classification", "image-embedding")
+    test_args: ClassVar[dict[str, Any]] = {
+        "img_size": 32,
+        "patch_size": 8,
+        "embed_dim": 32,
+        "depth": 2,
+        "num_heads": 2,
+        "depth_token_only": 1,
+        "num_classes": 10,
+    }
+
+    def build(self, config: CaiTConfig, *, device=None, dtype=None) -> CaiT:
+        return CaiT(config, device=device, dtype=dtype)
+
+    def example_input(
+        self, config: CaiTConfig, *, batch: int = 2, seq_len: int | None = None, device=None, dtype=None
+    ) -> tuple[torch.Tensor, ...]:
+        size = config.img_size
+        return (torch.randn(batch, config.in_chans, size, size, device=device, dtype=dtype),)
+
+
+family = CaiTFamily()
+build = family.build
