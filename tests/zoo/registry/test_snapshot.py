@@ -81,7 +81,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SitePackages:
     root.mkdir()
     monkeypatch.syspath_prepend(str(root))
     yield SitePackages(root)
-    for module in [m for m in sys.modules if m.startswith("zoo_") and m != "zoo_plugins"]:
+    for module in [m for m in sys.modules if m.startswith("zoo_") and m.partition(".")[0] != "zoo_plugins"]:
         del sys.modules[module]
     importlib.invalidate_caches()
 
