@@ -20,6 +20,10 @@ ARCHITECTURE = {"img_size", "patch_size", "embed_dim", "depth", "num_heads", "nu
 # Each tiny case (and the input it was run on): the registry name whose architecture it shrinks.
 CASES = {
     ("deit_tiny_cls10", None): "deit_tiny_patch16_224",
+    ("dinov2_tiny_reg4", None): "vit_small_patch14_reg4_dinov2",
+    ("dinov2_tiny_reg4", "resized42"): "vit_small_patch14_reg4_dinov2",
+    ("dinov2_tiny_reg4_56", None): "vit_small_patch14_reg4_dinov2",
+    ("dinov2_tiny_reg4_56", "resized28"): "vit_small_patch14_reg4_dinov2",
 }
 
 
@@ -39,3 +43,43 @@ def test_tiny_checkpoints_reproduce_timm(case, resized):
         output = model(io["input"])
     torch.testing.assert_close(features, io["features"], atol=1e-5, rtol=0)
     torch.testing.assert_close(output, io["output"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "img_size", "tokens"),
+    [
+        ("vit_small_patch14_dinov2", 224, 1 + 16 * 16),
+        ("vit_large_patch14_dinov2", 308, 1 + 22 * 22),
+        ("vit_base_patch14_reg4_dinov2", 224, 1 + 4 + 16 * 16),
+    ],
+)
+def test_full_size_models_build_at_other_image_sizes_on_meta(name, img_size, tokens):
+    model = zoo.create(name, img_size=img_size, device="meta").eval()
+    registers = model.config.reg_tokens
+    assert model.pos_embed.shape[1] == tokens - (1 + registers if model.config.no_embed_class else 0)
+    with torch.no_grad():
+        features = model.forward_features(torch.empty(2, 3, img_size, img_size, device="meta"))
+        output = model(torch.empty(2, 3, img_size, img_size, device="meta"))
+    assert features.shape == (2, tokens, model.config.embed_dim)
+    assert output.shape == (2, model.config.embed_dim)
+
+
+def test_dinov2_scales_each_residual_branch_and_keeps_registers_out_of_the_position_grid():
+    model = zoo.create("vit_small_patch14_reg4_dinov2", embed_dim=48, depth=2, num_heads=3, img_size=28)
+    block = model.blocks[0]
+    assert torch.equal(block.ls1.gamma, torch.full((48,), 1e-5)) and block.ls2.gamma.shape == (48,)
+    assert model.reg_token.shape == (1, 4, 48) and model.pos_embed.shape == (1, 2 * 2, 48)
+    assert model.num_prefix_tokens == 5
+
+
+def test_attention_maps_skip_the_register_tokens():
+    model = zoo.create(
+        "vit_small_patch14_reg4_dinov2", embed_dim=48, depth=2, num_heads=3, img_size=42
+    ).eval()
+    images = torch.randn(2, 3, 42, 42)
+    with torch.no_grad():
+        tokens, weights = model.forward_attention(images)
+        maps = model.attention_maps(images)
+    assert all(w.shape == (2, 3, 1 + 4 + 9, 1 + 4 + 9) for w in weights)
+    torch.testing.assert_close(tokens, model.forward_features(images), atol=1e-5, rtol=1e-5)
+    assert maps["rollout"].shape == maps["last"].shape == (2, 3, 3)
