@@ -24,13 +24,17 @@ CASES = {
     ("dinov2_tiny_reg4", "resized42"): "vit_small_patch14_reg4_dinov2",
     ("dinov2_tiny_reg4_56", None): "vit_small_patch14_reg4_dinov2",
     ("dinov2_tiny_reg4_56", "resized28"): "vit_small_patch14_reg4_dinov2",
+    ("clip_tiny_proj16", None): "vit_base_patch16_clip_224",
 }
+# timm's CLIP head is a classifier of `num_classes`; here it is the projection of an embedding.
+HEADS = {"clip_tiny_proj16": {"num_classes": 0, "proj_dim": 16}}
 
 
 def tiny_model(case: str, name: str, **overrides) -> torch.nn.Module:
     description = json.loads((TINY / f"{case}.json").read_text())
     args = {key: value for key, value in description.items() if key in ARCHITECTURE}
-    return zoo.create(name, checkpoint=TINY / f"{case}.safetensors", **{**args, **overrides}).eval()
+    args |= HEADS.get(case, {}) | overrides
+    return zoo.create(name, checkpoint=TINY / f"{case}.safetensors", **args).eval()
 
 
 @pytest.mark.parametrize(("case", "resized"), sorted(CASES, key=str), ids=lambda v: str(v))
@@ -83,3 +87,30 @@ def test_attention_maps_skip_the_register_tokens():
     assert all(w.shape == (2, 3, 1 + 4 + 9, 1 + 4 + 9) for w in weights)
     torch.testing.assert_close(tokens, model.forward_features(images), atol=1e-5, rtol=1e-5)
     assert maps["rollout"].shape == maps["last"].shape == (2, 3, 3)
+
+
+def test_clip_norms_before_the_blocks_with_quick_gelu_and_projects_the_class_token():
+    model = tiny_model("clip_tiny_proj16", "vit_base_patch16_clip_224", **HEADS["clip_tiny_proj16"])
+    assert model.patch_embed.proj.bias is None and model.norm_pre.eps == model.norm.eps == 1e-5
+    x = torch.randn(3)
+    torch.testing.assert_close(model.blocks[0].mlp.act(x), x * torch.sigmoid(1.702 * x))
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), model.head(model.forward_features(images)[:, 0]))
+        assert model.forward_head(model.forward_features(images), pre_logits=True).shape == (2, 48)
+
+
+def test_the_fine_tuned_clip_classifier_is_the_same_tower_with_exact_gelu():
+    tower = zoo.create("vit_base_patch16_clip_224.openai", device="meta")
+    classifier = zoo.create("vit_base_patch16_clip_gelu_224.openai_ft_in12k_in1k", device="meta")
+    assert isinstance(classifier.blocks[0].mlp.act, torch.nn.GELU)
+    assert (tower.head.out_features, classifier.head.out_features) == (512, 1000)
+    shapes = {name: t.shape for name, t in tower.state_dict().items() if not name.startswith("head")}
+    assert shapes == {
+        name: t.shape for name, t in classifier.state_dict().items() if not name.startswith("head")
+    }
+
+
+def test_a_new_num_classes_replaces_the_clip_projection_with_a_classifier():
+    model = zoo.create("vit_large_patch14_clip_224", num_classes=10, img_size=336, device="meta")
+    assert model.head.out_features == 10 and model.pos_embed.shape == (1, 1 + 24 * 24, 1024)
