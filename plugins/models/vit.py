@@ -128,7 +128,9 @@ ACTIVATIONS = {"gelu": nn.GELU, "quick_gelu": QuickGELU}
 class Mlp(nn.Module):
     """Position-wise feed-forward: Linear, GELU (or QuickGELU), Linear."""
 
-    def __init__(self, dim: int, hidden: int, drop: float, act_layer: str, *, device=None, dtype=None):
+    def __init__(
+        self, dim: int, hidden: int, drop: float, act_layer: str = "gelu", *, device=None, dtype=None
+    ):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden, device=device, dtype=dtype)
         self.act = ACTIVATIONS[act_layer]()
