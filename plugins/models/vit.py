@@ -1,23 +1,36 @@
-"""Vision Transformer (ViT), with DeiT's distillation token.
+"""Vision Transformer (ViT), and its descendants: DeiT, DINOv2, CLIP's image tower.
 
 Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image Recognition at
 Scale", ICLR 2021. https://arxiv.org/abs/2010.11929
 Touvron et al., "Training data-efficient image transformers & distillation through
 attention", ICML 2021. https://arxiv.org/abs/2012.12877
+Oquab et al., "DINOv2: Learning Robust Visual Features without Supervision", 2023.
+https://arxiv.org/abs/2304.07193; Darcet et al., "Vision Transformers Need Registers",
+ICLR 2024. https://arxiv.org/abs/2309.16588
+Radford et al., "Learning Transferable Visual Models From Natural Language Supervision",
+ICML 2021. https://arxiv.org/abs/2103.00020
 
 The image is cut into patches by a strided conv, a class token (and for DeiT a distillation
 token) is prepended, learned position embeddings are added, and pre-norm transformer blocks
 follow. The head reads the class token after the final norm, optionally through the
-paper's representation layer (Linear + tanh). Submodule names match timm, so its
-checkpoints load unchanged. The attention inside each block is a pluggable token attention
-(`attn`), by default multi-head self-attention on `scaled_dot_product_attention`.
+paper's representation layer (Linear + tanh).
+
+The descendants change a few pieces, each an argument: DINOv2 scales each residual branch
+by a learned per-channel LayerScale (`init_values`) and may add register tokens after the
+class token (`reg_tokens`), which carry no position embedding (`no_embed_class`); CLIP
+normalises the tokens before the blocks (`pre_norm`, and then the patch embedding has no
+bias), uses QuickGELU (`act_layer`) and LayerNorm eps 1e-5, and its head is the image
+projection into the joint text-image space (`proj_dim`, the head of a model without
+classes). Submodule names match timm, so its checkpoints load unchanged. The attention
+inside each block is a pluggable token attention (`attn`), by default multi-head
+self-attention on `scaled_dot_product_attention`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +64,13 @@ class ViTConfig(BaseModel):
     qkv_bias: bool = True
     representation_size: int | None = Field(default=None, gt=0)
     distilled: bool = False
+    reg_tokens: int = Field(default=0, ge=0)
+    no_embed_class: bool = False
+    init_values: float | None = Field(default=None, gt=0)
+    pre_norm: bool = False
+    act_layer: Literal["gelu", "quick_gelu"] = "gelu"
+    layer_norm_eps: float = Field(default=1e-6, gt=0)
+    proj_dim: int | None = Field(default=None, gt=0)
     drop_rate: Rate = 0.0
     attn_drop_rate: Rate = 0.0
     drop_path_rate: Rate = 0.0
@@ -69,12 +89,22 @@ class PatchEmbed(nn.Module):
     """Non-overlapping patches, linearly embedded: (B, C, H, W) -> (B, N, D)."""
 
     def __init__(
-        self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, *, device=None, dtype=None
+        self,
+        img_size: int,
+        patch_size: int,
+        in_chans: int,
+        embed_dim: int,
+        *,
+        bias: bool = True,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         self.img_size = img_size
         self.num_patches = (img_size // patch_size) ** 2
-        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size, device=device, dtype=dtype)
+        self.proj = nn.Conv2d(
+            in_chans, embed_dim, patch_size, stride=patch_size, bias=bias, device=device, dtype=dtype
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.img_size, self.img_size):
@@ -84,13 +114,26 @@ class PatchEmbed(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
 
 
-class Mlp(nn.Module):
-    """Position-wise feed-forward: Linear, GELU, Linear."""
+class QuickGELU(nn.Module):
+    """CLIP's sigmoid approximation of GELU, x * sigmoid(1.702 x): the OpenAI weights were
+    trained with it, and exact GELU shifts their outputs."""
 
-    def __init__(self, dim: int, hidden: int, drop: float, *, device=None, dtype=None):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+ACTIVATIONS = {"gelu": nn.GELU, "quick_gelu": QuickGELU}
+
+
+class Mlp(nn.Module):
+    """Position-wise feed-forward: Linear, GELU (or QuickGELU), Linear."""
+
+    def __init__(
+        self, dim: int, hidden: int, drop: float, act_layer: str = "gelu", *, device=None, dtype=None
+    ):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden, device=device, dtype=dtype)
-        self.act = nn.GELU()
+        self.act = ACTIVATIONS[act_layer]()
         self.drop1 = nn.Dropout(drop)
         self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
         self.drop2 = nn.Dropout(drop)
@@ -99,13 +142,32 @@ class Mlp(nn.Module):
         return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
 
 
+class LayerScale(nn.Module):
+    """A learned per-channel scale of a residual branch (CaiT, DINOv2), from `init_values`."""
+
+    def __init__(self, dim: int, init_values: float, *, device=None, dtype=None):
+        super().__init__()
+        self.init_values = init_values
+        self.gamma = nn.Parameter(torch.full((dim,), init_values, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+def layer_scale(config: ViTConfig, *, device=None, dtype=None) -> nn.Module:
+    if config.init_values is None:
+        return nn.Identity()
+    return LayerScale(config.embed_dim, config.init_values, device=device, dtype=dtype)
+
+
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm transformer block: x + ls1(attn(norm(x))), then x + ls2(mlp(norm(x))); the
+    LayerScales are identities unless `init_values` is set."""
 
     def __init__(self, config: ViTConfig, drop_path: float, *, device=None, dtype=None):
         super().__init__()
-        dim = config.embed_dim
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6, device=device, dtype=dtype)
+        dim, eps = config.embed_dim, config.layer_norm_eps
+        self.norm1 = nn.LayerNorm(dim, eps=eps, device=device, dtype=dtype)
         self.attn = config.attn.build(
             dim,
             num_heads=config.num_heads,
@@ -115,19 +177,22 @@ class Block(nn.Module):
             device=device,
             dtype=dtype,
         )
+        self.ls1 = layer_scale(config, device=device, dtype=dtype)
         self.drop_path = DropPath(drop_path)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6, device=device, dtype=dtype)
-        self.mlp = Mlp(dim, int(dim * config.mlp_ratio), config.drop_rate, device=device, dtype=dtype)
+        self.norm2 = nn.LayerNorm(dim, eps=eps, device=device, dtype=dtype)
+        hidden = int(dim * config.mlp_ratio)
+        self.mlp = Mlp(dim, hidden, config.drop_rate, config.act_layer, device=device, dtype=dtype)
+        self.ls2 = layer_scale(config, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x))))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The block's output and its attention weights (B, heads, N, N), by the eager path."""
         attended, weights = self.attn(self.norm1(x), need_weights=True)
-        x = x + self.drop_path(attended)
-        return x + self.drop_path(self.mlp(self.norm2(x))), weights
+        x = x + self.drop_path(self.ls1(attended))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x)))), weights
 
 
 class VisionTransformer(nn.Module):
@@ -139,28 +204,41 @@ class VisionTransformer(nn.Module):
         factory = {"device": device, "dtype": dtype}
         dim = config.embed_dim
         self.config = config
-        self.num_prefix_tokens = 2 if config.distilled else 1
+        # Tokens before the patches: class, then distillation (DeiT) or registers (DINOv2).
+        self.num_prefix_tokens = 1 + int(config.distilled) + config.reg_tokens
+        # How many of them have a position embedding: none with `no_embed_class`.
+        self.num_embedded_prefix = 0 if config.no_embed_class else self.num_prefix_tokens
         self.num_features = config.representation_size or dim
 
-        self.patch_embed = PatchEmbed(config.img_size, config.patch_size, config.in_chans, dim, **factory)
+        self.patch_embed = PatchEmbed(
+            config.img_size, config.patch_size, config.in_chans, dim, bias=not config.pre_norm, **factory
+        )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim, **factory))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, dim, **factory)) if config.distilled else None
-        num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
+        self.reg_token = (
+            nn.Parameter(torch.zeros(1, config.reg_tokens, dim, **factory)) if config.reg_tokens else None
+        )
+        num_tokens = self.patch_embed.num_patches + self.num_embedded_prefix
         self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, dim, **factory))
         self.pos_drop = nn.Dropout(config.drop_rate)
+        self.norm_pre = self._norm(**factory) if config.pre_norm else nn.Identity()
 
         rates = drop_path_rates(config.drop_path_rate, config.depth)
         self.blocks = nn.Sequential(*(Block(config, rate, **factory) for rate in rates))
-        self.norm = nn.LayerNorm(dim, eps=1e-6, **factory)
+        self.norm = self._norm(**factory)
 
         if config.representation_size:
             fc = nn.Linear(dim, config.representation_size, **factory)
             self.pre_logits = nn.Sequential(OrderedDict(fc=fc, act=nn.Tanh()))
         else:
             self.pre_logits = nn.Identity()
-        self.head = self._classifier(config.num_classes, **factory)
+        # Without classes, the head is CLIP's image projection, if there is one.
+        self.head = self._classifier(config.num_classes or config.proj_dim or 0, **factory)
         self.head_dist = self._classifier(config.num_classes, **factory) if config.distilled else None
         self.reset_parameters()
+
+    def _norm(self, **factory) -> nn.LayerNorm:
+        return nn.LayerNorm(self.config.embed_dim, eps=self.config.layer_norm_eps, **factory)
 
     def _classifier(self, num_classes: int, **factory) -> nn.Module:
         return nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
@@ -173,6 +251,8 @@ class VisionTransformer(nn.Module):
         nn.init.normal_(self.cls_token, std=1e-6)
         if self.dist_token is not None:
             nn.init.trunc_normal_(self.dist_token, std=0.02)
+        if self.reg_token is not None:
+            nn.init.normal_(self.reg_token, std=1e-6)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
@@ -194,9 +274,11 @@ class VisionTransformer(nn.Module):
                 nn.init.zeros_(head.bias)
 
     def adapt_pretrained(self, name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, str] | None:
-        """Position embeddings of another grid, resampled to this one (bicubic); the class
-        (and distillation) token embeddings are kept as they are. Other tensors: None."""
-        prefix = self.num_prefix_tokens
+        """Position embeddings of another grid, resampled to this one as timm does: bicubic
+        with antialias (whose kernel differs from plain bicubic even when enlarging); the
+        embeddings of prefix tokens (class, distillation, registers) are kept as they are.
+        Other tensors: None."""
+        prefix = self.num_embedded_prefix
         if name != "pos_embed" or tensor.ndim != 3 or tensor.shape[-1] != self.pos_embed.shape[-1]:
             return None
         old = math.isqrt(tensor.shape[1] - prefix)
@@ -204,7 +286,7 @@ class VisionTransformer(nn.Module):
             return None
         new = math.isqrt(self.patch_embed.num_patches)
         grid = tensor[:, prefix:].reshape(1, old, old, -1).permute(0, 3, 1, 2).float()  # (1, D, old, old)
-        grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
+        grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False, antialias=True)
         grid = grid.permute(0, 2, 3, 1).reshape(1, new * new, -1).to(tensor.dtype)  # (1, new*new, D)
         resampled = torch.cat([tensor[:, :prefix], grid], dim=1)
         return resampled, (
@@ -212,13 +294,19 @@ class VisionTransformer(nn.Module):
             f"(bicubic), {prefix} prefix token(s) kept"
         )
 
+    def _prefix_tokens(self, batch: int) -> list[torch.Tensor]:
+        tokens = [self.cls_token, self.dist_token, self.reg_token]
+        return [token.expand(batch, -1, -1) for token in tokens if token is not None]
+
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patches and prefix tokens, position embedded, normed first for CLIP."""
         x = self.patch_embed(x)
-        prefix = [self.cls_token.expand(x.shape[0], -1, -1)]
-        if self.dist_token is not None:
-            prefix.append(self.dist_token.expand(x.shape[0], -1, -1))
-        x = torch.cat([*prefix, x], dim=1)
-        return self.pos_drop(x + self.pos_embed)
+        prefix = self._prefix_tokens(x.shape[0])
+        if self.config.no_embed_class:
+            x = torch.cat([*prefix, x + self.pos_embed], dim=1)
+        else:
+            x = torch.cat([*prefix, x], dim=1) + self.pos_embed
+        return self.norm_pre(self.pos_drop(x))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> normed tokens (B, prefix + N, D)."""
@@ -271,7 +359,8 @@ class VisionTransformer(nn.Module):
 
 
 class VisionTransformerFamily(Family):
-    """Family `vit`: Vision Transformers (and DeiT with its distillation token), with any token attention."""
+    """Family `vit`: Vision Transformers and their descendants (DeiT, DINOv2, CLIP), with any
+    token attention."""
 
     config = ViTConfig
     tasks = ("image-classification", "image-embedding")

@@ -452,7 +452,7 @@ def test_new_img_size_resamples_position_embeddings_keeping_the_class_token(serv
     assert model.pos_embed.shape == (1, 1 + 6 * 6, 48)
     assert torch.equal(model.pos_embed[:, :1], original[:, :1])
     grid = original[:, 1:].reshape(1, 4, 4, 48).permute(0, 3, 1, 2)
-    expected = torch.nn.functional.interpolate(grid, size=(6, 6), mode="bicubic", align_corners=False)
+    expected = torch.nn.functional.interpolate(grid, size=(6, 6), mode="bicubic", antialias=True)
     assert torch.allclose(model.pos_embed[:, 1:], expected.permute(0, 2, 3, 1).reshape(1, 36, 48))
     assert any("resampled from a 4x4 to a 6x6 grid" in r.getMessage() for r in caplog.records)
     assert model(torch.randn(1, 3, 48, 48)).shape == (1, 10)

@@ -62,7 +62,9 @@ def test_each_published_checkpoint_is_the_layout_of_its_registry_name(path, buil
     ]
     weights = builtin_registry.resolve(full_name).weights
     config = reference["pretrained_cfg"]
-    assert weights.builder_args().get("num_classes", 0) == config["num_classes"]
+    # An embedding checkpoint's head, where it has one, is its projection (CLIP's) to output_dim.
+    heads = {weights.builder_args().get("num_classes", 0), getattr(weights, "output_dim", None)}
+    assert config["num_classes"] in heads
     assert list(weights.preprocessing.input_size) == config["input_size"]
     assert (weights.preprocessing.crop_pct, weights.preprocessing.interpolation) == (
         config["crop_pct"],
