@@ -45,6 +45,7 @@ COMMANDS: dict[str, str] = {
     "convert": "convert:convert_command",
     "cache": "cache:cache_group",
     "predict": "predict:predict_command",
+    "embed": "embed:embed_command",
     "attn": "attn:attn_command",
     "attention": "attention:attention_command",
     "bench": "bench:bench_command",

@@ -1,4 +1,4 @@
-"""`zoo predict`: the top-k classes of images, or their embeddings."""
+"""`zoo predict`: the top-k classes of images, and their embeddings if asked."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ImageError
+from ..errors import ArgumentError, ImageError
 from .options import (
     args_option,
     checkpoint_option,
@@ -45,7 +45,7 @@ __all__ = ["predict_command"]
     "--embeddings",
     "embeddings_file",
     type=click.Path(path_type=Path),
-    help="Write the embeddings to this safetensors file.",
+    help="Also write the embeddings to this file, as `zoo embed -o` does.",
 )
 @click.option("--force", is_flag=True, help="Overwrite the --embeddings file if it exists.")
 @click.option(
@@ -76,9 +76,11 @@ def predict_command(
 
     NAME[.TAG] gives the architecture, the preprocessing and the class names; the weights
     are the tag's published ones (downloaded once) unless --checkpoint names a local file.
-    A model without head prints its embedding size; --embeddings writes the embeddings
-    (pooled features, one row per image, in the order given) to a safetensors file: never
-    over one of the input files, and over an existing file only with --force.
+    --embeddings FILE also writes the embeddings (pooled pre-logits features, one row per
+    image, in the order given) to FILE, as `zoo embed NAME IMAGES... -o FILE` does: never
+    over one of the input files, and over an existing file only with --force. A model
+    without head (an image-embedding tag, or --num-classes 0) has no classes to show: it is
+    refused unless --embeddings is given; use `zoo embed` for it.
 
     Files that cannot be read as images are reported on stderr, one line each; the others
     are still processed, and the exit status is then 1.
@@ -90,7 +92,7 @@ def predict_command(
     Examples:
       zoo predict vit_base_patch16_224 cat.jpg dog.png
       zoo predict resnet50.a1_in1k photos/*.jpg --topk 3 --json
-      zoo predict vit_base_patch16_224_in21k.orig_in21k *.jpg --embeddings emb.safetensors
+      zoo predict resnet50.a1_in1k *.jpg --embeddings emb.safetensors
       zoo predict resnet18 x.jpg --checkpoint finetuned.safetensors --num-classes 10 --labels classes.txt
 
     \b
@@ -101,20 +103,24 @@ def predict_command(
                     "wordnet_id": str | null}, ...]}, ...],
        "embedding_size": int | null, "embeddings_file": str | null,
        "failed": [{"file": str, "error": str}, ...]}
-    A model without head gives results without "predictions".
+    A model without head (with --embeddings) gives results without "predictions".
     """
     flags, model_args = split_assignments(
         assignments, {"num_classes": num_classes, "device": device, "dtype": dtype}
     )
     refuse_meta(flags["device"], "predict")
-    from ..tasks.predict import predictor
+    from ..tasks.predict import embedding_format, predictor
 
     if embeddings_file is not None:
         inputs = [*images, checkpoint, labels_file]
         check_output(embeddings_file, "--embeddings", inputs=inputs, force=force)
+        embedding_format(embeddings_file)
     model = predictor(name, checkpoint=checkpoint, labels=labels_file, model_args=model_args, **flags)
-    if not model.has_head and not as_json:
-        click.echo(f"{name} has no classifier head: it gives embeddings")
+    if not model.has_head and embeddings_file is None:
+        raise ArgumentError(
+            f"{name} has no classifier head: it gives embeddings; write them with "
+            f"'zoo embed {name} IMAGE... -o OUT.safetensors'"
+        )
     want_embeddings = embeddings_file is not None or not model.has_head
     collected = _predict_all(model, images, batch_size, topk, want_embeddings, echo=not as_json)
     embedding_size = _write_embeddings(collected, embeddings_file, name)
@@ -218,8 +224,6 @@ def _echo_summary(
     if embeddings_file is not None and collected.embedding_rows:
         count = len(collected.embedded_files)
         click.echo(f"wrote {embeddings_file}: {count} embedding(s) of size {embedding_size}")
-    elif not model.has_head and collected.embedding_rows:
-        click.echo("write them with --embeddings FILE")
 
 
 def _chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:

@@ -12,12 +12,13 @@ comes from differs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ArgumentError, CheckpointError, NoWeightsError
+from ..errors import ArgumentError, CheckpointError, ImageError, NoWeightsError
 from ..files import atomic_path
 from ..registry import Registry, Resolved, default_registry
 from ..registry.family import IMAGE_TASKS, model_of
@@ -25,13 +26,22 @@ from ..registry.labels import LabelSet, read_labels_file
 from ..weights.factory import create
 from ..weights.resolve import resolve
 from .labels import labels_for
-from .preprocessing import ImageTransform, data_config
+from .preprocessing import ImageTransform, data_config, load_image
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-__all__ = ["Prediction", "Predictor", "predictor", "save_embeddings"]
+__all__ = [
+    "EMBEDDING_FORMATS",
+    "EmbeddedFiles",
+    "Prediction",
+    "Predictor",
+    "embed_files",
+    "embedding_format",
+    "predictor",
+    "save_embeddings",
+]
 
 
 @dataclass(frozen=True)
@@ -210,20 +220,97 @@ def predictor(
     return Predictor(name=str(resolved), model=model, transform=transform, num_classes=outputs, labels=labels)
 
 
+EMBEDDING_FORMATS = (".safetensors", ".npy")
+"""The file formats embeddings are written as, by suffix (in any case)."""
+
+
+def embedding_format(path: str | Path) -> str:
+    """The format (`EMBEDDING_FORMATS`) the suffix of `path` names.
+
+    Raises:
+        ArgumentError: any other suffix.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in EMBEDDING_FORMATS:
+        named = f"'{Path(path).suffix}'" if suffix else "no suffix"
+        raise ArgumentError(f"{path}: {named}; embeddings are written as .safetensors or .npy")
+    return suffix
+
+
+@dataclass
+class EmbeddedFiles:
+    """The embeddings of image files, in the order the files were given."""
+
+    files: list[str] = field(default_factory=list)
+    """The files that were read as images: one row each."""
+    embeddings: torch.Tensor | None = None
+    """(len(files), D) float32 on the CPU; None when no file could be read."""
+    failed: list[ImageError] = field(default_factory=list)
+    """The files that could not be read as images."""
+
+
+def embed_files(
+    ready: Predictor,
+    paths: Sequence[str | Path],
+    *,
+    batch_size: int = 16,
+    on_error: Callable[[ImageError], None] | None = None,
+) -> EmbeddedFiles:
+    """Embed image files, `batch_size` at a time (`Predictor.embed` for each batch).
+
+    A file that cannot be read as an image is skipped, kept in `failed` and passed to
+    `on_error` as it is met; the others are still embedded.
+    """
+    import torch
+
+    embedded, rows = EmbeddedFiles(), []
+    for chunk in _chunks(paths, batch_size):
+        tensors = []
+        for path in chunk:
+            try:
+                tensors.append(ready.transform(load_image(path)))
+                embedded.files.append(str(path))
+            except ImageError as error:
+                embedded.failed.append(error)
+                if on_error is not None:
+                    on_error(error)
+        if tensors:
+            rows.append(ready.run(ready.stack(tensors), topk=1, embeddings=True)[1])
+    embedded.embeddings = torch.cat(rows) if rows else None
+    return embedded
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def save_embeddings(
     path: str | Path, embeddings: torch.Tensor, files: Sequence[str], *, metadata: Mapping[str, str] = {}
 ) -> None:
-    """Write embeddings (N, D) to a safetensors file, whole or not at all.
+    """Write embeddings (N, D) to a safetensors or .npy file (by suffix), whole or not at all.
 
-    The file holds the tensor `embeddings`; its metadata lists the images, in row order, as
-    JSON under `files`, with any `metadata` given.
+    A safetensors file holds the tensor `embeddings`; its metadata lists the images, in row
+    order, as JSON under `files`, with any `metadata` given. A .npy file holds the array
+    alone: the files and the metadata are not recorded.
     """
-    import json
-
-    from safetensors.torch import save_file
-
     if embeddings.shape[0] != len(files):
         raise ValueError(f"{embeddings.shape[0]} embeddings for {len(files)} files")
-    header = {**metadata, "files": json.dumps(list(files))}
+    if embedding_format(path) == ".npy":
+        _save_npy(path, embeddings)
+    else:
+        _save_safetensors(path, embeddings, {**metadata, "files": json.dumps(list(files))})
+
+
+def _save_npy(path: str | Path, embeddings: torch.Tensor) -> None:
+    import numpy as np
+
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        np.save(file, embeddings.detach().cpu().numpy())
+
+
+def _save_safetensors(path: str | Path, embeddings: torch.Tensor, header: Mapping[str, str]) -> None:
+    from safetensors.torch import save_file
+
     with atomic_path(path) as temporary:
-        save_file({"embeddings": embeddings.contiguous()}, str(temporary), metadata=header)
+        save_file({"embeddings": embeddings.contiguous()}, str(temporary), metadata=dict(header))
