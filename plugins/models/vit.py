@@ -13,7 +13,9 @@ ICML 2021. https://arxiv.org/abs/2103.00020
 The image is cut into patches by a strided conv, a class token (and for DeiT a distillation
 token) is prepended, learned position embeddings are added, and pre-norm transformer blocks
 follow. The head reads the class token after the final norm, optionally through the
-paper's representation layer (Linear + tanh).
+paper's representation layer (Linear + tanh); as in timm, `global_pool="avg"` reads the
+mean of the patch tokens instead (normed after pooling, `fc_norm`), and `global_pool=""`
+every token. `forward_intermediates` gives the outputs of chosen blocks, as timm's does.
 
 The descendants change a few pieces, each an argument: DINOv2 scales each residual branch
 by a learned per-channel LayerScale (`init_values`) and may add register tokens after the
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -71,6 +74,10 @@ class ViTConfig(BaseModel):
     act_layer: Literal["gelu", "quick_gelu"] = "gelu"
     layer_norm_eps: float = Field(default=1e-6, gt=0)
     proj_dim: int | None = Field(default=None, gt=0)
+    global_pool: Literal["token", "avg", ""] = "token"
+    """What the head reads: the class token, the mean of the patch tokens, or every token."""
+    fc_norm: bool | None = None
+    """Norm the pooled features instead of the tokens; None: only when `global_pool` is avg."""
     drop_rate: Rate = 0.0
     attn_drop_rate: Rate = 0.0
     drop_path_rate: Rate = 0.0
@@ -82,7 +89,13 @@ class ViTConfig(BaseModel):
             raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        if self.distilled and self.global_pool != "token":
+            raise ValueError(f"distilled reads its two tokens, not global_pool '{self.global_pool}'")
         return self
+
+    @property
+    def use_fc_norm(self) -> bool:
+        return self.global_pool == "avg" if self.fc_norm is None else self.fc_norm
 
 
 class PatchEmbed(nn.Module):
@@ -225,7 +238,8 @@ class VisionTransformer(nn.Module):
 
         rates = drop_path_rates(config.drop_path_rate, config.depth)
         self.blocks = nn.Sequential(*(Block(config, rate, **factory) for rate in rates))
-        self.norm = self._norm(**factory)
+        self.norm = nn.Identity() if config.use_fc_norm else self._norm(**factory)
+        self.fc_norm = self._norm(**factory) if config.use_fc_norm else nn.Identity()
 
         if config.representation_size:
             fc = nn.Linear(dim, config.representation_size, **factory)
@@ -333,13 +347,55 @@ class VisionTransformer(nn.Module):
             "last": class_token_attention(weights[-1], num_prefix_tokens=self.num_prefix_tokens, grid=grid),
         }
 
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        output_fmt: Literal["NCHW", "NLC"] = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The outputs of some blocks, as timm gives them.
+
+        Args:
+            indices: The blocks: all (None), the last n (an int), or their indices (negative
+                ones count from the end).
+            norm: Pass each output through the final norm.
+            output_fmt: "NCHW": each (B, D, h, w) over the patch grid; "NLC": (B, h*w, D).
+                The prefix tokens (class, distillation, registers) are left out.
+            intermediates_only: Return the list alone.
+
+        Returns:
+            `(forward_features(x), intermediates)`, or `intermediates` alone.
+        """
+        if output_fmt not in ("NCHW", "NLC"):
+            raise ValueError(f"output_fmt '{output_fmt}': expected 'NCHW' or 'NLC'")
+        take = _take_indices(len(self.blocks), indices)
+        height, width = (size // self.config.patch_size for size in x.shape[-2:])
+        x = self._embed(x)
+        intermediates = []
+        for index, block in enumerate(self.blocks):
+            x = block(x)
+            if index in take:
+                intermediates.append(self.norm(x) if norm else x)
+        intermediates = [y[:, self.num_prefix_tokens :] for y in intermediates]
+        if output_fmt == "NCHW":
+            intermediates = [_as_grid(y, height, width) for y in intermediates]
+        return intermediates if intermediates_only else (self.norm(x), intermediates)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, prefix + N, D) -> what the head reads (`global_pool`)."""
+        if self.config.global_pool == "avg":
+            return x[:, self.num_prefix_tokens :].mean(dim=1)
+        return x[:, 0] if self.config.global_pool == "token" else x
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Class logits from the tokens; with `pre_logits`, the pooled features instead.
 
         DeiT averages the class-token head and the distillation-token head.
         """
         if self.head_dist is None:
-            x = self.pre_logits(x[:, 0])
+            x = self.pre_logits(self.fc_norm(self.pool(x)))
             return x if pre_logits else self.head(x)
         cls, dist = self.pre_logits(x[:, 0]), self.pre_logits(x[:, 1])
         if pre_logits:
@@ -356,6 +412,25 @@ class VisionTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def _take_indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
+    """timm's `feature_take_indices`: all blocks, the last n, or the ones named."""
+    if indices is None:
+        return list(range(count))
+    if isinstance(indices, int):
+        if not 0 < indices <= count:
+            raise ValueError(f"the last {indices} of {count} blocks")
+        return list(range(count - indices, count))
+    taken = [count + index if index < 0 else index for index in indices]
+    if not all(0 <= index < count for index in taken):
+        raise ValueError(f"block indices {list(indices)} out of range for {count} blocks")
+    return taken
+
+
+def _as_grid(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, h*w, D) -> (B, D, h, w)."""
+    return tokens.reshape(tokens.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
 
 
 class VisionTransformerFamily(Family):

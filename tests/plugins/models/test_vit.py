@@ -95,3 +95,93 @@ def test_sizes_must_fit_together():
         tiny_vit(img_size=30)
     with pytest.raises(zoo.ArgumentError, match="embed_dim 48 is not divisible by num_heads 5"):
         tiny_vit(num_heads=5)
+
+
+def test_avg_pooling_reads_the_mean_patch_token_normed_after_pooling():
+    model = tiny_vit(global_pool="avg", num_classes=0).eval()
+    assert isinstance(model.norm, torch.nn.Identity) and isinstance(model.fc_norm, torch.nn.LayerNorm)
+    images = torch.randn(2, 3, 32, 32)
+    tokens = model.forward_features(images)
+    torch.testing.assert_close(model(images), model.fc_norm(tokens[:, 1:].mean(dim=1)))
+
+
+def test_fc_norm_can_be_chosen_apart_from_the_pooling():
+    token_fc_norm = tiny_vit(fc_norm=True).eval()
+    assert isinstance(token_fc_norm.norm, torch.nn.Identity)
+    images = torch.randn(2, 3, 32, 32)
+    tokens = token_fc_norm.forward_features(images)
+    torch.testing.assert_close(token_fc_norm(images), token_fc_norm.head(token_fc_norm.fc_norm(tokens[:, 0])))
+    avg_final_norm = tiny_vit(global_pool="avg", fc_norm=False).eval()
+    assert isinstance(avg_final_norm.fc_norm, torch.nn.Identity)
+    tokens = avg_final_norm.forward_features(images)
+    torch.testing.assert_close(avg_final_norm(images), avg_final_norm.head(tokens[:, 1:].mean(dim=1)))
+
+
+def test_no_pooling_gives_the_head_every_token():
+    model = tiny_vit(global_pool="").eval()
+    images = torch.randn(2, 3, 32, 32)
+    assert model(images).shape == (2, 1 + 16, 10)
+    torch.testing.assert_close(model(images), model.head(model.forward_features(images)))
+
+
+def test_the_default_pooling_keeps_the_checkpoint_layout():
+    names = set(tiny_vit().state_dict())
+    assert {"norm.weight", "norm.bias"} <= names and not any(n.startswith("fc_norm") for n in names)
+    assert {"fc_norm.weight", "fc_norm.bias"} <= set(tiny_vit(global_pool="avg").state_dict())
+
+
+def test_distillation_reads_its_tokens_only():
+    with pytest.raises(
+        zoo.errors.ArgumentError, match="distilled reads its two tokens, not global_pool 'avg'"
+    ):
+        tiny_vit(distilled=True, global_pool="avg")
+
+
+class TestForwardIntermediates:
+    def outputs(self, model, images):
+        """Every block's output, by hand."""
+        x, found = model._embed(images), []
+        for block in model.blocks:
+            x = block(x)
+            found.append(x)
+        return found
+
+    def test_every_block_as_a_grid_without_prefix_tokens_and_the_final_features(self):
+        model = tiny_vit(reg_tokens=2).eval()
+        images = torch.randn(2, 3, 32, 32)
+        final, grids = model.forward_intermediates(images)
+        torch.testing.assert_close(final, model.forward_features(images))
+        assert [g.shape for g in grids] == [(2, 48, 4, 4)] * 3
+        for grid, tokens in zip(grids, self.outputs(model, images), strict=True):
+            patches = tokens[:, 3:]  # class and two register tokens left out
+            torch.testing.assert_close(grid, patches.transpose(1, 2).reshape(2, 48, 4, 4))
+
+    def test_nlc_keeps_the_tokens_in_rows(self):
+        model = tiny_vit().eval()
+        images = torch.randn(2, 3, 32, 32)
+        tokens = model.forward_intermediates(images, output_fmt="NLC", intermediates_only=True)
+        torch.testing.assert_close(tokens, [t[:, 1:] for t in self.outputs(model, images)])
+
+    @pytest.mark.parametrize(("indices", "blocks"), [(None, [0, 1, 2]), (2, [1, 2]), ([0, -1], [0, 2])])
+    def test_indices_are_all_the_last_n_or_the_ones_named(self, indices, blocks):
+        model = tiny_vit().eval()
+        images = torch.randn(1, 3, 32, 32)
+        taken = model.forward_intermediates(images, indices, output_fmt="NLC", intermediates_only=True)
+        expected = self.outputs(model, images)
+        assert len(taken) == len(blocks)
+        for tokens, block in zip(taken, blocks, strict=True):
+            torch.testing.assert_close(tokens, expected[block][:, 1:])
+
+    def test_norm_passes_each_output_through_the_final_norm(self):
+        model = tiny_vit().eval()
+        images = torch.randn(1, 3, 32, 32)
+        [last] = model.forward_intermediates(images, 1, norm=True, output_fmt="NLC", intermediates_only=True)
+        torch.testing.assert_close(last, model.forward_features(images)[:, 1:])
+
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [({"indices": 4}, "last 4"), ({"indices": [3]}, "out of range"), ({"output_fmt": "NHWC"}, "NHWC")],
+    )
+    def test_what_it_cannot_give_is_refused(self, arguments, message):
+        with pytest.raises(ValueError, match=message):
+            tiny_vit().forward_intermediates(torch.randn(1, 3, 32, 32), **arguments)
