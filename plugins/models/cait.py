@@ -28,7 +28,7 @@ from torch import nn
 
 from zoo.attention import ClassAttention, TokenAttention
 from zoo.maps import class_token_attention
-from zoo.registry.family import Family
+from zoo.registry.family import ImageFamily
 
 from ..layers import DropPath
 
@@ -269,11 +269,10 @@ class CaiT(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-class CaiTFamily(Family):
+class CaiTFamily(ImageFamily):
     """Family `cait`: CaiT, with any token attention in the patch blocks and any class attention."""
 
     config = CaiTConfig
-    tasks = ("image-classification", "image-embedding")
     test_args: ClassVar[dict[str, Any]] = {
         "img_size": 32,
         "patch_size": 8,
@@ -286,12 +285,6 @@ class CaiTFamily(Family):
 
     def build(self, config: CaiTConfig, *, device=None, dtype=None) -> CaiT:
         return CaiT(config, device=device, dtype=dtype)
-
-    def example_input(
-        self, config: CaiTConfig, *, batch: int = 2, seq_len: int | None = None, device=None, dtype=None
-    ) -> tuple[torch.Tensor, ...]:
-        size = config.img_size
-        return (torch.randn(batch, config.in_chans, size, size, device=device, dtype=dtype),)
 
 
 family = CaiTFamily()

@@ -21,7 +21,7 @@ from torch import nn
 
 from zoo.attention import ChannelAttention
 from zoo.errors import AttentionMapError
-from zoo.registry.family import Family
+from zoo.registry.family import ImageFamily
 
 from ..layers import DropPath, drop_path_rates
 
@@ -298,11 +298,10 @@ class ResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-class ResNetFamily(Family):
+class ResNetFamily(ImageFamily):
     """Family `resnet`: ResNets at any depth and width, with any channel attention in their blocks."""
 
     config = ResNetConfig
-    tasks = ("image-classification", "image-embedding")
     test_args: ClassVar[dict[str, Any]] = {
         "block": "basic",
         "layers": (1, 1, 1, 1),
@@ -312,11 +311,6 @@ class ResNetFamily(Family):
 
     def build(self, config: ResNetConfig, *, device=None, dtype=None) -> ResNet:
         return ResNet(config, device=device, dtype=dtype)
-
-    def example_input(
-        self, config: ResNetConfig, *, batch: int = 2, seq_len: int | None = None, device=None, dtype=None
-    ) -> tuple[torch.Tensor, ...]:
-        return (torch.randn(batch, config.in_chans, 224, 224, device=device, dtype=dtype),)
 
 
 family = ResNetFamily()

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from zoo.attention import WindowAttention
-from zoo.registry.family import Family
+from zoo.registry.family import ImageFamily
 
 from ..layers import DropPath, drop_path_rates
 
@@ -371,11 +371,10 @@ class SwinTransformer(nn.Module):
         return {"last": torch.stack(received).mean(0)}
 
 
-class SwinFamily(Family):
+class SwinFamily(ImageFamily):
     """Family `swin`: Swin Transformers, with any window attention."""
 
     config = SwinConfig
-    tasks = ("image-classification", "image-embedding")
     test_args: ClassVar[dict[str, Any]] = {
         "img_size": 32,
         "patch_size": 2,
@@ -388,12 +387,6 @@ class SwinFamily(Family):
 
     def build(self, config: SwinConfig, *, device=None, dtype=None) -> SwinTransformer:
         return SwinTransformer(config, device=device, dtype=dtype)
-
-    def example_input(
-        self, config: SwinConfig, *, batch: int = 2, seq_len: int | None = None, device=None, dtype=None
-    ) -> tuple[torch.Tensor, ...]:
-        size = config.img_size
-        return (torch.randn(batch, config.in_chans, size, size, device=device, dtype=dtype),)
 
 
 family = SwinFamily()

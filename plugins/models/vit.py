@@ -42,7 +42,7 @@ from torch import nn
 
 from zoo.attention import TokenAttention
 from zoo.maps import attention_rollout, class_token_attention
-from zoo.registry.family import Family
+from zoo.registry.family import ImageFamily
 
 from ..layers import DropPath, drop_path_rates
 
@@ -433,12 +433,11 @@ def _as_grid(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return tokens.reshape(tokens.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
 
 
-class VisionTransformerFamily(Family):
+class VisionTransformerFamily(ImageFamily):
     """Family `vit`: Vision Transformers and their descendants (DeiT, DINOv2, CLIP), with any
     token attention."""
 
     config = ViTConfig
-    tasks = ("image-classification", "image-embedding")
     test_args: ClassVar[dict[str, Any]] = {
         "img_size": 32,
         "patch_size": 8,
@@ -450,12 +449,6 @@ class VisionTransformerFamily(Family):
 
     def build(self, config: ViTConfig, *, device=None, dtype=None) -> VisionTransformer:
         return VisionTransformer(config, device=device, dtype=dtype)
-
-    def example_input(
-        self, config: ViTConfig, *, batch: int = 2, seq_len: int | None = None, device=None, dtype=None
-    ) -> tuple[torch.Tensor, ...]:
-        size = config.img_size
-        return (torch.randn(batch, config.in_chans, size, size, device=device, dtype=dtype),)
 
 
 family = VisionTransformerFamily()

@@ -62,6 +62,7 @@ __all__ = [
     "HasBlocks",
     "HasClassifier",
     "HasFirstConv",
+    "ImageFamily",
     "model_of",
 ]
 
@@ -106,6 +107,27 @@ class Family(ABC):
         """Positional inputs of one forward pass of a `config` model: random data of the
         shapes it takes, `batch` samples, sequences of `seq_len` steps where it applies.
         Floating-point inputs take `dtype`; integer ones (token ids) keep theirs."""
+
+
+class ImageFamily(Family):
+    """A family of image models: its example input is a batch of random images of the
+    config's `in_chans` and `img_size` (224 for a family without `img_size`)."""
+
+    tasks: ClassVar[tuple[str, ...]] = IMAGE_TASKS
+
+    def example_input(
+        self,
+        config: Any,
+        *,
+        batch: int = 2,
+        seq_len: int | None = None,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> tuple[Any, ...]:
+        import torch
+
+        size = getattr(config, "img_size", 224)
+        return (torch.randn(batch, config.in_chans, size, size, device=device, dtype=dtype),)
 
 
 class FunctionFamily(Family):
