@@ -1,0 +1,137 @@
+"""Inference throughput of the zoo's ViT-descendant families against timm's.
+
+For each family, builds the zoo model (`zoo.create(name)`, random weights, eval) and
+timm's model of the same architecture (`timm.create_model(name, pretrained=False)`),
+checks that both have the same number of parameters, and times inference (images/s) in
+one process: zoo and timm runs alternate, several rounds, and the median of each is
+kept. float32 always; bfloat16 only where the CPU computes it natively
+(`zoo.bench.cpu_supports`). Everything runs under `torch.inference_mode()` on the CPU
+with a fixed thread count. The goal is at least 1.0x timm for every family.
+
+timm is not a dependency of the zoo; without it this prints one line and exits 0. With
+the CPU torch, timm needs the torchvision stand-in (see the shared benchmark notes):
+
+    .venv/bin/pip install --no-deps timm
+    PYTHONPATH=../shared/bench/torchvision_shim .venv/bin/python \\
+        benchmarks/families_vs_timm.py [--families deit,swin] [--batch 8] [--rounds 5] \\
+        [--dtypes float32,bfloat16] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+# family -> (zoo name, timm name, extra arguments given to both)
+FAMILIES: dict[str, tuple[str, str, dict]] = {
+    "deit": ("deit_small_patch16_224", "deit_small_patch16_224", {}),
+    "dinov2": ("vit_small_patch14_dinov2", "vit_small_patch14_dinov2", {"img_size": 224}),
+    "clip": ("vit_base_patch16_clip_224", "vit_base_patch16_clip_quickgelu_224", {}),
+    "swin": ("swin_tiny_patch4_window7_224", "swin_tiny_patch4_window7_224", {}),
+    "cait": ("cait_xxs24_224", "cait_xxs24_224", {}),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="timed runs of each, alternated")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each first")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    args.families = [f.strip() for f in args.families.split(",") if f.strip()]
+    unknown = [f for f in args.families if f not in FAMILIES]
+    if unknown:
+        parser.error(f"unknown families {unknown}; known: {', '.join(FAMILIES)}")
+    args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    return args
+
+
+def param_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def time_once(model, x) -> float:
+    """Seconds of one forward pass."""
+    start = time.perf_counter()
+    model(x)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    args = parse_args()
+    try:
+        import timm
+    except Exception as error:  # timm missing, or its torchvision import failing
+        print(f"timm cannot be imported ({type(error).__name__}: {error}); nothing to compare")
+        return 0
+
+    import torch
+
+    import zoo
+    from zoo.bench import cpu_supports
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    dtypes = []
+    for name in args.dtypes:
+        dtype = getattr(torch, name, None)
+        if not isinstance(dtype, torch.dtype):
+            sys.exit(f"unknown dtype {name!r}")
+        if not cpu_supports(dtype):
+            print(f"{name}: skipped, this CPU does not compute it natively")
+            continue
+        dtypes.append((name, dtype))
+
+    print(
+        f"torch {torch.__version__}, timm {timm.__version__}, {args.threads} threads, "
+        f"batch {args.batch}, {args.rounds} rounds (median), inference_mode, CPU"
+    )
+    rows = []
+    for family in args.families:
+        zoo_name, timm_name, extra = FAMILIES[family]
+        ours = zoo.create(zoo_name, **extra).eval()
+        theirs = timm.create_model(timm_name, pretrained=False, **extra).eval()
+        n_ours, n_theirs = param_count(ours), param_count(theirs)
+        if n_ours != n_theirs:
+            print(f"{family}: parameter counts differ: zoo {n_ours:,}, timm {n_theirs:,}")
+            rows.append((family, "-", None, None))
+            continue
+        print(f"{family}: {n_ours:,} parameters in both")
+        size = extra.get("img_size", 224)
+        for dtype_name, dtype in dtypes:
+            models = {"zoo": ours.to(dtype), "timm": theirs.to(dtype)}
+            x = torch.randn(args.batch, 3, size, size, dtype=dtype)
+            times: dict[str, list[float]] = {"zoo": [], "timm": []}
+            with torch.inference_mode():
+                for _ in range(args.warmup):
+                    for model in models.values():
+                        model(x)
+                for round_ in range(args.rounds):
+                    # alternate which goes first so neither always runs on a warmer cache
+                    order = ("zoo", "timm") if round_ % 2 == 0 else ("timm", "zoo")
+                    for who in order:
+                        times[who].append(time_once(models[who], x))
+            speed = {who: args.batch / statistics.median(t) for who, t in times.items()}
+            rows.append((family, dtype_name, speed["zoo"], speed["timm"]))
+        del ours, theirs
+
+    print()
+    print("| family | dtype | zoo images/s | timm images/s | zoo/timm |")
+    print("| --- | --- | --- | --- | --- |")
+    for family, dtype_name, ours_speed, theirs_speed in rows:
+        if ours_speed is None:
+            print(f"| {family} | {dtype_name} | - | - | parameter counts differ |")
+            continue
+        ratio = ours_speed / theirs_speed
+        flag = "" if ratio >= 1.0 else " (below 1.0x)"
+        print(f"| {family} | {dtype_name} | {ours_speed:.1f} | {theirs_speed:.1f} | {ratio:.2f}x{flag} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
