@@ -16,6 +16,9 @@ follow. The head reads the class token after the final norm, optionally through 
 paper's representation layer (Linear + tanh); as in timm, `global_pool="avg"` reads the
 mean of the patch tokens instead (normed after pooling, `fc_norm`), and `global_pool=""`
 every token. `forward_intermediates` gives the outputs of chosen blocks, as timm's does.
+As in timm, `dynamic_img_size=True` takes inputs of any size, resampling the position
+embeddings to each input's patch grid, and `dynamic_img_pad=True` pads an input whose size
+is not a multiple of the patch size on the right and bottom to the next multiple.
 
 The descendants change a few pieces, each an argument: DINOv2 scales each residual branch
 by a learned per-channel LayerScale (`init_values`) and may add register tokens after the
@@ -37,7 +40,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from torch import nn
 
 from zoo.attention import TokenAttention
@@ -56,7 +59,8 @@ class ViTConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    img_size: int = Field(default=224, gt=0)
+    img_size: PositiveInt | tuple[PositiveInt, PositiveInt] = 224
+    """Input size: square, or (height, width)."""
     patch_size: int = Field(default=16, gt=0)
     in_chans: int = Field(default=3, gt=0)
     num_classes: int = Field(default=1000, ge=0)
@@ -82,10 +86,14 @@ class ViTConfig(BaseModel):
     attn_drop_rate: Rate = 0.0
     drop_path_rate: Rate = 0.0
     attn: TokenAttention = Field(default="mhsa", validate_default=True)
+    dynamic_img_size: bool = False
+    """Take inputs of any size, the position embeddings resampled to each one's patch grid."""
+    dynamic_img_pad: bool = False
+    """Pad inputs on the right and bottom to a multiple of the patch size."""
 
     @model_validator(mode="after")
     def _fits_together(self) -> ViTConfig:
-        if self.img_size % self.patch_size:
+        if any(size % self.patch_size for size in self.size):
             raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
@@ -94,37 +102,85 @@ class ViTConfig(BaseModel):
         return self
 
     @property
+    def size(self) -> tuple[int, int]:
+        """The input size, (height, width)."""
+        return (self.img_size, self.img_size) if isinstance(self.img_size, int) else tuple(self.img_size)
+
+    @property
     def use_fc_norm(self) -> bool:
         return self.global_pool == "avg" if self.fc_norm is None else self.fc_norm
 
 
 class PatchEmbed(nn.Module):
-    """Non-overlapping patches, linearly embedded: (B, C, H, W) -> (B, N, D)."""
+    """Non-overlapping patches, linearly embedded: (B, C, H, W) -> (B, N, D).
+
+    With `dynamic_img_size` any input whose size is a multiple of the patch size is taken;
+    with `dynamic_img_pad` an input is first padded on the right and bottom to one.
+    """
 
     def __init__(
         self,
-        img_size: int,
+        img_size: int | tuple[int, int],
         patch_size: int,
         in_chans: int,
         embed_dim: int,
         *,
         bias: bool = True,
+        dynamic_img_size: bool = False,
+        dynamic_img_pad: bool = False,
         device=None,
         dtype=None,
     ):
         super().__init__()
-        self.img_size = img_size
-        self.num_patches = (img_size // patch_size) ** 2
+        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.patch_size = patch_size
+        self.grid_size = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.dynamic_img_size = dynamic_img_size
+        self.dynamic_img_pad = dynamic_img_pad
         self.proj = nn.Conv2d(
             in_chans, embed_dim, patch_size, stride=patch_size, bias=bias, device=device, dtype=dtype
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2:] != (self.img_size, self.img_size):
+    def dynamic_grid(self, height: int, width: int) -> tuple[int, int]:
+        """The patch grid of an input of this size (after padding, with `dynamic_img_pad`)."""
+        if self.dynamic_img_pad:
+            return -(-height // self.patch_size), -(-width // self.patch_size)
+        return height // self.patch_size, width // self.patch_size
+
+    def _check(self, x: torch.Tensor) -> None:
+        if not self.dynamic_img_size:
+            if tuple(x.shape[-2:]) != self.img_size:
+                height, width = self.img_size
+                raise ValueError(f"input is {tuple(x.shape[-2:])} pixels; this model takes {height}x{width}")
+        elif not self.dynamic_img_pad and any(size % self.patch_size for size in x.shape[-2:]):
             raise ValueError(
-                f"input is {tuple(x.shape[-2:])} pixels; this model takes {self.img_size}x{self.img_size}"
+                f"input is {tuple(x.shape[-2:])} pixels, not a multiple of patch_size {self.patch_size}"
             )
-        return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
+
+    def forward_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, D, h, w)."""
+        self._check(x)
+        if self.dynamic_img_pad:
+            height, width = self.dynamic_grid(*x.shape[-2:])
+            pad_h, pad_w = height * self.patch_size - x.shape[-2], width * self.patch_size - x.shape[-1]
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        return self.proj(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_grid(x).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
+
+
+def resample_pos_embed(
+    pos_embed: torch.Tensor, prefix: int, old: tuple[int, int], new: tuple[int, int]
+) -> torch.Tensor:
+    """Position embeddings (1, prefix + h*w, D) of an `old` grid resampled to a `new` one as
+    timm does: bicubic with antialias (whose kernel differs from plain bicubic even when
+    enlarging); the `prefix` tokens' embeddings are kept as they are."""
+    grid = pos_embed[:, prefix:].reshape(1, *old, -1).permute(0, 3, 1, 2).float()  # (1, D, h, w)
+    grid = F.interpolate(grid, size=new, mode="bicubic", align_corners=False, antialias=True)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], -1).to(pos_embed.dtype)
+    return torch.cat([pos_embed[:, :prefix], grid], dim=1)
 
 
 class QuickGELU(nn.Module):
@@ -224,7 +280,14 @@ class VisionTransformer(nn.Module):
         self.num_features = config.representation_size or dim
 
         self.patch_embed = PatchEmbed(
-            config.img_size, config.patch_size, config.in_chans, dim, bias=not config.pre_norm, **factory
+            config.img_size,
+            config.patch_size,
+            config.in_chans,
+            dim,
+            bias=not config.pre_norm,
+            dynamic_img_size=config.dynamic_img_size,
+            dynamic_img_pad=config.dynamic_img_pad,
+            **factory,
         )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim, **factory))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, dim, **factory)) if config.distilled else None
@@ -288,23 +351,19 @@ class VisionTransformer(nn.Module):
                 nn.init.zeros_(head.bias)
 
     def adapt_pretrained(self, name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, str] | None:
-        """Position embeddings of another grid, resampled to this one as timm does: bicubic
-        with antialias (whose kernel differs from plain bicubic even when enlarging); the
-        embeddings of prefix tokens (class, distillation, registers) are kept as they are.
-        Other tensors: None."""
+        """Position embeddings of another square grid, resampled to this one as timm does
+        (`resample_pos_embed`); the embeddings of prefix tokens (class, distillation,
+        registers) are kept as they are. Other tensors: None."""
         prefix = self.num_embedded_prefix
         if name != "pos_embed" or tensor.ndim != 3 or tensor.shape[-1] != self.pos_embed.shape[-1]:
             return None
         old = math.isqrt(tensor.shape[1] - prefix)
         if old * old != tensor.shape[1] - prefix or tensor.shape[0] != 1:
             return None
-        new = math.isqrt(self.patch_embed.num_patches)
-        grid = tensor[:, prefix:].reshape(1, old, old, -1).permute(0, 3, 1, 2).float()  # (1, D, old, old)
-        grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False, antialias=True)
-        grid = grid.permute(0, 2, 3, 1).reshape(1, new * new, -1).to(tensor.dtype)  # (1, new*new, D)
-        resampled = torch.cat([tensor[:, :prefix], grid], dim=1)
+        height, width = self.patch_embed.grid_size
+        resampled = resample_pos_embed(tensor, prefix, (old, old), (height, width))
         return resampled, (
-            f"pos_embed: position embeddings resampled from a {old}x{old} to a {new}x{new} grid "
+            f"pos_embed: position embeddings resampled from a {old}x{old} to a {height}x{width} grid "
             f"(bicubic), {prefix} prefix token(s) kept"
         )
 
@@ -314,13 +373,21 @@ class VisionTransformer(nn.Module):
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         """Patches and prefix tokens, position embedded, normed first for CLIP."""
-        x = self.patch_embed(x)
+        x = self.patch_embed.forward_grid(x)
+        pos_embed = self._pos_embed_for(tuple(x.shape[-2:]))
+        x = x.flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
         prefix = self._prefix_tokens(x.shape[0])
         if self.config.no_embed_class:
-            x = torch.cat([*prefix, x + self.pos_embed], dim=1)
+            x = torch.cat([*prefix, x + pos_embed], dim=1)
         else:
-            x = torch.cat([*prefix, x], dim=1) + self.pos_embed
+            x = torch.cat([*prefix, x], dim=1) + pos_embed
         return self.norm_pre(self.pos_drop(x))
+
+    def _pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
+        """The position embeddings of a patch grid: resampled when it is not the built one."""
+        if grid == self.patch_embed.grid_size:
+            return self.pos_embed
+        return resample_pos_embed(self.pos_embed, self.num_embedded_prefix, self.patch_embed.grid_size, grid)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> normed tokens (B, prefix + N, D)."""
@@ -340,8 +407,7 @@ class VisionTransformer(nn.Module):
         `"rollout"` over all blocks and `"last"` in the last block, each (B, h, w) over the
         patch grid."""
         _, weights = self.forward_attention(x)
-        patch = self.config.patch_size
-        grid = (x.shape[-2] // patch, x.shape[-1] // patch)
+        grid = self.patch_embed.dynamic_grid(*x.shape[-2:])
         return {
             "rollout": attention_rollout(weights, num_prefix_tokens=self.num_prefix_tokens, grid=grid),
             "last": class_token_attention(weights[-1], num_prefix_tokens=self.num_prefix_tokens, grid=grid),
@@ -371,7 +437,7 @@ class VisionTransformer(nn.Module):
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError(f"output_fmt '{output_fmt}': expected 'NCHW' or 'NLC'")
         take = _take_indices(len(self.blocks), indices)
-        height, width = (size // self.config.patch_size for size in x.shape[-2:])
+        height, width = self.patch_embed.dynamic_grid(*x.shape[-2:])
         x = self._embed(x)
         intermediates = []
         for index, block in enumerate(self.blocks):

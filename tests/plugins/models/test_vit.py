@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 import zoo
 from zoo_plugins.attention.mhsa import MultiHeadSelfAttention
@@ -185,3 +186,48 @@ class TestForwardIntermediates:
     def test_what_it_cannot_give_is_refused(self, arguments, message):
         with pytest.raises(ValueError, match=message):
             tiny_vit().forward_intermediates(torch.randn(1, 3, 32, 32), **arguments)
+
+
+class TestDynamicImageSize:
+    @pytest.mark.parametrize("size", [(48, 48), (40, 56)])
+    @pytest.mark.parametrize(
+        "overrides", [{}, {"reg_tokens": 2, "no_embed_class": True}, {"distilled": True}]
+    )
+    def test_any_size_matches_a_model_built_at_it_from_the_same_weights(self, tmp_path, size, overrides):
+        source = tiny_vit(dynamic_img_size=True, **overrides).eval()
+        save_file({k: v.contiguous() for k, v in source.state_dict().items()}, tmp_path / "w.safetensors")
+        built = tiny_vit(checkpoint=tmp_path / "w.safetensors", img_size=size, **overrides).eval()
+        images = torch.randn(2, 3, *size)
+        torch.testing.assert_close(source(images), built(images), atol=1e-5, rtol=1e-5)
+
+    def test_forward_features_and_intermediates_follow_the_patch_grid(self):
+        model = tiny_vit(dynamic_img_size=True, reg_tokens=2).eval()
+        images = torch.randn(2, 3, 40, 56)
+        assert model.forward_features(images).shape == (2, 3 + 5 * 7, 48)
+        assert model.forward_features(torch.randn(1, 3, 32, 32)).shape == (1, 3 + 16, 48)
+        final, blocks = model.forward_intermediates(images)
+        assert final.shape == (2, 3 + 35, 48) and all(b.shape == (2, 48, 5, 7) for b in blocks)
+
+    def test_attention_maps_cover_the_input_patch_grid(self):
+        model = tiny_vit(dynamic_img_size=True).eval()
+        maps = model.attention_maps(torch.randn(2, 3, 40, 56))
+        assert maps["rollout"].shape == (2, 5, 7) and maps["last"].shape == (2, 5, 7)
+
+    def test_an_input_off_the_patch_grid_is_padded_right_and_bottom(self):
+        model = tiny_vit(dynamic_img_size=True, dynamic_img_pad=True).eval()
+        images = torch.randn(1, 3, 35, 35)
+        padded = torch.nn.functional.pad(images, (0, 5, 0, 5))
+        assert model.forward_features(images).shape == (1, 1 + 25, 48)
+        torch.testing.assert_close(model(images), model(padded))
+        assert model.attention_maps(images)["rollout"].shape == (1, 5, 5)
+
+    def test_without_padding_an_input_off_the_patch_grid_is_refused(self):
+        with pytest.raises(ValueError, match="not a multiple of patch_size 8"):
+            tiny_vit(dynamic_img_size=True)(torch.randn(1, 3, 35, 35))
+
+    def test_by_default_the_size_is_fixed_and_the_weights_unchanged(self):
+        with pytest.raises(ValueError, match="this model takes 32x32"):
+            tiny_vit()(torch.randn(1, 3, 48, 48))
+        with pytest.raises(ValueError, match="this model takes 40x56"):
+            tiny_vit(img_size=(40, 56))(torch.randn(1, 3, 32, 32))
+        assert set(tiny_vit(dynamic_img_size=True).state_dict()) == set(tiny_vit().state_dict())
