@@ -63,6 +63,7 @@ __all__ = [
     "HasClassifier",
     "HasFirstConv",
     "ImageFamily",
+    "image_size",
     "model_of",
 ]
 
@@ -76,6 +77,18 @@ TASKS: dict[str, str] = {
 
 IMAGE_TASKS = ("image-classification", "image-embedding")
 """The tasks whose inputs are images: preprocessing, `zoo predict` and `zoo attn` apply."""
+
+
+def image_size(config: Any) -> tuple[int, int] | None:
+    """(height, width) of the images a config's model takes: its `img_size`, one number for a
+    square or a pair; None for a family without `img_size` (it takes any size)."""
+    size = getattr(config, "img_size", None) if not isinstance(config, dict) else config.get("img_size")
+    if size is None:
+        return None
+    if isinstance(size, int):
+        return (size, size)
+    height, width = size
+    return (int(height), int(width))
 
 
 def model_of(task: str | None) -> str:
@@ -126,8 +139,8 @@ class ImageFamily(Family):
     ) -> tuple[Any, ...]:
         import torch
 
-        size = getattr(config, "img_size", 224)
-        return (torch.randn(batch, config.in_chans, size, size, device=device, dtype=dtype),)
+        height, width = image_size(config) or (224, 224)
+        return (torch.randn(batch, config.in_chans, height, width, device=device, dtype=dtype),)
 
 
 class FunctionFamily(Family):

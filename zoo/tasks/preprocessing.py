@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError, ImageError
 from ..registry import Registry, Resolved, default_registry
-from ..registry.family import IMAGE_TASKS, model_of
+from ..registry.family import IMAGE_TASKS, image_size, model_of
 from ..registry.schema import IMAGENET_MEAN, IMAGENET_PREPROCESSING, IMAGENET_STD, Preprocessing
 from ..weights.resolve import resolve
 
@@ -107,7 +107,7 @@ def data_config(
         return _test_size(base) if use_test_size else base
 
     config = registry.build_config(replace(resolved, tag=tag), model_args)
-    img_size = getattr(config, "img_size", None)
+    grid = image_size(config)
     in_chans = getattr(config, "in_chans", None)
     if base is None:
         channels = in_chans if in_chans is not None else 3
@@ -117,18 +117,16 @@ def data_config(
                 "default mean and std for it; build a zoo.registry.schema.Preprocessing and pass it to "
                 "zoo.transforms"
             )
-        size = img_size if isinstance(img_size, int) else DEFAULT_INPUT_SIZE
-        return IMAGENET_PREPROCESSING.model_copy(update={"input_size": (channels, size, size)})
+        height, width = grid or (DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)
+        return IMAGENET_PREPROCESSING.model_copy(update={"input_size": (channels, height, width)})
     if in_chans is not None and in_chans != base.input_size[0]:
         raise ArgumentError(
             f"{resolved.name}.{tag} was trained on {base.input_size[0]} channels; its mean and std "
             f"do not fit in_chans={in_chans}"
         )
-    if isinstance(img_size, int) and (img_size, img_size) != tuple(base.input_size[1:]):
+    if grid is not None and grid != tuple(base.input_size[1:]):
         # The model takes one size only: the tag's test size no longer applies.
-        return base.model_copy(
-            update={"input_size": (base.input_size[0], img_size, img_size), "test_input_size": None}
-        )
+        return base.model_copy(update={"input_size": (base.input_size[0], *grid), "test_input_size": None})
     return _test_size(base) if use_test_size else base
 
 

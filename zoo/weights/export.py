@@ -32,7 +32,7 @@ from ..errors import ArgumentError
 from ..files import raise_on_sigterm, sha256_of
 from ..registry import Registry, Resolved, default_registry
 from ..registry.attention_spec import registry_form
-from ..registry.family import IMAGE_TASKS, Family
+from ..registry.family import IMAGE_TASKS, Family, image_size
 from ..registry.schema import IMAGENET_PREPROCESSING, WEIGHT_TYPES, Preprocessing, WeightTag
 from ..registry.source import describe_errors
 from .header import check_state_names, read_header
@@ -215,8 +215,8 @@ def _preprocessing(
     values = (published or IMAGENET_PREPROCESSING).model_dump()
     channels, height, width = values["input_size"]
     channels = int(args.get("in_chans", channels))
-    if "img_size" in args:
-        height = width = int(args["img_size"])
+    if image_size(args) is not None:
+        height, width = image_size(args)
         if values.get("test_input_size") and tuple(values["test_input_size"][1:]) != (height, width):
             values["test_input_size"] = None  # a fixed-size model is tested at its own size
     values["input_size"] = (channels, height, width)
