@@ -31,6 +31,7 @@ from zoo.maps import class_token_attention
 from zoo.registry.family import ImageFamily
 
 from ..layers import DropPath
+from .vit import Mlp
 
 __all__ = ["CaiT", "CaiTConfig", "build"]
 
@@ -92,21 +93,6 @@ class PatchEmbed(nn.Module):
                 f"input is {tuple(x.shape[-2:])} pixels; this model takes {self.img_size}x{self.img_size}"
             )
         return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
-
-
-class Mlp(nn.Module):
-    """Position-wise feed-forward: Linear, GELU, Linear."""
-
-    def __init__(self, dim: int, hidden: int, drop: float, *, device=None, dtype=None):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden, device=device, dtype=dtype)
-        self.act = nn.GELU()
-        self.drop1 = nn.Dropout(drop)
-        self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
-        self.drop2 = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
 
 
 class LayerScaleBlock(nn.Module):

@@ -34,6 +34,7 @@ from zoo.attention import WindowAttention
 from zoo.registry.family import ImageFamily
 
 from ..layers import DropPath, drop_path_rates
+from .vit import Mlp
 
 __all__ = ["SwinConfig", "SwinTransformer", "build"]
 
@@ -132,21 +133,6 @@ def shifted_window_mask(size: int, window: int, shift: int, *, device=None) -> t
 
 
 # -- blocks -----------------------------------------------------------------------------
-
-
-class Mlp(nn.Module):
-    """Position-wise feed-forward: Linear, GELU, Linear."""
-
-    def __init__(self, dim: int, hidden: int, drop: float, *, device=None, dtype=None):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden, device=device, dtype=dtype)
-        self.act = nn.GELU()
-        self.drop1 = nn.Dropout(drop)
-        self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
-        self.drop2 = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
 
 
 class SwinTransformerBlock(nn.Module):
