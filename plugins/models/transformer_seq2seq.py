@@ -56,6 +56,7 @@ from .vit import Mlp
 __all__ = [
     "Generated",
     "LayerCache",
+    "Search",
     "TransformerSeq2Seq",
     "TransformerSeq2SeqConfig",
     "build",
@@ -559,8 +560,16 @@ class TransformerSeq2Seq(nn.Module):
                     f"{what} {token} is not a target token id (0 to {config.tgt_vocab_size - 1})"
                 )
         memory, mask = self.encode(src, src_lengths, src_mask=src_mask)
-        search = _Search(
-            self, memory, mask, num_beams, bos_id, eos_id, length_penalty, output_attentions, use_cache
+        search = Search(
+            self,
+            memory,
+            mask,
+            beams=num_beams,
+            bos_id=bos_id,
+            eos_id=eos_id,
+            length_penalty=length_penalty,
+            output_attentions=output_attentions,
+            use_cache=use_cache,
         )
         return search.greedy(max_new_tokens) if num_beams == 1 else search.beam(max_new_tokens)
 
@@ -580,14 +589,17 @@ def _keys(mask: torch.Tensor | None) -> torch.Tensor | None:
     return None if mask is None else mask[:, None, None, :]
 
 
-class _Search:
-    """Greedy and beam search over `rows = B * beams` hypotheses, one decoder step at a time."""
+class Search:
+    """Greedy and beam search from an encoded source, one decoder step at a time, over
+    `B * beams` hypotheses (the beams of a source in consecutive rows). `generate` makes one;
+    `greedy` and `beam` each run once."""
 
     def __init__(
         self,
         model: TransformerSeq2Seq,
         memory: torch.Tensor,
         mask: torch.Tensor | None,
+        *,
         beams: int,
         bos_id: int,
         eos_id: int,
@@ -645,6 +657,7 @@ class _Search:
     def normalized(self, log_prob: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         return log_prob / length.to(log_prob.dtype) ** self.length_penalty
 
+    @torch.no_grad()
     def greedy(self, max_new_tokens: int) -> Generated:
         finished = torch.zeros(self.batch, dtype=torch.bool, device=self.memory.device)
         log_prob = torch.zeros(self.batch, device=self.memory.device)
@@ -661,6 +674,7 @@ class _Search:
         every = torch.arange(self.batch, device=self.memory.device)
         return self.result(every, self.normalized(log_prob, length))
 
+    @torch.no_grad()
     def beam(self, max_new_tokens: int) -> Generated:
         """Beam search, a finished hypothesis keeping its place (extended by `pad_id` at no
         cost) and competing with the live ones by its length-normalised score."""
