@@ -461,6 +461,8 @@ class TransformerSeq2Seq(nn.Module):
         With `caches`, `tgt_in` holds the steps from `offset` on, the earlier ones cached.
         `tgt_mask` (B, T) is True at the inputs that may be attended to.
         """
+        if tgt_mask is not None and caches is not None:
+            raise ValueError("tgt_mask is for teacher forcing; cached decoding has no target padding")
         self_mask = _causal(tgt_in.shape[1], offset if caches is not None else 0, tgt_in.device)
         if tgt_mask is not None:
             keys = tgt_mask[:, None, None, :]  # (B, 1, 1, T)
@@ -716,6 +718,7 @@ class TransformerSeq2SeqFamily(Family):
     test_args: ClassVar[dict[str, Any]] = {
         "src_vocab_size": 20,
         "tgt_vocab_size": 24,
+        "share_embeddings": False,  # two vocabularies, on top of any entry
         "max_len": 32,
         "embed_dim": 16,
         "encoder_depth": 2,
