@@ -42,3 +42,6 @@ def register(zoo: PluginContext) -> None:
     )
     zoo.add_builder("cait", f"{__name__}.models.cait:family")
     zoo.add_models(files(__name__) / "registry.yaml")
+
+    # Attention as the tutorials write it: heads with their own key and value widths.
+    zoo.add_attention("self_attention", f"{__name__}.attention.mha:SelfAttention", kind="sequence")
