@@ -43,8 +43,8 @@ __all__ = [
     "masked_softmax",
     "normalize_mask",
     "padding_mask",
-    "right_padded_lengths",
     "scaled_dot_product_attention",
+    "sequence_lengths",
     "sequence_mask",
 ]
 
@@ -110,13 +110,22 @@ def sequence_mask(
     return normalize_mask(attention_mask, 2)
 
 
-def right_padded_lengths(mask: torch.Tensor) -> torch.Tensor:
-    """The `(B,)` lengths of a `(B, L)` keep-mask whose real elements come first in each row.
+def sequence_lengths(
+    *, lengths: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """The `(B,)` lengths of a right-padded batch, from `lengths` or an `attention_mask`
+    `(B, L)` (1 at real elements); None from neither.
 
     For models that need lengths (packed LSTMs): a mask with padding before a real element
     is refused rather than misread.
     """
-    mask = normalize_mask(mask, 2)
+    if attention_mask is None:
+        return lengths
+    if lengths is not None:
+        raise ValueError("give lengths or attention_mask, not both")
+    mask = normalize_mask(torch.as_tensor(attention_mask), 2)
+    if mask.ndim != 2:
+        raise ValueError(f"attention_mask must be (B, L); got {tuple(mask.shape)}")
     lengths = mask.sum(dim=1)
     if not torch.equal(mask, padding_mask(lengths, mask.shape[1])):
         raise ValueError("this model takes right-padded batches: each attention_mask row must be 1s, then 0s")

@@ -18,8 +18,8 @@ from zoo_plugins.attention.functional import (
     masked_softmax,
     normalize_mask,
     padding_mask,
-    right_padded_lengths,
     scaled_dot_product_attention,
+    sequence_lengths,
     sequence_mask,
 )
 from zoo_plugins.attention.mha import MultiHeadAttention, SelfAttention
@@ -343,7 +343,12 @@ def test_sequence_masks_come_from_lengths_or_a_hugging_face_attention_mask():
         sequence_mask(4, attention_mask=torch.ones(2, 5))
 
 
-def test_lengths_of_a_right_padded_mask_and_no_other():
-    assert right_padded_lengths(torch.tensor([[1, 1, 0], [1, 0, 0], [0, 0, 0]])).tolist() == [2, 1, 0]
+def test_lengths_of_a_right_padded_attention_mask_and_of_no_other():
+    assert sequence_lengths() is None
+    assert sequence_lengths(lengths=torch.tensor([3, 1])).tolist() == [3, 1]
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0], [0, 0, 0]])
+    assert sequence_lengths(attention_mask=mask).tolist() == [2, 1, 0]
     with pytest.raises(ValueError, match="right-padded"):
-        right_padded_lengths(torch.tensor([[0, 1, 1]]))
+        sequence_lengths(attention_mask=torch.tensor([[0, 1, 1]]))
+    with pytest.raises(ValueError, match="not both"):
+        sequence_lengths(lengths=torch.tensor([2, 1, 0]), attention_mask=mask)
