@@ -139,8 +139,12 @@ class MultiHeadAttention(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Attention as the tutorials first write it: one head with its own query/key width `dk`
-    and value width `dv`, bias-free projections and no output projection:
+    """Attention as the tutorials first write it, heads with their own key and value widths.
+
+    Vaswani et al., "Attention Is All You Need", NeurIPS 2017. https://arxiv.org/abs/1706.03762
+
+    One head has a query/key width `dk` and a value width `dv`, bias-free projections and no
+    output projection:
 
         head(x) = softmax((x W_q)(x W_k)^T / sqrt(dk)) (x W_v),   (B, N, dim) -> (B, N, dv)
 
