@@ -352,3 +352,17 @@ def test_lengths_of_a_right_padded_attention_mask_and_of_no_other():
         sequence_lengths(attention_mask=torch.tensor([[0, 1, 1]]))
     with pytest.raises(ValueError, match="not both"):
         sequence_lengths(lengths=torch.tensor([2, 1, 0]), attention_mask=mask)
+
+
+@pytest.mark.parametrize("kind", list(MASKS))
+def test_hard_attention_picks_only_real_elements_whatever_the_mask_dtype(kind):
+    from zoo_plugins.attention.hard import HardAttentionPooling
+
+    torch.manual_seed(8)
+    hard = HardAttentionPooling(8).eval()
+    x = torch.randn(3, 5, 8)
+    keep = padding_mask(torch.tensor([5, 2, 0]), 5)
+    pooled = hard(x, MASKS[kind](keep))
+    assert torch.all(pooled.weights.masked_select(~keep) == 0)
+    assert pooled.weights.sum(-1).tolist() == [1.0, 1.0, 0.0]
+    assert torch.all(pooled.output[2] == 0) and pooled.log_prob[2] == 0
