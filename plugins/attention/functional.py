@@ -93,7 +93,8 @@ def sequence_mask(
         length: The padded length L of the batch.
         lengths: `(B,)` numbers of real elements, each row's first ones.
         attention_mask: `(B, L)`, as Hugging Face models take it: 1 (or True) at real
-            elements, 0 at padding, anywhere in the row (left padding too).
+            elements, 0 at padding, anywhere in the row (left padding too); a float one
+            holds 0s and 1s only.
         device: Where the mask goes.
     """
     if lengths is not None and attention_mask is not None:
@@ -107,6 +108,16 @@ def sequence_mask(
         raise ValueError(
             f"attention_mask must be (B, {length}), one entry per position; got {tuple(attention_mask.shape)}"
         )
+    return _real_elements(attention_mask)
+
+
+def _real_elements(attention_mask: torch.Tensor) -> torch.Tensor:
+    """A Hugging Face `attention_mask` as a keep-mask: it marks real elements with 1 in any
+    dtype, so a float one is read as 0s and 1s too (and refused if it holds anything else)."""
+    if attention_mask.is_floating_point():
+        if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+            raise ValueError("attention_mask marks real elements with 1 and padding with 0, nothing else")
+        return attention_mask != 0
     return normalize_mask(attention_mask, 2)
 
 
@@ -123,9 +134,10 @@ def sequence_lengths(
         return lengths
     if lengths is not None:
         raise ValueError("give lengths or attention_mask, not both")
-    mask = normalize_mask(torch.as_tensor(attention_mask), 2)
-    if mask.ndim != 2:
-        raise ValueError(f"attention_mask must be (B, L); got {tuple(mask.shape)}")
+    attention_mask = torch.as_tensor(attention_mask)
+    if attention_mask.ndim != 2:
+        raise ValueError(f"attention_mask must be (B, L); got {tuple(attention_mask.shape)}")
+    mask = _real_elements(attention_mask)
     lengths = mask.sum(dim=1)
     if not torch.equal(mask, padding_mask(lengths, mask.shape[1])):
         raise ValueError("this model takes right-padded batches: each attention_mask row must be 1s, then 0s")

@@ -341,6 +341,10 @@ def test_sequence_masks_come_from_lengths_or_a_hugging_face_attention_mask():
         sequence_mask(4, lengths=torch.tensor([4, 2]), attention_mask=left_padded)
     with pytest.raises(ValueError, match=r"must be \(B, 4\)"):
         sequence_mask(4, attention_mask=torch.ones(2, 5))
+    as_floats = sequence_mask(4, attention_mask=left_padded.float())  # 1.0 = real, as in Hugging Face
+    assert torch.equal(as_floats, sequence_mask(4, attention_mask=left_padded))
+    with pytest.raises(ValueError, match="1 and padding with 0"):
+        sequence_mask(4, attention_mask=torch.zeros(2, 4).masked_fill(left_padded == 0, float("-inf")))
 
 
 def test_lengths_of_a_right_padded_attention_mask_and_of_no_other():
@@ -348,6 +352,7 @@ def test_lengths_of_a_right_padded_attention_mask_and_of_no_other():
     assert sequence_lengths(lengths=torch.tensor([3, 1])).tolist() == [3, 1]
     mask = torch.tensor([[1, 1, 0], [1, 0, 0], [0, 0, 0]])
     assert sequence_lengths(attention_mask=mask).tolist() == [2, 1, 0]
+    assert sequence_lengths(attention_mask=mask.float()).tolist() == [2, 1, 0]
     with pytest.raises(ValueError, match="right-padded"):
         sequence_lengths(attention_mask=torch.tensor([[0, 1, 1]]))
     with pytest.raises(ValueError, match="not both"):
