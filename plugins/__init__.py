@@ -45,3 +45,6 @@ def register(zoo: PluginContext) -> None:
     # Transformer encoder-decoder: sequence attention in its self- and cross-attention.
     zoo.add_builder("transformer_seq2seq", f"{__name__}.models.transformer_seq2seq:family")
     zoo.add_models(files(__name__) / "registry.yaml")
+
+    # Attention as the tutorials write it: heads with their own key and value widths.
+    zoo.add_attention("self_attention", f"{__name__}.attention.mha:SelfAttention", kind="sequence")

@@ -4,23 +4,33 @@ Vaswani et al., "Attention Is All You Need", NeurIPS 2017. https://arxiv.org/abs
 
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + M) V
 
-Mask conventions, the same everywhere in the zoo:
+A mask means what its dtype says, the same everywhere in the zoo (`normalize_mask` is the
+one reading of it, used by every attention):
 
-- A boolean mask says True = keep: this query may attend to this key (this element counts).
-  A float mask is added to the scores: 0 keeps, -inf drops, anything between biases.
-- Attention masks broadcast against the scores `(..., Lq, Lk)`: `causal_mask(L)` is
-  `(L, L)`; a padding mask `(B, Lk)` from `padding_mask(lengths)` becomes `(B, 1, 1, Lk)`
-  for a `(B, heads, Lq, Lk)` batch (`mask[:, None, None, :]`); the two combine with `&`.
-- A row whose keys are all masked yields zeros (output and weights) and zero gradients,
-  never NaN, on the fused and the eager path alike.
+- **bool**: True = keep: this query may attend to this key (this element counts).
+- **integer** (uint8, int64, ...): a keep-mask too, nonzero = keep, as the tutorials' uint8
+  masks and Hugging Face's `attention_mask` (1 = real token) are meant.
+- **float**: added to the scores: 0 keeps, -inf drops, anything between biases. A float mask
+  holding both 0 and 1 is most likely a keep-mask in the wrong dtype; it is still added, and
+  a warning says so (once per process, never while `torch.compile` traces).
+
+Masks broadcast against the scores `(..., Lq, Lk)`: `causal_mask(L)` is `(L, L)`; a padding
+mask `(B, Lk)` from `padding_mask(lengths)` becomes `(B, 1, 1, Lk)` for a `(B, heads, Lq, Lk)`
+batch (`mask[:, None, None, :]`); the two combine with `&`. A 3-D mask against 4-D scores is
+read as `(batch, query, key)` and broadcast over the heads, as the tutorials pass them:
+`(B, 1, Lk)` padding, `(B, Lq, Lk)` padding and causal. A row whose keys are all masked
+yields zeros (output and weights) and zero gradients, never NaN, on both paths.
 
 The fused path is `torch.nn.functional.scaled_dot_product_attention` (flash, memory-efficient
-or C++ kernels, whichever fits); the eager path computes the same step by step and is taken
-when the weights are asked for. They agree within float rounding.
+or C++ kernels, whichever fits); a causal mask with nothing else masked (given as
+`is_causal=True`, or found to be exactly `causal_mask(L)`) takes its `is_causal` kernels. The
+eager path computes the same step by step and is taken when the weights are asked for. They
+agree within float rounding, for every mask dtype.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -31,8 +41,11 @@ __all__ = [
     "causal_mask",
     "masked_log_softmax",
     "masked_softmax",
+    "normalize_mask",
     "padding_mask",
     "scaled_dot_product_attention",
+    "sequence_lengths",
+    "sequence_mask",
 ]
 
 
@@ -67,10 +80,116 @@ def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Ten
     return torch.arange(max_len, device=lengths.device) < lengths[:, None]
 
 
+def sequence_mask(
+    length: int,
+    *,
+    lengths: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor | None:
+    """`(B, length)`, True at the real elements of a padded batch, or None when nothing is padded.
+
+    Args:
+        length: The padded length L of the batch.
+        lengths: `(B,)` numbers of real elements, each row's first ones.
+        attention_mask: `(B, L)`, as Hugging Face models take it: 1 (or True) at real
+            elements, 0 at padding, anywhere in the row (left padding too); a float one
+            holds 0s and 1s only.
+        device: Where the mask goes.
+    """
+    if lengths is not None and attention_mask is not None:
+        raise ValueError("give lengths or attention_mask, not both")
+    if lengths is not None:
+        return padding_mask(torch.as_tensor(lengths, device=device), length)
+    if attention_mask is None:
+        return None
+    attention_mask = torch.as_tensor(attention_mask, device=device)
+    if attention_mask.ndim != 2 or attention_mask.shape[1] != length:
+        raise ValueError(
+            f"attention_mask must be (B, {length}), one entry per position; got {tuple(attention_mask.shape)}"
+        )
+    return _real_elements(attention_mask)
+
+
+def _real_elements(attention_mask: torch.Tensor) -> torch.Tensor:
+    """A Hugging Face `attention_mask` as a keep-mask: it marks real elements with 1 in any
+    dtype, so a float one is read as 0s and 1s too (and refused if it holds anything else)."""
+    if attention_mask.is_floating_point():
+        if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+            raise ValueError("attention_mask marks real elements with 1 and padding with 0, nothing else")
+        return attention_mask != 0
+    return normalize_mask(attention_mask, 2)
+
+
+def sequence_lengths(
+    *, lengths: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """The `(B,)` lengths of a right-padded batch, from `lengths` or an `attention_mask`
+    `(B, L)` (1 at real elements); None from neither.
+
+    For models that need lengths (packed LSTMs): a mask with padding before a real element
+    is refused rather than misread.
+    """
+    if attention_mask is None:
+        return lengths
+    if lengths is not None:
+        raise ValueError("give lengths or attention_mask, not both")
+    attention_mask = torch.as_tensor(attention_mask)
+    if attention_mask.ndim != 2:
+        raise ValueError(f"attention_mask must be (B, L); got {tuple(attention_mask.shape)}")
+    mask = _real_elements(attention_mask)
+    lengths = mask.sum(dim=1)
+    if not torch.equal(mask, padding_mask(lengths, mask.shape[1])):
+        raise ValueError("this model takes right-padded batches: each attention_mask row must be 1s, then 0s")
+    return lengths
+
+
+_warned_about_a_float_keep_mask = False
+
+
+def _warn_if_a_keep_mask(mask: torch.Tensor) -> None:
+    """Warn, once per process, about a float mask of 0s and 1s: it is added, not kept by."""
+    global _warned_about_a_float_keep_mask
+    if _warned_about_a_float_keep_mask or mask.is_meta or torch.compiler.is_compiling():
+        return
+    if bool((mask == 0).any() & (mask == 1).any()):
+        _warned_about_a_float_keep_mask = True
+        warnings.warn(
+            "a float attention mask holding 0s and 1s is added to the scores, not used as a "
+            "keep-mask: pass a bool or integer mask (nonzero = may attend) to mask by it",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def normalize_mask(mask: torch.Tensor | None, ndim: int) -> torch.Tensor | None:
+    """The one reading of an attention mask, for scores of `ndim` dimensions.
+
+    Returns a boolean keep-mask (from a bool mask as it is, from an integer one as
+    `mask != 0`) or a float mask to add (a float mask as it is; see the module docstring for
+    the warning about 0s and 1s), broadcastable to the scores: a 3-D mask against scores of 4
+    or more dimensions is `(batch, query, key)` and gets singleton dimensions for the heads.
+    """
+    if mask is None:
+        return None
+    if mask.ndim > ndim:
+        raise ValueError(f"a {mask.ndim}-D mask {tuple(mask.shape)} for {ndim}-D attention scores")
+    if mask.ndim == 3 and ndim >= 4:
+        mask = mask.view(mask.shape[0], *(1,) * (ndim - 3), *mask.shape[1:])  # (B, 1, Lq, Lk)
+    if mask.dtype == torch.bool:
+        return mask
+    if mask.is_floating_point():
+        _warn_if_a_keep_mask(mask)
+        return mask
+    if mask.is_complex():
+        raise TypeError(f"an attention mask is bool, integer or float, not {mask.dtype}")
+    return mask != 0
+
+
 def _open_dead_rows(
     mask: torch.Tensor | None, dtype: torch.dtype, dim: int = -1
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The mask with every fully masked row opened up, and which rows are live.
+    """The (normalised) mask with every fully masked row opened up, and which rows are live.
 
     A softmax over nothing is 0/0. Opening such rows keeps NaN out of both passes; the
     caller then zeroes them with `live` (broadcastable like the mask, size 1 along `dim`).
@@ -93,21 +212,58 @@ def _masked_scores(scores: torch.Tensor, mask: torch.Tensor | None, dim: int):
     return scores + mask, live
 
 
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1) -> torch.Tensor:
-    """Softmax over `dim` where masked entries get weight 0 and fully masked rows are all 0.
-
-    Computed in float32 at least, returned in the dtype of `scores`.
-    """
+def _softmax(scores: torch.Tensor, mask: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
     scores, live = _masked_scores(scores, mask, dim)
     weights = scores.softmax(dim=dim, dtype=torch.promote_types(scores.dtype, torch.float32)).to(scores.dtype)
     return weights if live is None else weights.masked_fill(~live, 0.0)
 
 
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1) -> torch.Tensor:
+    """Softmax over `dim` where masked entries get weight 0 and fully masked rows are all 0.
+
+    `mask` is read by `normalize_mask`. Computed in float32 at least, returned in the dtype
+    of `scores`.
+    """
+    return _softmax(scores, normalize_mask(mask, scores.ndim), dim)
+
+
 def masked_log_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1) -> torch.Tensor:
     """Log-softmax over `dim`: masked entries are -inf, fully masked rows are all 0 (no choice)."""
-    scores, live = _masked_scores(scores, mask, dim)
+    scores, live = _masked_scores(scores, normalize_mask(mask, scores.ndim), dim)
     log_weights = scores.log_softmax(dim=dim)
     return log_weights if live is None else log_weights.masked_fill(~live, 0.0)
+
+
+def _causal(lq: int, lk: int, device: torch.device) -> torch.Tensor:
+    """`(Lq, Lk)` keep-mask of `is_causal`: key j <= query i (aligned at the top left, as torch's)."""
+    return torch.ones(lq, lk, dtype=torch.bool, device=device).tril()
+
+
+def _is_just_causal(mask: torch.Tensor | None, lq: int, lk: int) -> bool:
+    """Whether `mask` is exactly the causal mask, nothing else masked: then the fused causal
+    kernels may run instead. A data check, so skipped while `torch.compile` traces."""
+    if mask is None or mask.is_meta or lq != lk or lq == 0 or torch.compiler.is_compiling():
+        return False
+    if mask.shape[-2:] != (lq, lk) or any(size != 1 for size in mask.shape[:-2]):
+        return False
+    keep = _causal(lq, lk, mask.device)
+    square = mask.reshape(lq, lk)
+    if mask.dtype == torch.bool:
+        return torch.equal(square, keep)
+    return bool(((square == 0) == keep).all() & torch.isneginf(square[~keep]).all())
+
+
+def _combine(mask: torch.Tensor | None, extra: torch.Tensor | None) -> torch.Tensor | None:
+    """Two normalised masks as one: keep-masks with `&`, an additive one adds (-inf where dropped)."""
+    if mask is None or extra is None:
+        return extra if mask is None else mask
+    if mask.dtype == torch.bool and extra.dtype == torch.bool:
+        return mask & extra
+    if mask.dtype == torch.bool:
+        mask, extra = extra, mask
+    if extra.dtype == torch.bool:
+        return torch.where(extra, mask, float("-inf"))  # broadcasts, unlike masked_fill
+    return mask + extra
 
 
 def scaled_dot_product_attention(
@@ -117,25 +273,46 @@ def scaled_dot_product_attention(
     mask: torch.Tensor | None = None,
     dropout_p: float = 0.0,
     need_weights: bool = False,
+    *,
+    is_causal: bool = False,
+    scale: float | None = None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """softmax(q k^T / sqrt(d_k) + mask) v, over any leading (batch, head) dimensions.
+    """softmax(q k^T * scale + mask) v, over any leading (batch, head) dimensions.
 
     Args:
         q: `(..., Lq, d_k)` queries.
         k: `(..., Lk, d_k)` keys.
         v: `(..., Lk, d_v)` values.
-        mask: Boolean (True = keep) or additive float, broadcastable to `(..., Lq, Lk)`.
+        mask: bool or integer (nonzero = keep) or additive float (see `normalize_mask`),
+            broadcastable to `(..., Lq, Lk)`; a 3-D one is `(batch, Lq, Lk)` over any heads.
         dropout_p: Dropout on the attention weights; pass 0 in evaluation.
         need_weights: Also return the weights (before dropout). Takes the eager path.
+        is_causal: Query i sees keys j <= i only, besides what `mask` drops. Without a mask
+            the fused path runs the causal kernels, as it does for a mask that is exactly
+            `causal_mask(L)`.
+        scale: Multiplies the scores; `d_k ** -0.5` by default.
+        bias: A float added to the scores besides the mask (a relative position bias, say),
+            never read as a mask.
 
     Returns:
         `(..., Lq, d_v)`, or `(output, weights)` with weights `(..., Lq, Lk)`. Rows with
         every key masked are zeros.
     """
+    lq, lk = q.shape[-2], k.shape[-2]
+    mask = normalize_mask(mask, max(q.ndim, k.ndim))
+    if not is_causal and _is_just_causal(mask, lq, lk):
+        mask, is_causal = None, True
+    if is_causal and (need_weights or mask is not None or bias is not None):
+        mask, is_causal = _combine(mask, _causal(lq, lk, q.device)), False
+    mask = _combine(bias, mask)
     if need_weights:
-        weights = masked_softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), mask)
+        scale = q.shape[-1] ** -0.5 if scale is None else scale
+        weights = _softmax((q * scale) @ k.transpose(-2, -1), mask)
         attended = F.dropout(weights, dropout_p) if dropout_p > 0.0 else weights
         return attended @ v, weights
     mask, live = _open_dead_rows(mask, q.dtype)
-    output = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    output = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale
+    )
     return output if live is None else output.masked_fill(~live, 0.0)

@@ -46,13 +46,14 @@ class HardAttentionPooling(nn.Module):
         Samples in training mode, takes the argmax in evaluation mode. A sequence with no
         real element gets zeros and a log-probability of 0.
         """
-        log_probs = masked_log_softmax(self.score(x), mask)  # rows without elements: all 0
+        scores = self.score(x)
+        log_probs = masked_log_softmax(scores, mask)  # rows without elements: all 0
         if self.training:
             index = torch.multinomial(log_probs.detach().exp(), 1).squeeze(1)
         else:
             index = log_probs.argmax(dim=-1)
         weights = F.one_hot(index, x.shape[1]).to(x.dtype)
-        if mask is not None:
-            weights = weights * mask.any(dim=-1, keepdim=True)
+        if mask is not None:  # a row with no element to pick (whatever the mask's dtype) picks nothing
+            weights = weights * (masked_softmax(scores, mask).sum(dim=-1, keepdim=True) > 0)
         log_prob = log_probs.gather(1, index.unsqueeze(1)).squeeze(1)
         return Pooled(weighted_sum(weights, x), weights, log_prob)

@@ -7,10 +7,15 @@ Vaswani et al., "Attention Is All You Need", NeurIPS 2017. https://arxiv.org/abs
 Query, key and value may come with different widths (`embed_dim`, `kdim`, `vdim`: cross-
 attention from a decoder over an encoder), and the output has its own width (`out_dim`).
 Each head has `dk` query/key and `dv` value features, `embed_dim // num_heads` by default.
-Masks follow `functional`: boolean True = may attend, or additive float, broadcast against
-the `(B, heads, Lq, Lk)` scores. With `kdim = vdim = out_dim = embed_dim` and default head
-sizes this is `torch.nn.MultiheadAttention` (batch first): `from_torch` copies one over.
+Masks mean what their dtype says (`functional.normalize_mask`): bool True or integer nonzero
+= may attend, float = added to the scores; they broadcast against the `(B, heads, Lq, Lk)`
+scores, and a 3-D mask is `(B, Lq, Lk)`, the same for every head. With `kdim = vdim =
+out_dim = embed_dim` and default head sizes this is `torch.nn.MultiheadAttention` (batch
+first): `from_torch` copies one over.
 `project_kv` and `attend` split `forward` for a decoder's key-value cache.
+
+`SelfAttention` is attention as the tutorials first write it: one head, its own key and
+value widths, no output projection.
 """
 
 from __future__ import annotations
@@ -80,7 +85,8 @@ class MultiHeadAttention(nn.Module):
         """(B, Lq, embed_dim), (B, Lk, kdim), (B, Lk, vdim) -> (B, Lq, out_dim).
 
         Args:
-            mask: Broadcastable to `(B, heads, Lq, Lk)`: `(Lq, Lk)`, `(B, 1, 1, Lk)`, ...
+            mask: `(Lq, Lk)`, `(B, 1, Lk)`, `(B, Lq, Lk)`, `(B, 1, 1, Lk)`, `(B, heads, Lq,
+                Lk)`, ...: bool or integer keep-mask, or float added to the scores.
             need_weights: Also return the weights `(B, heads, Lq, Lk)` (eager path).
         """
         return self.attend(query, *self.project_kv(key, value), mask, need_weights)
@@ -99,11 +105,6 @@ class MultiHeadAttention(nn.Module):
         need_weights: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """`forward` over keys and values already projected by `project_kv`."""
-        if mask is not None and mask.ndim == 3:
-            raise ValueError(
-                f"a 3-D mask {tuple(mask.shape)} is ambiguous; give (B, 1, Lq, Lk) for a per-sample "
-                "mask or (Lq, Lk) for one shared by the batch"
-            )
         q = self._heads(self.q_proj(query), self.dk)  # (B, nh, Lq, dk)
         dropout = self.dropout if self.training else 0.0
         eager = need_weights or not self.fused
@@ -153,35 +154,81 @@ class MultiHeadAttention(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """One head of self-attention with its own key and value widths:
-    `softmax((x W_q)(x W_k)^T / sqrt(dk)) (x W_v)`, `(B, N, dim) -> (B, N, dv)`."""
+    """Attention as the tutorials first write it, heads with their own key and value widths.
+
+    Vaswani et al., "Attention Is All You Need", NeurIPS 2017. https://arxiv.org/abs/1706.03762
+
+    One head has a query/key width `dk` and a value width `dv`, bias-free projections and no
+    output projection:
+
+        head(x) = softmax((x W_q)(x W_k)^T / sqrt(dk)) (x W_v),   (B, N, dim) -> (B, N, dv)
+
+    `SelfAttention(64, dk=16, dv=48)` is that head; `head(x, mask=causal_mask(N))` masks it.
+    Registered as the sequence attention `self_attention`, it fills a model's slot as the
+    slot asks: `num_heads` such heads side by side, keys from `key` and values from `value`
+    (cross-attention) and, when `out_dim` is given, an output projection `out_proj` (the
+    W^O of the paper). Without `out_dim` the output is the heads' concatenation, `num_heads *
+    dv` wide: `embed_dim` with the default `dv = embed_dim // num_heads`.
+    """
 
     def __init__(
         self,
-        dim: int,
+        embed_dim: int,
         *,
-        dk: int,
-        dv: int,
-        bias: bool = False,
+        dk: HeadSize | None = None,
+        dv: HeadSize | None = None,
+        num_heads: int = 1,
+        kdim: int | None = None,
+        vdim: int | None = None,
+        out_dim: int | None = None,
         dropout: float = 0.0,
+        bias: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        if (dk is None or dv is None) and embed_dim % num_heads:
+            raise ValueError(
+                f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}; give dk and dv"
+            )
         factory = {"device": device, "dtype": dtype}
+        self.num_heads = num_heads
+        self.dk = embed_dim // num_heads if dk is None else dk
+        self.dv = embed_dim // num_heads if dv is None else dv
         self.dropout = dropout
-        self.q_proj = nn.Linear(dim, dk, bias=bias, **factory)
-        self.k_proj = nn.Linear(dim, dk, bias=bias, **factory)
-        self.v_proj = nn.Linear(dim, dv, bias=bias, **factory)
+        kdim = embed_dim if kdim is None else kdim
+        vdim = embed_dim if vdim is None else vdim
+        self.q_proj = nn.Linear(embed_dim, num_heads * self.dk, bias=bias, **factory)  # W_q
+        self.k_proj = nn.Linear(kdim, num_heads * self.dk, bias=bias, **factory)  # W_k
+        self.v_proj = nn.Linear(vdim, num_heads * self.dv, bias=bias, **factory)  # W_v
+        self.out_proj = (
+            nn.Linear(num_heads * self.dv, out_dim, bias=bias, **factory) if out_dim is not None else None
+        )
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor | None = None,
+        value: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        need_weights: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """(B, N, dim) -> (B, N, dv); with `need_weights`, also the weights (B, N, N).
+        """(B, Lq, dim) queries over `key` (B, Lk, kdim) and `value` (B, Lk, vdim), both
+        `query` by default (self-attention) -> (B, Lq, num_heads * dv), or `out_dim` wide.
 
-        `mask` broadcasts to `(B, N, N)`: `(N, N)` causal, `(B, 1, N)` padding, ...
+        `mask` as for `MultiHeadAttention`: `(N, N)` causal, `(B, 1, N)` padding, ...; with
+        `need_weights`, also the weights `(B, num_heads, Lq, Lk)`.
         """
+        key = query if key is None else key
+        value = key if value is None else value
+        batch, length = query.shape[:2]
+        q = self.q_proj(query).view(batch, length, self.num_heads, self.dk).transpose(1, 2)
+        k = self.k_proj(key).view(batch, key.shape[1], self.num_heads, self.dk).transpose(1, 2)
+        v = self.v_proj(value).view(batch, value.shape[1], self.num_heads, self.dv).transpose(1, 2)
         dropout = self.dropout if self.training else 0.0
-        return scaled_dot_product_attention(
-            self.q_proj(x), self.k_proj(x), self.v_proj(x), mask, dropout_p=dropout, need_weights=need_weights
-        )
+        result = scaled_dot_product_attention(q, k, v, mask, dropout_p=dropout, need_weights=need_weights)
+        attended, weights = result if need_weights else (result, None)  # (B, nh, Lq, dv)
+        output = attended.transpose(1, 2).reshape(batch, length, self.num_heads * self.dv)
+        if self.out_proj is not None:
+            output = self.out_proj(output)
+        return (output, weights) if need_weights else output

@@ -4,6 +4,9 @@ Vaswani et al., "Attention Is All You Need", NeurIPS 2017. https://arxiv.org/abs
 
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_head)) V,   per head, heads concatenated.
 
+The scale 1 / sqrt(d_head) may be overridden (`qk_scale`), as the original timm and DeiT
+code allowed; the fused path passes it on as `scale=`.
+
 Attention itself is the zoo's `functional.scaled_dot_product_attention`: the fused
 `torch.nn.functional.scaled_dot_product_attention` (flash or memory-efficient kernels where
 available), or the eager path that computes the same thing step by step when the attention
@@ -12,7 +15,10 @@ weights are asked for (or `fused=False`). Names `qkv`/`proj` match timm.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import nn
 
 from .functional import scaled_dot_product_attention
@@ -30,6 +36,7 @@ class MultiHeadSelfAttention(nn.Module):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         fused: bool = True,
+        qk_scale: Annotated[float, Field(gt=0)] | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -39,6 +46,7 @@ class MultiHeadSelfAttention(nn.Module):
         factory = {"device": device, "dtype": dtype}
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5 if qk_scale is None else qk_scale
         self.fused = fused
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias, **factory)
         self.attn_drop = nn.Dropout(attn_drop)
@@ -54,7 +62,9 @@ class MultiHeadSelfAttention(nn.Module):
 
         dropout = self.attn_drop.p if self.training else 0.0
         eager = need_weights or not self.fused
-        result = scaled_dot_product_attention(q, k, v, dropout_p=dropout, need_weights=eager)
+        result = scaled_dot_product_attention(
+            q, k, v, dropout_p=dropout, need_weights=eager, scale=self.scale
+        )
         x, weights = result if eager else (result, None)  # (B, nh, N, hd), (B, nh, N, N)
 
         x = x.transpose(1, 2).reshape(batch, tokens, dim)

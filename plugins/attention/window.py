@@ -92,7 +92,7 @@ class WindowSelfAttention(nn.Module):
 
         dropout = self.attn_drop.p if self.training else 0.0
         eager = need_weights or not self.fused
-        result = scaled_dot_product_attention(q, k, v, bias, dropout_p=dropout, need_weights=eager)
+        result = scaled_dot_product_attention(q, k, v, dropout_p=dropout, need_weights=eager, bias=bias)
         x, weights = result if eager else (result, None)  # (B*nW, nh, N, hd), (B*nW, nh, N, N)
 
         x = x.transpose(1, 2).reshape(windows, tokens, dim)

@@ -12,7 +12,8 @@ giving the context `c_i` and the weights `a_i` over source positions; then
 embed(y_{i-1})]))`. `forward` is teacher-forced; `generate` decodes greedily.
 
 Token ids: `pad_id` pads both sides, the decoder starts from `bos_id` and a target ends
-with `eos_id`.
+with `eos_id`. Padded sources come with their lengths, or with an `attention_mask` (B, S),
+1 at real tokens, right-padded, as Hugging Face models take it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from torch import nn
 from zoo.attention import AlignmentAttention
 from zoo.registry.family import Family
 
-from ..attention.functional import padding_mask
+from ..attention.functional import padding_mask, sequence_lengths
 from ..layers import LSTMEncoder
 
 __all__ = ["AttentionDecoder", "Seq2SeqConfig", "Seq2SeqLSTMAttention", "build"]
@@ -126,9 +127,14 @@ class Seq2SeqLSTMAttention(nn.Module):
         self.decoder = AttentionDecoder(config, memory_dim, **factory)
 
     def encode(
-        self, src: torch.Tensor, src_lengths: torch.Tensor | None = None
+        self,
+        src: torch.Tensor,
+        src_lengths: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
-        """(B, S) source ids -> memory (B, S, memory_dim), source mask (B, S), decoder's first state."""
+        """(B, S) source ids, with (B,) lengths or a (B, S) attention_mask -> memory (B, S,
+        memory_dim), source mask (B, S), decoder's first state."""
+        src_lengths = sequence_lengths(lengths=src_lengths, attention_mask=attention_mask)
         memory, (h_n, c_n) = self.encoder(self.src_embed(src), src_lengths)
         mask = None
         if src_lengths is not None:
@@ -143,10 +149,14 @@ class Seq2SeqLSTMAttention(nn.Module):
         return memory, mask, list(zip(h0.unbind(0), c0.unbind(0), strict=True))
 
     def forward_attention(
-        self, src: torch.Tensor, tgt: torch.Tensor, src_lengths: torch.Tensor | None = None
+        self,
+        src: torch.Tensor,
+        tgt: torch.Tensor,
+        src_lengths: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced logits (B, T, V) and the attention weights (B, T, S)."""
-        memory, mask, state = self.encode(src, src_lengths)
+        memory, mask, state = self.encode(src, src_lengths, attention_mask)
         previous = torch.cat([tgt.new_full((tgt.shape[0], 1), self.config.bos_id), tgt[:, :-1]], dim=1)
         logits, weights = [], []
         for t in range(tgt.shape[1]):
@@ -156,14 +166,18 @@ class Seq2SeqLSTMAttention(nn.Module):
         return torch.stack(logits, dim=1), torch.stack(weights, dim=1)
 
     def forward(
-        self, src: torch.Tensor, tgt: torch.Tensor, src_lengths: torch.Tensor | None = None
+        self,
+        src: torch.Tensor,
+        tgt: torch.Tensor,
+        src_lengths: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Teacher forcing: (B, S) source and (B, T) target ids -> logits (B, T, tgt_vocab_size).
 
         The decoder reads `bos_id` then `tgt[:, :-1]`, so `logits[:, t]` predicts `tgt[:, t]`:
         `cross_entropy(logits.transpose(1, 2), tgt, ignore_index=pad_id)` is the loss.
         """
-        return self.forward_attention(src, tgt, src_lengths)[0]
+        return self.forward_attention(src, tgt, src_lengths, attention_mask)[0]
 
     @torch.no_grad()
     def generate(
@@ -171,6 +185,7 @@ class Seq2SeqLSTMAttention(nn.Module):
         src: torch.Tensor,
         src_lengths: torch.Tensor | None = None,
         *,
+        attention_mask: torch.Tensor | None = None,
         max_len: int = 128,
         return_attention: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -179,7 +194,7 @@ class Seq2SeqLSTMAttention(nn.Module):
         also the weights (B, T, S)."""
         if max_len < 1:
             raise ValueError(f"max_len must be at least 1, not {max_len}")
-        memory, mask, state = self.encode(src, src_lengths)
+        memory, mask, state = self.encode(src, src_lengths, attention_mask)
         previous = src.new_full((src.shape[0],), self.config.bos_id)
         finished = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
         tokens, weights = [], []

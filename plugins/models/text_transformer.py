@@ -4,10 +4,13 @@ Vaswani et al., "Attention Is All You Need", NeurIPS 2017. https://arxiv.org/abs
 Xiong et al., "On Layer Normalization in the Transformer Architecture" (pre-norm), ICML 2020.
 https://arxiv.org/abs/2002.04745
 
-Token embeddings plus sinusoidal or learned positions, pre-norm encoder blocks
-(x + attn(norm(x)), then x + mlp(norm(x))), a final norm and a classification head read from
-a prepended class token or from the mean of the real tokens. Batches are padded: `lengths`
-gives each sequence's number of real tokens, and no attention reaches a padded position.
+Token embeddings plus sinusoidal or learned positions, encoder blocks, and a classification
+head read from a prepended class token, from the mean of the real tokens or from the last
+real token. Blocks are pre-norm by default (x + attn(norm(x)), then x + mlp(norm(x)), and a
+final norm); `norm_first=False` gives the original Transformer's post-norm order
+(norm(x + attn(x)), then norm(x + mlp(x)), no final norm). Batches are padded: `lengths`
+gives each sequence's number of real tokens, or `attention_mask` (B, L) marks them with 1 as
+Hugging Face models take it (left padding too), and no attention reaches a padded position.
 The attention inside each block is a pluggable sequence attention (`attn`), by default the
 zoo's multi-head attention.
 """
@@ -24,7 +27,7 @@ from torch import nn
 from zoo.attention import SequenceAttention
 from zoo.registry.family import Family
 
-from ..attention.functional import padding_mask
+from ..attention.functional import sequence_mask
 from ..layers import DropPath, drop_path_rates
 from .vit import Mlp
 
@@ -48,7 +51,12 @@ class TextTransformerConfig(BaseModel):
     mlp_ratio: float = Field(default=4.0, gt=0)
     bias: bool = True
     pos_embed: Literal["sinusoidal", "learned"] = "sinusoidal"
-    pool: Literal["cls", "mean"] = "cls"
+    pool: Literal["cls", "mean", "last"] = Field(
+        default="cls", description="what the head reads: a class token, the mean or the last real token"
+    )
+    norm_first: bool = Field(
+        default=True, description="pre-norm blocks; False: post-norm, as in Vaswani et al."
+    )
     num_classes: int = Field(default=2, ge=0)
     drop_rate: Rate = 0.0
     attn_drop_rate: Rate = 0.0
@@ -80,11 +88,12 @@ def sinusoidal_positions(
 
 
 class Block(nn.Module):
-    """Pre-norm encoder block with a masked self-attention."""
+    """Encoder block with a masked self-attention, pre-norm or post-norm (`norm_first`)."""
 
     def __init__(self, config: TextTransformerConfig, drop_path: float, *, device=None, dtype=None):
         super().__init__()
         dim = config.embed_dim
+        self.norm_first = config.norm_first
         self.norm1 = nn.LayerNorm(dim, eps=1e-6, device=device, dtype=dtype)
         self.attn = config.attn.build(
             dim,
@@ -106,11 +115,14 @@ class Block(nn.Module):
         self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The block's output and (with `need_weights`) its weights (B, heads, N, N)."""
-        h = self.norm1(x)
+        h = self.norm1(x) if self.norm_first else x
         attended = self.attn(h, h, h, mask, need_weights=need_weights)
         attended, weights = attended if need_weights else (attended, None)
-        x = x + self.drop_path(self.attn_drop(attended))
-        return x + self.drop_path(self.mlp(self.norm2(x))), weights
+        if self.norm_first:
+            x = x + self.drop_path(self.attn_drop(attended))
+            return x + self.drop_path(self.mlp(self.norm2(x))), weights
+        x = self.norm1(x + self.drop_path(self.attn_drop(attended)))
+        return self.norm2(x + self.drop_path(self.mlp(x))), weights
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_with_attention(x, mask, need_weights=False)[0]
@@ -137,7 +149,8 @@ class TextTransformer(nn.Module):
 
         rates = drop_path_rates(config.drop_path_rate, config.depth)
         self.blocks = nn.ModuleList(Block(config, rate, **factory) for rate in rates)
-        self.norm = nn.LayerNorm(dim, eps=1e-6, **factory)
+        # Post-norm blocks end in a norm already.
+        self.norm = nn.LayerNorm(dim, eps=1e-6, **factory) if config.norm_first else nn.Identity()
         self.head_drop = nn.Dropout(config.drop_rate)
         self.head = nn.Linear(dim, config.num_classes, **factory) if config.num_classes > 0 else nn.Identity()
         self.reset_parameters()
@@ -173,20 +186,30 @@ class TextTransformer(nn.Module):
             x = x + sinusoidal_positions(x.shape[1], x.shape[2], device=x.device, dtype=x.dtype)
         return self.pos_drop(x)
 
-    def token_mask(self, tokens: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor | None:
-        """(B, prefix + L), True at the class token and the real tokens; None without lengths."""
-        if lengths is None:
-            return None
-        mask = padding_mask(torch.as_tensor(lengths, device=tokens.device), tokens.shape[1])
-        if self.num_prefix_tokens:
+    def token_mask(
+        self,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor | None:
+        """(B, prefix + L), True at the class token and the real tokens; None when nothing
+        says which tokens are padding."""
+        mask = sequence_mask(
+            tokens.shape[1], lengths=lengths, attention_mask=attention_mask, device=tokens.device
+        )
+        if mask is not None and self.num_prefix_tokens:
             mask = torch.cat([mask.new_ones(mask.shape[0], self.num_prefix_tokens), mask], dim=1)
         return mask
 
     def _run_blocks(
-        self, tokens: torch.Tensor, lengths: torch.Tensor | None, need_weights: bool
+        self,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        need_weights: bool,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        mask = self.token_mask(tokens, lengths, attention_mask)
         x = self._embed(tokens)
-        mask = self.token_mask(tokens, lengths)
         key_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, N): over heads and queries
         weights = []
         for block in self.blocks:
@@ -198,34 +221,66 @@ class TextTransformer(nn.Module):
     def blocks_in_order(self) -> list[nn.Module]:
         return list(self.blocks)
 
-    def forward_features(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L) token ids and (B,) lengths -> normed tokens (B, prefix + L, D)."""
-        return self._run_blocks(tokens, lengths, need_weights=False)[0]
+    def forward_features(
+        self,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, L) token ids, with (B,) lengths or a (B, L) attention_mask -> normed tokens
+        (B, prefix + L, D)."""
+        return self._run_blocks(tokens, lengths, attention_mask, need_weights=False)[0]
 
     def forward_attention(
-        self, tokens: torch.Tensor, lengths: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Normed tokens and every block's attention weights, each (B, heads, N, N), with
         N = prefix + L; weights on padded keys are 0."""
-        return self._run_blocks(tokens, lengths, need_weights=True)
+        return self._run_blocks(tokens, lengths, attention_mask, need_weights=True)
 
     def forward_head(
-        self, x: torch.Tensor, lengths: torch.Tensor | None = None, pre_logits: bool = False
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        pre_logits: bool = False,
+        attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Class logits from the normed tokens (the class token, or the mean of the real ones)."""
-        if self.config.pool == "cls":
-            x = x[:, 0]
-        elif lengths is None:
-            x = x.mean(dim=1)
-        else:
-            mask = padding_mask(torch.as_tensor(lengths, device=x.device), x.shape[1]).to(x.dtype)
-            x = (mask.unsqueeze(-1) * x).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp_min(1.0)
+        """Class logits from the normed tokens: the class token, the mean of the real ones
+        or the last real one (`pool`). A sequence with no real token pools to zeros."""
+        real = None
+        if self.config.pool != "cls":
+            real = sequence_mask(x.shape[1], lengths=lengths, attention_mask=attention_mask, device=x.device)
+        x = self.pool(x, real)
         x = self.head_drop(x)
         return x if pre_logits else self.head(x)
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L) token ids, padded, and their (B,) lengths (None: no padding) -> (B, num_classes)."""
-        return self.forward_head(self.forward_features(tokens, lengths), lengths)
+    def pool(self, x: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
+        """(B, N, D) tokens and their (B, N) real-token mask (None: all real) -> (B, D)."""
+        if self.config.pool == "cls":
+            return x[:, 0]
+        if real is None:
+            return x.mean(dim=1) if self.config.pool == "mean" else x[:, -1]
+        if self.config.pool == "mean":
+            weights = real.to(x.dtype)
+            return (weights.unsqueeze(-1) * x).sum(dim=1) / weights.sum(dim=1, keepdim=True).clamp_min(1.0)
+        positions = torch.arange(1, x.shape[1] + 1, device=x.device)
+        last = (real * positions).argmax(dim=1)  # the highest real position; 0 when there is none
+        picked = x[torch.arange(x.shape[0], device=x.device), last]
+        return picked * real.any(dim=1, keepdim=True).to(x.dtype)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, L) token ids, padded, with their (B,) lengths or a (B, L) attention_mask (1 at
+        real tokens), or neither when nothing is padded -> (B, num_classes)."""
+        features = self.forward_features(tokens, lengths, attention_mask)
+        return self.forward_head(features, lengths, attention_mask=attention_mask)
 
 
 class TextTransformerFamily(Family):

@@ -40,7 +40,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, model_validator
 from torch import nn
 
 from zoo.attention import TokenAttention
@@ -69,6 +69,8 @@ class ViTConfig(BaseModel):
     num_heads: int = Field(default=12, gt=0)
     mlp_ratio: float = Field(default=4.0, gt=0)
     qkv_bias: bool = True
+    qk_scale: float | None = Field(default=None, gt=0)
+    """Scale of the attention scores instead of head_dim ** -0.5 (an option of the attention)."""
     representation_size: int | None = Field(default=None, gt=0)
     distilled: bool = False
     reg_tokens: int = Field(default=0, ge=0)
@@ -99,6 +101,20 @@ class ViTConfig(BaseModel):
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
         if self.distilled and self.global_pool != "token":
             raise ValueError(f"distilled reads its two tokens, not global_pool '{self.global_pool}'")
+        return self
+
+    @model_validator(mode="after")
+    def _attention_takes_qk_scale(self, info: ValidationInfo) -> ViTConfig:
+        if self.qk_scale is None:
+            return self
+        import zoo  # the installed registry, when validation is given none
+
+        registry = (info.context or {}).get("registry") or zoo.default_registry()
+        variant = registry.attention(self.attn.name, kind="token")
+        if "qk_scale" not in variant.options_model().model_fields:
+            raise ValueError(f"qk_scale: attention '{self.attn.name}' has no qk_scale option")
+        if "qk_scale" in self.attn.options:
+            raise ValueError("qk_scale is given twice: as an argument and as an option of attn")
         return self
 
     @property
@@ -237,7 +253,10 @@ class Block(nn.Module):
         super().__init__()
         dim, eps = config.embed_dim, config.layer_norm_eps
         self.norm1 = nn.LayerNorm(dim, eps=eps, device=device, dtype=dtype)
-        self.attn = config.attn.build(
+        attn = config.attn
+        if config.qk_scale is not None:  # an option of the attention, checked by the config
+            attn = attn.model_copy(update={"options": {**attn.options, "qk_scale": config.qk_scale}})
+        self.attn = attn.build(
             dim,
             num_heads=config.num_heads,
             qkv_bias=config.qkv_bias,
@@ -312,6 +331,7 @@ class VisionTransformer(nn.Module):
         # Without classes, the head is CLIP's image projection, if there is one.
         self.head = self._classifier(config.num_classes or config.proj_dim or 0, **factory)
         self.head_dist = self._classifier(config.num_classes, **factory) if config.distilled else None
+        self.distilled_training = False  # see `set_distilled_training`
         self.reset_parameters()
 
     def _norm(self, **factory) -> nn.LayerNorm:
@@ -455,10 +475,14 @@ class VisionTransformer(nn.Module):
             return x[:, self.num_prefix_tokens :].mean(dim=1)
         return x[:, 0] if self.config.global_pool == "token" else x
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    def forward_head(
+        self, x: torch.Tensor, pre_logits: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Class logits from the tokens; with `pre_logits`, the pooled features instead.
 
-        DeiT averages the class-token head and the distillation-token head.
+        DeiT averages the class-token head and the distillation-token head, except while
+        training with `set_distilled_training()`: then it returns the two logits apart,
+        `(class-token logits, distillation-token logits)`, as timm's distilled model does.
         """
         if self.head_dist is None:
             x = self.pre_logits(self.fc_norm(self.pool(x)))
@@ -466,11 +490,22 @@ class VisionTransformer(nn.Module):
         cls, dist = self.pre_logits(x[:, 0]), self.pre_logits(x[:, 1])
         if pre_logits:
             return (cls + dist) / 2
-        return (self.head(cls) + self.head_dist(dist)) / 2
+        logits = self.head(cls), self.head_dist(dist)
+        if self.distilled_training and self.training:
+            return logits
+        return (logits[0] + logits[1]) / 2
+
+    def set_distilled_training(self, enable: bool = True) -> None:
+        """DeiT's distillation: in training mode, `forward` returns `(class-token logits,
+        distillation-token logits)`, the first for the labels, the second for the teacher.
+        Evaluation mode averages them still."""
+        if self.head_dist is None and enable:
+            raise ValueError("this ViT has no distillation token (distilled=False)")
+        self.distilled_training = enable
 
     def forward_distillation(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """DeiT training: class-token logits (for the labels) and distillation-token logits
-        (for the teacher), kept apart."""
+        (for the teacher), kept apart, in either mode."""
         if self.head_dist is None:
             raise ValueError("this ViT has no distillation token (distilled=False)")
         x = self.forward_features(x)

@@ -19,10 +19,13 @@ sequence
     `forward(query, key, value, mask=None, need_weights=False)` attends from a `(B, Lq,
     embed_dim)` query over `(B, Lk, kdim)` keys and `(B, Lk, vdim)` values (`None` dims mean
     `embed_dim`) and returns `(B, Lq, out_dim)`; with `need_weights=True`, `(out, weights)`
-    where weights is `(B, num_heads, Lq, Lk)`. `mask` broadcasts to `(B, num_heads, Lq, Lk)`:
-    boolean (True = may attend) or float (added to the scores). A query row whose keys are all
-    masked gets zeros, never NaN. Self-attention passes one tensor three times. Plugs into any
-    text transformer block, and into an encoder-decoder's self- and cross-attention.
+    where weights is `(B, num_heads, Lq, Lk)`. `mask` means what its dtype says: bool (True =
+    may attend) or integer (nonzero = may attend) is a keep-mask, float is added to the scores
+    (a float mask of 0s and 1s is added too, with a warning). It broadcasts to `(B, num_heads,
+    Lq, Lk)`, and a 3-D mask is `(B, Lq, Lk)`, the same for every head: `(B, 1, Lk)` padding,
+    `(B, Lq, Lk)` padding and causal. A query row whose keys are all masked gets zeros, never
+    NaN. Self-attention passes one tensor three times. Plugs into any text transformer block,
+    and into an encoder-decoder's self- and cross-attention.
 
     Optionally, a variant decodes incrementally with a key-value cache (`IncrementalAttention`)
     when it also has `project_kv(key, value) -> (keys, values)`, the keys and values as it

@@ -91,10 +91,14 @@ def test_masked_keys_get_zero_weight_and_do_not_change_the_output():
     torch.testing.assert_close(attention(query, noisy_key, noisy_value, keep), out, atol=1e-5, rtol=0)
 
 
-def test_a_three_dimensional_mask_is_refused_as_ambiguous():
-    attention = MultiHeadAttention(16, num_heads=4)
-    with pytest.raises(ValueError, match="ambiguous"):
-        attention(*inputs(), torch.ones(3, 5, 6, dtype=torch.bool))
+def test_a_three_dimensional_mask_is_batch_query_key_for_every_head():
+    attention = MultiHeadAttention(12, num_heads=3).eval()  # batch == heads: no silent misreading
+    query, key, value = inputs(dims=(12, 12, 12))
+    keep = torch.rand(3, 5, 6, generator=torch.Generator().manual_seed(7)) > 0.3
+    keep[..., 0] = True
+    out, weights = attention(query, key, value, keep, need_weights=True)
+    torch.testing.assert_close(out, attention(query, key, value, keep[:, None]), atol=1e-6, rtol=0)
+    assert torch.all(weights.masked_select(~keep[:, None].expand_as(weights)) == 0)
 
 
 def test_fused_and_eager_agree_and_fused_false_always_runs_eager():
@@ -128,11 +132,38 @@ def test_builds_on_meta_and_in_the_requested_dtype():
 def test_single_head_self_attention_has_separate_key_and_value_widths():
     torch.manual_seed(3)
     attention = SelfAttention(10, dk=4, dv=6)
+    assert attention.out_proj is None and attention.q_proj.bias is None  # as the tutorials write it
     x = torch.randn(2, 7, 10)
-    out, weights = attention(x, causal_mask(7), need_weights=True)
-    assert out.shape == (2, 7, 6) and weights.shape == (2, 7, 7)
+    out, weights = attention(x, mask=causal_mask(7), need_weights=True)
+    assert out.shape == (2, 7, 6) and weights.shape == (2, 1, 7, 7)
     q, k, v = attention.q_proj(x), attention.k_proj(x), attention.v_proj(x)
     scores = (q @ k.transpose(1, 2) / 2.0).masked_fill(~causal_mask(7), float("-inf"))
     torch.testing.assert_close(out, scores.softmax(-1) @ v, atol=1e-5, rtol=0)
-    torch.testing.assert_close(attention(x, causal_mask(7)), out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(attention(x, mask=causal_mask(7)), out, atol=1e-5, rtol=0)
     assert torch.all(weights.triu(1) == 0)
+
+
+def test_self_attention_in_a_slot_is_heads_side_by_side_then_the_output_projection():
+    torch.manual_seed(4)
+    heads = SelfAttention(12, num_heads=3, kdim=8, vdim=5, out_dim=7, dk=2, dv=4, bias=True).eval()
+    query, key, value = inputs(batch=2, lq=4, lk=6, dims=(12, 8, 5))
+    keep = padding_mask(torch.tensor([6, 3]), 6)[:, None, :]
+    out, weights = heads(query, key, value, keep, need_weights=True)
+    assert out.shape == (2, 4, 7) and weights.shape == (2, 3, 4, 6)
+    one_by_one = []
+    for h in range(3):
+        q = query @ heads.q_proj.weight[2 * h : 2 * h + 2].T + heads.q_proj.bias[2 * h : 2 * h + 2]
+        k = key @ heads.k_proj.weight[2 * h : 2 * h + 2].T + heads.k_proj.bias[2 * h : 2 * h + 2]
+        v = value @ heads.v_proj.weight[4 * h : 4 * h + 4].T + heads.v_proj.bias[4 * h : 4 * h + 4]
+        scores = (q @ k.transpose(1, 2) / 2**0.5).masked_fill(~keep, float("-inf"))
+        one_by_one.append(scores.softmax(-1) @ v)
+    torch.testing.assert_close(out, heads.out_proj(torch.cat(one_by_one, dim=-1)), atol=1e-5, rtol=0)
+    assert torch.all(weights[1, :, :, 3:] == 0)
+
+
+def test_self_attention_without_out_dim_concatenates_its_heads():
+    heads = SelfAttention(16, num_heads=4)
+    assert heads.dk == heads.dv == 4 and heads.out_proj is None
+    assert heads(torch.randn(2, 5, 16)).shape == (2, 5, 16)
+    with pytest.raises(ValueError, match="not divisible"):
+        SelfAttention(10, num_heads=3)

@@ -82,6 +82,22 @@ def test_padding_content_in_the_source_changes_nothing():
         torch.testing.assert_close(model(noisy, tgt, lengths), model(src, tgt, lengths), atol=1e-5, rtol=0)
 
 
+def test_a_source_attention_mask_means_what_source_lengths_mean():
+    model = tiny().eval()
+    src, lengths, tgt = digits(3, torch.Generator().manual_seed(4))
+    attention_mask = (src != PAD).long()  # 1 = real token, as Hugging Face tokenizers give it
+    with torch.no_grad():
+        logits, weights = model.forward_attention(src, tgt, lengths)
+        torch.testing.assert_close(model(src, tgt, attention_mask=attention_mask), logits)
+        torch.testing.assert_close(
+            model.forward_attention(src, tgt, attention_mask=attention_mask)[1], weights
+        )
+    generated = model.generate(src, lengths, max_len=5)
+    assert torch.equal(model.generate(src, attention_mask=attention_mask, max_len=5), generated)
+    with pytest.raises(ValueError, match="right-padded"):
+        model(src, tgt, attention_mask=attention_mask.flip(1))
+
+
 def test_teacher_forcing_feeds_bos_then_the_target_shifted_right():
     model = tiny().eval()
     src, lengths, tgt = digits(2, torch.Generator().manual_seed(2))

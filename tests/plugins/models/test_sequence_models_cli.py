@@ -59,7 +59,7 @@ def test_create_builds_a_real_one_with_another_attention():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (("create", "speech_lstm_attn", "-a", "attn=additive"), "unknown pooling attention 'additive'"),
+        (("create", "speech_lstm_attn", "-a", "attn=mha"), "unknown pooling attention 'mha'"),
         (("create", "seq2seq_lstm_attn", "--pretrained"), "no published weights"),
         (("create", "text_transformer_small", "-a", "pos_embed=rotary"), "pos_embed"),
     ],

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import zoo
+from zoo_plugins.attention.additive import AdditiveAttention
 from zoo_plugins.attention.hard import HardAttentionPooling
 from zoo_plugins.attention.soft import SoftAttentionPooling
 
@@ -47,7 +48,7 @@ def test_registry_entry_classifies_80_bin_log_mel_frames():
     assert torch.all(weights[1, 12:] == 0)
 
 
-@pytest.mark.parametrize("attn", ["soft", "hard"])
+@pytest.mark.parametrize("attn", ["soft", "hard", "additive"])
 def test_padded_frames_get_no_attention_and_change_nothing(attn):
     model = tiny(attn=attn).eval()
     x = frames()
@@ -60,6 +61,52 @@ def test_padded_frames_get_no_attention_and_change_nothing(attn):
         torch.testing.assert_close(model(x[1:2, :5]), logits[1:2], atol=1e-5, rtol=0)
     torch.testing.assert_close(weights.sum(-1), torch.ones(3))
     assert torch.all(weights[1, 5:] == 0) and torch.all(weights[2, 1:] == 0)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_additive_attention_is_queried_with_the_last_hidden_state(bidirectional):
+    model = tiny(attn={"name": "additive", "attn_dim": 7}, bidirectional=bidirectional).eval()
+    assert isinstance(model.pool, AdditiveAttention) and model.queried
+    assert model.pool.query_proj.weight.shape == (7, model.num_features)
+    x = frames()
+    with torch.no_grad():
+        pooled = model.forward_pool(x, LENGTHS)
+        outputs, (h_n, _) = model.encoder(x, LENGTHS)
+        top = h_n[-2:] if bidirectional else h_n[-1:]
+        query = torch.cat(list(top), dim=-1)  # (B, num_features)
+        context, weights = model.pool(query, outputs, torch.arange(9) < LENGTHS[:, None])
+    torch.testing.assert_close(pooled.output, context)
+    torch.testing.assert_close(pooled.weights, weights)
+    assert pooled.log_prob is None
+    if not bidirectional:  # one direction: the last hidden state is the output at the last real frame
+        torch.testing.assert_close(query, outputs[torch.arange(3), LENGTHS - 1])
+
+
+def test_a_slot_of_either_kind_says_what_fits_it():
+    with pytest.raises(
+        zoo.ArgumentError, match=r"'mha' is a sequence attention.*alignment attention: additive"
+    ):
+        tiny(attn="mha")
+    with pytest.raises(zoo.ArgumentError, match="attention 'additive': unknown option 'hidden'"):
+        tiny(attn={"name": "additive", "hidden": 3})
+    assert str(tiny(attn={"name": "soft", "hidden": 4}).config.attn) == "soft(hidden=4)"
+
+
+def test_an_attention_mask_means_what_lengths_mean_and_must_be_right_padded():
+    model = tiny().eval()
+    x = frames()
+    attention_mask = (torch.arange(9) < LENGTHS[:, None]).long()  # 1 = real frame
+    with torch.no_grad():
+        expected, expected_weights = model.forward_attention(x, LENGTHS)
+        logits, weights = model.forward_attention(x, attention_mask=attention_mask)
+        torch.testing.assert_close(model(x, attention_mask=attention_mask), expected)
+        torch.testing.assert_close(
+            model.forward_features(x, attention_mask=attention_mask), model.forward_features(x, LENGTHS)
+        )
+    torch.testing.assert_close(logits, expected)
+    torch.testing.assert_close(weights, expected_weights)
+    with pytest.raises(ValueError, match="right-padded"):
+        model(x, attention_mask=attention_mask.flip(1))
 
 
 def test_hard_attention_gives_the_log_probability_for_reinforce():
@@ -75,8 +122,9 @@ def test_hard_attention_gives_the_log_probability_for_reinforce():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
-def test_gradients_reach_every_parameter():
-    model = tiny(dropout=0.1, drop_rate=0.1)
+@pytest.mark.parametrize("attn", ["soft", "additive"])
+def test_gradients_reach_every_parameter(attn):
+    model = tiny(dropout=0.1, drop_rate=0.1, attn=attn)
     F.cross_entropy(model(frames(), LENGTHS), torch.tensor([0, 1, 2])).backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name

@@ -54,9 +54,10 @@ def test_small_registry_entry_classifies_a_padded_batch():
 
 
 @pytest.mark.parametrize("pos_embed", ["sinusoidal", "learned"])
-@pytest.mark.parametrize("pool", ["cls", "mean"])
-def test_padding_content_never_changes_the_result(pos_embed, pool):
-    model = tiny(pos_embed=pos_embed, pool=pool).eval()
+@pytest.mark.parametrize("pool", ["cls", "mean", "last"])
+@pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
+def test_padding_content_never_changes_the_result(pos_embed, pool, norm_first):
+    model = tiny(pos_embed=pos_embed, pool=pool, norm_first=norm_first).eval()
     tokens, lengths = batch()
     noisy = tokens.clone()
     noisy[1, 5:] = 7
@@ -67,6 +68,63 @@ def test_padding_content_never_changes_the_result(pos_embed, pool):
         # a sequence gives the same logits alone, unpadded
         torch.testing.assert_close(model(tokens[1:2, :5]), logits[1:2], atol=1e-5, rtol=0)
         assert not torch.allclose(model(noisy), model(tokens)), "without lengths every token counts"
+
+
+def test_a_hugging_face_attention_mask_means_what_lengths_mean():
+    model = tiny(pool="mean").eval()
+    tokens, lengths = batch()
+    attention_mask = (torch.arange(8) < lengths[:, None]).long()  # 1 = real token
+    with torch.no_grad():
+        expected = model(tokens, lengths)
+        torch.testing.assert_close(model(tokens, attention_mask=attention_mask), expected)
+        torch.testing.assert_close(model(tokens, attention_mask=attention_mask.bool()), expected)
+        features = model.forward_features(tokens, attention_mask=attention_mask)
+        torch.testing.assert_close(model.forward_head(features, attention_mask=attention_mask), expected)
+    with pytest.raises(ValueError, match="not both"):
+        model(tokens, lengths, attention_mask)
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean", "last"])
+def test_left_padding_is_honoured_through_the_attention_mask(pool):
+    model = tiny(pool=pool).eval()
+    tokens = torch.randint(1, 40, (2, 8), generator=torch.Generator().manual_seed(1))
+    attention_mask = torch.tensor([[1] * 8, [0, 0, 0, 1, 1, 1, 1, 1]])
+    noisy = tokens.clone()
+    noisy[1, :3] = 11
+    with torch.no_grad():
+        logits = model(tokens, attention_mask=attention_mask)
+        torch.testing.assert_close(model(noisy, attention_mask=attention_mask), logits, atol=1e-5, rtol=0)
+        assert not torch.allclose(model(noisy), model(tokens))
+
+
+def test_last_pooling_reads_the_last_real_token():
+    model = tiny(pool="last", num_classes=0).eval()
+    tokens, lengths = batch()
+    assert model.num_prefix_tokens == 0 and model.cls_token is None
+    with torch.no_grad():
+        features = model.forward_features(tokens, lengths)
+        pooled = model(tokens, lengths)
+        left = model.forward_head(
+            features, attention_mask=torch.tensor([[1] * 8, [0, 1, 1, 0, 0, 0, 0, 0], [0] * 8])
+        )
+    torch.testing.assert_close(pooled, features[torch.arange(3), lengths - 1])
+    torch.testing.assert_close(left[:2], features[[0, 1], [7, 2]])
+    assert torch.all(left[2] == 0), "a sequence with no real token pools to zeros"
+
+
+def test_post_norm_blocks_norm_after_each_residual_and_have_no_final_norm():
+    model = tiny(norm_first=False, drop_rate=0.0).eval()
+    assert isinstance(model.norm, torch.nn.Identity)
+    block, x = model.blocks[0], torch.randn(2, 5, 16)
+    attended = block.attn(x, x, x)
+    after_attention = block.norm1(x + attended)
+    torch.testing.assert_close(block(x), block.norm2(after_attention + block.mlp(after_attention)))
+    pre_norm = tiny().blocks[0]
+    h = pre_norm.norm1(x)
+    after_attention = x + pre_norm.attn(h, h, h)
+    torch.testing.assert_close(
+        pre_norm.eval()(x), after_attention + pre_norm.mlp(pre_norm.norm2(after_attention))
+    )
 
 
 def test_attention_weights_come_back_per_block_with_padded_keys_at_zero():

@@ -64,6 +64,44 @@ def test_deit_averages_class_and_distillation_heads_and_trains_them_apart():
         tiny_vit().forward_distillation(images)
 
 
+def test_deit_distilled_training_returns_both_logits_and_evaluation_their_mean():
+    model = zoo.create("deit_base_distilled_patch16_224", **TINY, num_classes=10)
+    assert not model.distilled_training
+    images = torch.randn(2, 3, 32, 32)
+    model.set_distilled_training()
+    cls_logits, dist_logits = model(images)  # training mode: the pair, for labels and teacher
+    assert cls_logits.shape == dist_logits.shape == (2, 10)
+    model.eval()
+    expected = sum(model.forward_distillation(images)) / 2
+    torch.testing.assert_close(model(images), expected)  # evaluation: their mean
+    model.train().set_distilled_training(False)
+    assert model(images).shape == (2, 10), "plain training (fine-tuning) averages the heads too"
+    with pytest.raises(ValueError, match="no distillation token"):
+        tiny_vit().set_distilled_training()
+
+
+def test_qk_scale_reaches_every_block_and_changes_the_output():
+    images = torch.randn(2, 3, 32, 32)
+    torch.manual_seed(0)
+    scaled = tiny_vit(qk_scale=0.05).eval()
+    assert all(block.attn.scale == 0.05 for block in scaled.blocks)
+    torch.manual_seed(0)
+    default = tiny_vit().eval()
+    assert default.blocks[0].attn.scale == 16**-0.5
+    assert scaled.state_dict().keys() == default.state_dict().keys()
+    default.load_state_dict(scaled.state_dict())
+    assert not torch.allclose(scaled(images), default(images))
+    tokens, _ = scaled.forward_attention(images)  # the eager path scales alike
+    torch.testing.assert_close(tokens, scaled.forward_features(images), atol=1e-5, rtol=1e-5)
+
+
+def test_qk_scale_needs_an_attention_that_takes_it():
+    with pytest.raises(zoo.ArgumentError, match="attention 'talking_heads' has no qk_scale option"):
+        tiny_vit(qk_scale=0.1, attn="talking_heads")
+    with pytest.raises(zoo.ArgumentError, match="given twice"):
+        tiny_vit(qk_scale=0.1, attn={"name": "mhsa", "qk_scale": 0.2})
+
+
 def test_attention_weights_of_every_block_come_from_the_eager_path():
     model = tiny_vit().eval()
     images = torch.randn(2, 3, 32, 32)
