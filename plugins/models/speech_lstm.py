@@ -13,6 +13,7 @@ lengths: padded frames are skipped by the LSTM and get zero attention.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 import torch
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from zoo.attention import PoolingAttention
-from zoo.registry.family import Family
+from zoo.registry.family import Family, SequenceInput, SequenceMap
 
 from ..attention.functional import Pooled, padding_mask
 from ..layers import LSTMEncoder
@@ -95,6 +96,16 @@ class SpeechLSTMAttention(nn.Module):
         """Logits (B, num_classes) and the attention weights over frames (B, T)."""
         pooled = self.forward_pool(features, lengths)
         return self.forward_head(pooled.output), pooled.weights
+
+    def sequence_inputs(self) -> tuple[SequenceInput, ...]:
+        return (SequenceInput("features", "frames", self.config.in_features),)
+
+    def sequence_maps(
+        self, inputs: Mapping[str, torch.Tensor], lengths: Mapping[str, torch.Tensor]
+    ) -> dict[str, SequenceMap]:
+        """The pooling attention's weights over the frames: one query, (B, 1, 1, T)."""
+        weights = self.forward_pool(inputs["features"], lengths.get("features")).weights
+        return {"pooling": SequenceMap(weights[:, None, None, :], None, "features", ("pool",))}
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, in_features) padded frames and their (B,) lengths -> (B, num_classes)."""
