@@ -82,6 +82,8 @@ FEATURE_FORMATS = (".npy", ".safetensors")
 """The files feature frames are read from, by suffix."""
 
 MASK_KINDS = ("causal", "padding")
+MAX_MASK_POSITIONS = 1024
+"""The most positions a mask picture has per side."""
 
 
 # ---------------------------------------------------------------------- the protocol
@@ -388,7 +390,8 @@ def read_features(path: str | Path, spec: SequenceInput) -> torch.Tensor:
         raise ArgumentError(f"cannot read features '{path}': {error.strerror or error}") from None
     kind = pickle_kind(head)
     if kind is not None:
-        raise ArgumentError(f"{path}: is a {kind}; features are read from {suffix} data, never unpickled")
+        what = "PyTorch zip archive (torch.save)" if kind == "zip" else "pickle"
+        raise ArgumentError(f"{path}: is a {what}; features are read from {suffix} data, never unpickled")
     if suffix == ".npy":
         if not head.startswith(b"\x93NUMPY"):
             raise ArgumentError(f"{path}: not a .npy file")
@@ -572,6 +575,10 @@ def masks(kind: str, lengths: Sequence[int], max_len: int | None = None) -> torc
     size = max(lengths) if max_len is None else max_len
     if size < max(lengths):
         raise ArgumentError(f"max length {size} is shorter than the length {max(lengths)}")
+    if size > MAX_MASK_POSITIONS or len(lengths) > MAX_MASK_POSITIONS:
+        raise ArgumentError(
+            f"a mask of {size} positions and {len(lengths)} sequences: at most {MAX_MASK_POSITIONS} of each"
+        )
     padding = torch.arange(size)[None, :] < torch.tensor(list(lengths))[:, None]  # (B, L)
     if kind == "padding":
         return padding
