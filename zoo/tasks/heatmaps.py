@@ -126,7 +126,8 @@ def attention_heatmap(
     panels = _as_panels(values.detach().float().cpu())
     high = float(panels.max()) if panels.numel() and float(panels.max()) > 0 else 1.0
     colours = colorize(panels.clamp_min(0) / high)
-    legend = _ramp_legend(high)
+    rows = panels.shape[1]
+    legend = _ramp_legend(high, height=max(48, min(160, rows * cell_size(rows, panels.shape[2])[1])))
     return _draw(colours.round().to(torch.uint8), row_labels, column_labels, panel_titles, title, legend)
 
 
@@ -277,12 +278,12 @@ def _swatch(colour: tuple[int, int, int]) -> Image.Image:
     return Image.new("RGB", (14, 14), colour)
 
 
-def _ramp_legend(high: float) -> list[tuple[Image.Image, str]]:
+def _ramp_legend(high: float, *, height: int) -> list[tuple[Image.Image, str]]:
     """A colour bar from `high` (top) to 0 (bottom), labelled at both ends."""
     import torch
     from PIL import Image
 
-    steps = torch.linspace(1, 0, 120)[:, None].expand(120, 14)
+    steps = torch.linspace(1, 0, height)[:, None].expand(height, 14)
     bar = Image.fromarray(colorize(steps).round().to(torch.uint8).numpy(), "RGB")
     return [(bar, f"{high:.3g}\n\n0")]
 
