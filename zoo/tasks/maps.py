@@ -21,7 +21,7 @@ by default. The built-in families name their maps:
 any transformer, for plugin families to reuse; `overlay` draws a map over an image and
 `save_picture` writes it in the format its file name says. A map that is constant, or
 nearly (`flatness`), says nothing about the input: untrained or zero-initialised weights
-give one (a CBAM whose last BatchNorm starts at zero gates every pixel by 0.5), and
+give one (a CBAM ResNet whose residual branches start at zero gates every pixel by 0.5), and
 `overlay` warns, in one line on the `zoo` logger, that it draws a flat tint.
 
 Sequence models offer their attention weights through a protocol of their own,

@@ -209,9 +209,10 @@ class TestSpeech:
 
 class TestImageModels:
     def test_a_fresh_cbam_resnet_is_drawn_with_a_warning_saying_why_it_is_flat(self, tmp_path, images):
-        checkpoint = save_model(zoo.create("resnet18_cbam", num_classes=10), tmp_path / "cbam.safetensors")
+        small = {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64], "num_classes": 10}
+        checkpoint = save_model(zoo.create("resnet18_cbam", **small), tmp_path / "cbam.safetensors")
         result = run("attn", "resnet18_cbam", str(images["cat"]), "--checkpoint", str(checkpoint),
-                     "--num-classes", "10", "-o", str(tmp_path / "map.png"))  # fmt: skip
+                     *as_args(small), "-o", str(tmp_path / "map.png"))  # fmt: skip
         assert result.exit_code == 0, result.output
         assert result.stderr.splitlines() == [
             "zoo: warning: the stage4 map of resnet18_cbam is constant (0.5 everywhere), as untrained or "
