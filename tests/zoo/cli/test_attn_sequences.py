@@ -232,3 +232,28 @@ class TestImageModels:
             "attn", "resnet18", str(images["cat"]), str(images["dog"]), "-o", str(tmp_path / "m.png")
         )
         assert one_error_line(result) == "zoo: error: resnet18 takes one image, got 2 inputs"
+
+    def test_map_names_an_image_map_as_method_does(self, tmp_path, images):
+        small = {
+            "img_size": 32,
+            "patch_size": 8,
+            "embed_dim": 48,
+            "depth": 2,
+            "num_heads": 3,
+            "num_classes": 10,
+        }
+        checkpoint = save_model(zoo.create("vit_tiny_patch16_224", **small), tmp_path / "vit.safetensors")
+        common = [
+            "attn",
+            "vit_tiny_patch16_224",
+            str(images["cat"]),
+            "--checkpoint",
+            str(checkpoint),
+            *as_args(small),
+        ]
+        by_map = run(*common, "--map", "last", "-o", str(tmp_path / "a.png"), "--json")
+        by_method = run(*common, "--method", "last", "-o", str(tmp_path / "b.png"), "--json")
+        assert json.loads(by_map.stdout)["map"] == json.loads(by_method.stdout)["map"] == "last"
+        assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+        both = run(*common, "--map", "last", "--method", "last", "-o", str(tmp_path / "c.png"))
+        assert one_error_line(both) == "zoo: error: --map excludes --method and --stage"
