@@ -306,7 +306,7 @@ def _sequence_picture(
         raise ArgumentError(
             f"--head {head}: the {wanted} map of {name} has {heads} head(s), 0 to {heads - 1}"
         )
-    described = "heads averaged" if head is None else "every head" if head == "all" else f"head {head}"
+    described = _heads_drawn(head, heads)
     drawn = sm.draw_sequence_map(
         chosen,
         inputs,
@@ -333,6 +333,14 @@ def _sequence_picture(
         "line": f"wrote {output} ({width}x{height}): {wanted} attention of {name}, {described}, "
         f"{axes} ({len(rows)}x{len(columns)})",
     }
+
+
+def _heads_drawn(head: int | str | None, heads: int) -> str:
+    if head == "all":
+        return "every head"
+    if head is not None:
+        return f"head {head}"
+    return "one head" if heads == 1 else "heads averaged"
 
 
 def _kind_words(kind: str) -> str:
