@@ -41,4 +41,7 @@ def register(zoo: PluginContext) -> None:
         "class_attention", f"{__name__}.attention.class_attention:MultiHeadClassAttention", kind="class"
     )
     zoo.add_builder("cait", f"{__name__}.models.cait:family")
+
+    # Transformer encoder-decoder: sequence attention in its self- and cross-attention.
+    zoo.add_builder("transformer_seq2seq", f"{__name__}.models.transformer_seq2seq:family")
     zoo.add_models(files(__name__) / "registry.yaml")

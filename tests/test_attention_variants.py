@@ -1,9 +1,11 @@
-"""Every registered attention variant plugs into a model with a slot of its kind.
+"""Every registered attention variant plugs into every slot of its kind.
 
 Parametrised over the installed registry, naming no family and no variant: a model has a
 slot of a kind when its builder's config has a field annotated with that kind's
-`AttentionSpec` subclass. Each variant is built into the first such entry, at the entry's
-configuration, on the `meta` device, and passes its kind's probe.
+`AttentionSpec` subclass. Each variant is built into every slot of its kind (a builder's
+field, in the first entry of that builder), at the entry's configuration, on the `meta`
+device, and passes its kind's probe. A sequence variant with a key-value cache
+(`IncrementalAttention`) attends through its cache as through its forward.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import typing
 from functools import cache
 
 import pytest
+import torch
 
 import zoo
 import zoo.attention
-from zoo.attention import ATTENTION_KINDS, AttentionSpec
+from zoo.attention import ATTENTION_KINDS, AttentionSpec, IncrementalAttention
 from zoo.registry import AttentionVariant
 from zoo.registry.attention import probe_attention_class
 
@@ -36,14 +39,15 @@ def annotated_types(annotation: typing.Any) -> set[typing.Any]:
 
 @cache
 def slots(kind: str) -> list[tuple[str, str]]:
-    """(entry, field) for every registry entry whose builder has a slot of `kind`."""
-    found = []
+    """(entry, field) for every slot of `kind`: each builder's field of that kind, in the first
+    registry entry of the builder."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
     for name in REGISTRY.model_names():
-        config_type = REGISTRY.builder(REGISTRY.source(name).entry.builder).config_type
-        for field, info in config_type.model_fields.items():
+        builder = REGISTRY.source(name).entry.builder
+        for field, info in REGISTRY.builder(builder).config_type.model_fields.items():
             if SPECS[kind] in annotated_types(info.annotation):
-                found.append((name, field))
-    return found
+                found.setdefault((builder, field), (name, field))
+    return list(found.values())
 
 
 def test_every_kind_has_a_spec_type():
@@ -56,10 +60,42 @@ def test_every_kind_with_variants_has_a_model_to_plug_them_into(kind):
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v.kind.name}-{v.name}")
-def test_a_variant_follows_its_kind_and_builds_into_a_model_on_meta(variant):
+def test_a_variant_follows_its_kind(variant):
     probe_attention_class(variant.module_class(), variant.kind, name=variant.name)
-    entry, field = slots(variant.kind.name)[0]
+
+
+@pytest.mark.parametrize(
+    ("variant", "entry", "field"),
+    [(v, entry, field) for v in VARIANTS for entry, field in slots(v.kind.name)],
+    ids=lambda x: f"{x.kind.name}-{x.name}" if isinstance(x, AttentionVariant) else x,
+)
+def test_a_variant_builds_into_every_slot_of_its_kind_on_meta(variant, entry, field):
     model = zoo.create(entry, device="meta", **{field: variant.name})
     built = [m for m in model.modules() if type(m) is variant.module_class()]
     assert built, f"{entry}: no {variant.name} module in the model"
     assert {p.device.type for p in model.parameters()} == {"meta"}
+
+
+CACHED = [
+    v for v in VARIANTS if v.kind.name == "sequence" and issubclass(v.module_class(), IncrementalAttention)
+]
+
+
+@pytest.mark.parametrize("variant", CACHED, ids=lambda v: v.name)
+def test_a_variant_with_a_key_value_cache_attends_through_it_as_through_forward(variant):
+    torch.manual_seed(0)
+    module = variant.module_class()(
+        16, num_heads=2, kdim=12, vdim=10, out_dim=8, dropout=0.0, bias=True, device=None, dtype=None
+    ).eval()
+    query, key, value = torch.randn(2, 3, 16), torch.randn(2, 7, 12), torch.randn(2, 7, 10)
+    mask = torch.arange(7) < torch.tensor([7, 4])[:, None, None, None]  # (B, 1, 1, Lk)
+    with torch.no_grad():
+        out, weights = module(query, key, value, mask, need_weights=True)
+        keys, values = module.project_kv(key, value)
+        cached, cached_weights = module.attend(query, keys, values, mask, need_weights=True)
+        torch.testing.assert_close(cached, out)
+        torch.testing.assert_close(cached_weights, weights)
+        # projected step by step and appended along dim -2, the cache holds the same
+        parts = [module.project_kv(key[:, i : i + 1], value[:, i : i + 1]) for i in range(7)]
+        torch.testing.assert_close(torch.cat([k for k, _ in parts], dim=-2), keys)
+        torch.testing.assert_close(torch.cat([v for _, v in parts], dim=-2), values)

@@ -13,8 +13,17 @@ import pytest
 import torch
 
 import zoo
+from zoo.errors import AttentionMapError
 from zoo.registry import default_registry
-from zoo.registry.family import TASKS, FunctionFamily, HasBlocks, HasClassifier, HasFirstConv
+from zoo.registry.family import (
+    IMAGE_TASKS,
+    TASKS,
+    FunctionFamily,
+    HasAttentionMaps,
+    HasBlocks,
+    HasClassifier,
+    HasFirstConv,
+)
 
 NAMES = zoo.list_models()
 TAGS = zoo.list_pretrained()
@@ -132,3 +141,30 @@ def test_every_hook_a_model_offers_fits_the_protocol_and_names_real_modules(buil
     if isinstance(model, HasBlocks):
         blocks = model.blocks_in_order()
         assert blocks and all(any(block is m for m in modules.values()) for block in blocks)
+
+
+@pytest.mark.parametrize("builder", FAMILIES, ids=lambda builder: builder.name)
+def test_every_family_offering_attention_maps_lays_them_over_its_input(builder):
+    """The attention-map protocol (`zoo.maps`): named maps, each (B, h, w), non-negative.
+
+    A family whose test-size model has no map to show (a ResNet whose attention gates no
+    space, say) refuses in one `AttentionMapError`, which is not a failure of the contract.
+    """
+    family = builder.family
+    if not set(family.tasks) & set(IMAGE_TASKS):
+        pytest.skip("maps over images only")
+    config = family.config.model_validate(family.test_args, context={"registry": default_registry()})
+    model = family.build(config)
+    if not isinstance(model, HasAttentionMaps):
+        pytest.skip(f"{builder.name} offers no attention maps")
+    (images,) = family.example_input(config, batch=2)
+    try:
+        maps = zoo.attention_maps(model, images)
+    except AttentionMapError as error:
+        assert "\n" not in str(error)
+        return
+    assert maps
+    for name, values in maps.items():
+        assert values.ndim == 3 and values.shape[0] == 2, name
+        assert values.shape[1] <= images.shape[2] and values.shape[2] <= images.shape[3], name
+        assert torch.isfinite(values).all() and (values >= 0).all(), name

@@ -6,7 +6,13 @@ Defined in `zoo.registry.attention` (kinds and their contracts) and
 
 from __future__ import annotations
 
-from .registry.attention import ATTENTION_KINDS, AttentionKind, check_attention_class, options_model
+from .registry.attention import (
+    ATTENTION_KINDS,
+    AttentionKind,
+    IncrementalAttention,
+    check_attention_class,
+    options_model,
+)
 from .registry.attention_spec import (
     AlignmentAttention,
     AttentionSpec,
@@ -26,6 +32,7 @@ __all__ = [
     "AttentionSpec",
     "ChannelAttention",
     "ClassAttention",
+    "IncrementalAttention",
     "PoolingAttention",
     "SequenceAttention",
     "TokenAttention",

@@ -10,6 +10,7 @@ Each head has `dk` query/key and `dv` value features, `embed_dim // num_heads` b
 Masks follow `functional`: boolean True = may attend, or additive float, broadcast against
 the `(B, heads, Lq, Lk)` scores. With `kdim = vdim = out_dim = embed_dim` and default head
 sizes this is `torch.nn.MultiheadAttention` (batch first): `from_torch` copies one over.
+`project_kv` and `attend` split `forward` for a decoder's key-value cache.
 """
 
 from __future__ import annotations
@@ -82,17 +83,31 @@ class MultiHeadAttention(nn.Module):
             mask: Broadcastable to `(B, heads, Lq, Lk)`: `(Lq, Lk)`, `(B, 1, 1, Lk)`, ...
             need_weights: Also return the weights `(B, heads, Lq, Lk)` (eager path).
         """
+        return self.attend(query, *self.project_kv(key, value), mask, need_weights)
+
+    def project_kv(self, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, Lk, kdim), (B, Lk, vdim) -> the heads' keys (B, nh, Lk, dk) and values (B, nh, Lk, dv):
+        what a decoder caches, appending each step's along dim -2."""
+        return self._heads(self.k_proj(key), self.dk), self._heads(self.v_proj(value), self.dv)
+
+    def attend(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """`forward` over keys and values already projected by `project_kv`."""
         if mask is not None and mask.ndim == 3:
             raise ValueError(
                 f"a 3-D mask {tuple(mask.shape)} is ambiguous; give (B, 1, Lq, Lk) for a per-sample "
                 "mask or (Lq, Lk) for one shared by the batch"
             )
         q = self._heads(self.q_proj(query), self.dk)  # (B, nh, Lq, dk)
-        k = self._heads(self.k_proj(key), self.dk)  # (B, nh, Lk, dk)
-        v = self._heads(self.v_proj(value), self.dv)  # (B, nh, Lk, dv)
         dropout = self.dropout if self.training else 0.0
         eager = need_weights or not self.fused
-        result = scaled_dot_product_attention(q, k, v, mask, dropout_p=dropout, need_weights=eager)
+        result = scaled_dot_product_attention(q, keys, values, mask, dropout_p=dropout, need_weights=eager)
         attended, weights = result if eager else (result, None)
         batch, length = query.shape[:2]
         output = self.out_proj(attended.transpose(1, 2).reshape(batch, length, self.num_heads * self.dv))

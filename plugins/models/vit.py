@@ -191,11 +191,11 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
-ACTIVATIONS = {"gelu": nn.GELU, "quick_gelu": QuickGELU}
+ACTIVATIONS = {"gelu": nn.GELU, "quick_gelu": QuickGELU, "relu": nn.ReLU}
 
 
 class Mlp(nn.Module):
-    """Position-wise feed-forward: Linear, GELU (or QuickGELU), Linear."""
+    """Position-wise feed-forward: Linear, GELU (or QuickGELU, or ReLU), Linear."""
 
     def __init__(
         self, dim: int, hidden: int, drop: float, act_layer: str = "gelu", *, device=None, dtype=None

@@ -22,7 +22,17 @@ sequence
     where weights is `(B, num_heads, Lq, Lk)`. `mask` broadcasts to `(B, num_heads, Lq, Lk)`:
     boolean (True = may attend) or float (added to the scores). A query row whose keys are all
     masked gets zeros, never NaN. Self-attention passes one tensor three times. Plugs into any
-    text transformer block.
+    text transformer block, and into an encoder-decoder's self- and cross-attention.
+
+    Optionally, a variant decodes incrementally with a key-value cache (`IncrementalAttention`)
+    when it also has `project_kv(key, value) -> (keys, values)`, the keys and values as it
+    attends over them, and `attend(query, keys, values, mask=None, need_weights=False)`, its
+    forward over those: `forward(q, key, value, mask)` equals `attend(q, *project_kv(key,
+    value), mask)`. Both tensors are batch first with the key positions along dim -2 (`mha`:
+    `(B, heads, Lk, d)`), so that a decoder appends each step's along dim -2 and keeps beams
+    with `index_select(0, ...)`. A decoder caches these for a variant that has them, and the
+    inputs `key` and `value` themselves for one that has not (projecting them again at every
+    step): either way a step's output is the one its full recomputation gives.
 pooling
     `__init__(self, dim: int, *, device=None, dtype=None, **options)`;
     `forward(x, mask=None)` pools `(B, N, dim)` to one vector per sequence and returns
@@ -74,7 +84,7 @@ import inspect
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, create_model
 
@@ -86,6 +96,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTENTION_KINDS",
     "AttentionKind",
+    "IncrementalAttention",
     "check_attention_class",
     "options_model",
     "probe_attention_class",
@@ -202,6 +213,34 @@ def _probe_sequence(probe: _Probe) -> None:
     cross = probe.build(DIM, kdim=KDIM, vdim=VDIM, out_dim=OUT, **fixed)
     query, key, value = probe.tensor(B, LQ, DIM), probe.tensor(B, LK, KDIM), probe.tensor(B, LK, VDIM)
     probe.expect("output", probe.forward(cross, query, key, value), "(B, Lq, out_dim)", (B, LQ, OUT))
+    if isinstance(cross, IncrementalAttention):
+        _probe_incremental(probe, cross, query, key, value)
+
+
+def _probe_incremental(probe: _Probe, module: IncrementalAttention, query, key, value) -> None:
+    """A key-value cache: `project_kv` gives batch-first tensors with the keys along dim -2,
+    and `attend` over them returns what `forward` does."""
+    import torch
+
+    try:
+        projected = module.project_kv(key, value)
+    except Exception as error:
+        raise probe.fail(f"project_kv failed on a probe input: {type(error).__name__}: {error}") from error
+    pair = probe.parts(projected, 2, "(keys, values) from project_kv")
+    for what, tensor in zip(("keys", "values"), pair, strict=True):
+        batch_and_keys = (tensor.shape[0], tensor.shape[-2]) if getattr(tensor, "ndim", 0) >= 2 else None
+        if not isinstance(tensor, torch.Tensor) or batch_and_keys != (B, LK):
+            raise probe.fail(
+                f"project_kv's {what} must be batch first with the {LK} key positions along dim -2; "
+                f"it returned {_describe(tensor)}"
+            )
+    try:
+        result = module.attend(query, *projected, probe.mask(B, 1, 1, LK), need_weights=True)
+    except Exception as error:
+        raise probe.fail(f"attend failed on a probe input: {type(error).__name__}: {error}") from error
+    out, weights = probe.parts(result, 2, "(out, weights) from attend with need_weights=True")
+    probe.expect("output of attend", out, "(B, Lq, out_dim)", (B, LQ, OUT))
+    probe.expect("weights of attend", weights, "(B, num_heads, Lq, Lk)", (B, HEADS, LQ, LK))
 
 
 def _probe_pooling(probe: _Probe) -> None:
@@ -248,6 +287,23 @@ def _probe_class(probe: _Probe) -> None:
     )
     probe.expect("output", out, "(B, 1, dim)", (B, 1, DIM))
     probe.expect("weights", weights, "(B, num_heads, 1, N)", (B, HEADS, 1, N))
+
+
+@runtime_checkable
+class IncrementalAttention(Protocol):
+    """A sequence attention with a key-value cache (see the `sequence` kind above): a decoder
+    keeps `project_kv`'s keys and values between steps and calls `attend` over them."""
+
+    def project_kv(self, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def attend(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @dataclass(frozen=True)

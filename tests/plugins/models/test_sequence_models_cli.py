@@ -12,6 +12,8 @@ SEQUENCE_MODELS = {
     "text_transformer_base": ("text_transformer", "mha"),
     "seq2seq_lstm_attn": ("seq2seq_lstm", "additive"),
     "speech_lstm_attn": ("speech_lstm", "soft"),
+    "transformer_seq2seq_small": ("transformer_seq2seq", "mha"),
+    "transformer_seq2seq_base": ("transformer_seq2seq", "mha"),
 }
 
 
