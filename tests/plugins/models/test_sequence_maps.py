@@ -43,7 +43,8 @@ def padded_inputs(model, batch: int = 3) -> tuple[dict[str, torch.Tensor], dict[
 
 
 def test_the_built_in_sequence_families_implement_the_protocol():
-    assert {"text_transformer", "seq2seq_lstm", "speech_lstm"} <= {builder.name for builder in FAMILIES}
+    built_in = {"text_transformer", "seq2seq_lstm", "transformer_seq2seq", "speech_lstm"}
+    assert built_in <= {builder.name for builder in FAMILIES}
 
 
 @pytest.mark.parametrize("builder", FAMILIES, ids=lambda builder: builder.name)
@@ -114,6 +115,31 @@ class TestSeq2SeqLSTM:
             _, weights = model.forward_attention(source, target, lengths)
         assert (value.queries, value.keys) == ("target", "source")
         torch.testing.assert_close(value.weights, weights.unsqueeze(1))  # (B, 1, T, S)
+
+
+class TestTransformerSeq2Seq:
+    def test_one_cross_attention_map_per_decoder_layer_last_first(self):
+        model = zoo.create(
+            "transformer_seq2seq_small",
+            src_vocab_size=12,
+            tgt_vocab_size=14,
+            embed_dim=16,
+            encoder_depth=1,
+            decoder_depth=2,
+            num_heads=2,
+        ).eval()
+        source, target, lengths = (
+            torch.randint(3, 12, (2, 7)),
+            torch.randint(3, 14, (2, 5)),
+            torch.tensor([7, 4]),
+        )
+        maps = sequence_maps(model, {"source": source, "target": target}, {"source": lengths})
+        assert list(maps) == ["cross2", "cross1"]
+        with torch.no_grad():
+            _, weights = model.forward_attention(source, target, lengths)
+        for index, value in enumerate(reversed(maps.values())):
+            assert (value.queries, value.keys) == ("target", "source")
+            torch.testing.assert_close(value.weights, weights[index])  # (B, heads, T, S)
 
 
 class TestSpeechLSTM:
