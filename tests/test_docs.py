@@ -190,6 +190,19 @@ def _image(path: Path, size: tuple[int, int]) -> None:
     Image.fromarray(pixels).save(path)
 
 
+VOCABULARY = (
+    "<pad>", "<bos>", "<eos>", "the", "a", "cat", "dog", "sat", "on", "mat", "ran", "big", "small", "red",
+    "blue", "sees", "and", "is", "was", "in", "under", "it", ".", ",", "my", "your", "old", "new", "home",
+    "park", "to", "<unk>",
+)  # fmt: skip
+
+
+def _features(path: Path, shape: tuple[int, int]) -> None:
+    import numpy as np
+
+    np.save(path, np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+
+
 def _checkpoint(name: str, **overrides) -> Callable[[Path], None]:
     def make(path: Path) -> None:
         import torch
@@ -212,6 +225,16 @@ INPUTS: dict[str, Callable[[Path], None]] = {
     "classes.txt": lambda path: path.write_text("".join(f"class {i}\n" for i in range(10))),
     "model.safetensors": _checkpoint("vit_tiny_patch16_224"),  # README: checkpoint=
     "best.safetensors": _checkpoint("resnet18_cbam", num_classes=10),  # docs/hub.md: zoo export
+    # docs/sequence.md: zoo attn on sequence models, small ones saved as they were built
+    "text.safetensors": _checkpoint(
+        "text_transformer_small", vocab_size=32, embed_dim=32, depth=2, num_heads=2
+    ),
+    "vocab.txt": lambda path: path.write_text("".join(f"{token}\n" for token in VOCABULARY)),
+    "s2s.safetensors": _checkpoint(
+        "seq2seq_lstm_attn", src_vocab_size=13, tgt_vocab_size=13, embed_dim=16, hidden_size=16
+    ),
+    "speech.safetensors": _checkpoint("speech_lstm_attn", in_features=16, hidden_size=16, num_classes=4),
+    "utterance.npy": lambda path: _features(path, (50, 16)),
 }
 
 

@@ -60,6 +60,7 @@ _LOCATIONS: dict[str, str] = {
         ("ModelInfo", "WeightInfo", "list_models", "list_pretrained", "model_info"), ".tasks.catalog"
     ),
     "attention_maps": ".tasks.maps",
+    "sequence_maps": ".tasks.sequence_maps",
     **dict.fromkeys(("data_config", "load_image", "transforms"), ".tasks.preprocessing"),
     "export": ".weights.export",
     "create": ".weights.factory",
@@ -107,6 +108,7 @@ __all__ = [
     "load_checkpoint",
     "load_image",
     "model_info",
+    "sequence_maps",
     "transforms",
 ]
 
@@ -146,6 +148,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     from .tasks.catalog import ModelInfo, WeightInfo, list_models, list_pretrained, model_info
     from .tasks.maps import attention_maps
     from .tasks.preprocessing import data_config, load_image, transforms
+    from .tasks.sequence_maps import sequence_maps
     from .weights.export import export
     from .weights.factory import create, get
     from .weights.loading import load_checkpoint

@@ -18,6 +18,7 @@ with `eos_id`. Padded sources come with their lengths, or with an `attention_mas
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 import torch
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from zoo.attention import AlignmentAttention
-from zoo.registry.family import Family
+from zoo.registry.family import Family, SequenceInput, SequenceMap
 
 from ..attention.functional import padding_mask, sequence_lengths
 from ..layers import LSTMEncoder
@@ -164,6 +165,19 @@ class Seq2SeqLSTMAttention(nn.Module):
             logits.append(step_logits)
             weights.append(step_weights)
         return torch.stack(logits, dim=1), torch.stack(weights, dim=1)
+
+    def sequence_inputs(self) -> tuple[SequenceInput, ...]:
+        return (
+            SequenceInput("source", "tokens", self.config.src_vocab_size),
+            SequenceInput("target", "tokens", self.config.tgt_vocab_size),
+        )
+
+    def sequence_maps(
+        self, inputs: Mapping[str, torch.Tensor], lengths: Mapping[str, torch.Tensor]
+    ) -> dict[str, SequenceMap]:
+        """The alignment: the decoder's weights over the source at each target step, teacher-forced."""
+        _, weights = self.forward_attention(inputs["source"], inputs["target"], lengths.get("source"))
+        return {"alignment": SequenceMap(weights.unsqueeze(1), "target", "source")}  # (B, 1, T, S)
 
     def forward(
         self,

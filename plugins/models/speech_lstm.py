@@ -19,6 +19,7 @@ attention.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 import torch
@@ -27,7 +28,7 @@ from torch import nn
 
 from zoo.attention import AlignmentAttention, AttentionSpec, PoolingAttention
 from zoo.errors import ZooError
-from zoo.registry.family import Family
+from zoo.registry.family import Family, SequenceInput, SequenceMap
 
 from ..attention.functional import Pooled, padding_mask, sequence_lengths
 from ..layers import LSTMEncoder
@@ -169,6 +170,16 @@ class SpeechLSTMAttention(nn.Module):
         """Logits (B, num_classes) and the attention weights over frames (B, T)."""
         pooled = self.forward_pool(features, lengths, attention_mask)
         return self.forward_head(pooled.output), pooled.weights
+
+    def sequence_inputs(self) -> tuple[SequenceInput, ...]:
+        return (SequenceInput("features", "frames", self.config.in_features),)
+
+    def sequence_maps(
+        self, inputs: Mapping[str, torch.Tensor], lengths: Mapping[str, torch.Tensor]
+    ) -> dict[str, SequenceMap]:
+        """The pooling attention's weights over the frames: one query, (B, 1, 1, T)."""
+        weights = self.forward_pool(inputs["features"], lengths.get("features")).weights
+        return {"pooling": SequenceMap(weights[:, None, None, :], None, "features", ("pool",))}
 
     def forward(
         self,

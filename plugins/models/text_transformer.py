@@ -18,6 +18,7 @@ zoo's multi-head attention.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from zoo.attention import SequenceAttention
-from zoo.registry.family import Family
+from zoo.registry.family import Family, SequenceInput, SequenceMap
 
 from ..attention.functional import sequence_mask
 from ..layers import DropPath, drop_path_rates
@@ -240,6 +241,20 @@ class TextTransformer(nn.Module):
         """Normed tokens and every block's attention weights, each (B, heads, N, N), with
         N = prefix + L; weights on padded keys are 0."""
         return self._run_blocks(tokens, lengths, attention_mask, need_weights=True)
+
+    def sequence_inputs(self) -> tuple[SequenceInput, ...]:
+        return (SequenceInput("tokens", "tokens", self.config.vocab_size, self.config.max_len),)
+
+    def sequence_maps(
+        self, inputs: Mapping[str, torch.Tensor], lengths: Mapping[str, torch.Tensor]
+    ) -> dict[str, SequenceMap]:
+        """Each block's self-attention over the tokens (after the class token), last block first."""
+        _, weights = self.forward_attention(inputs["tokens"], lengths.get("tokens"))
+        prefix = ("[CLS]",) * self.num_prefix_tokens
+        maps = {
+            f"layer{i}": SequenceMap(w, "tokens", "tokens", prefix, prefix) for i, w in enumerate(weights, 1)
+        }
+        return dict(reversed(maps.items()))
 
     def forward_head(
         self,

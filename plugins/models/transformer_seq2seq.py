@@ -38,6 +38,7 @@ Token ids: `pad_id` pads both sides, the decoder starts from `bos_id` and a targ
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -47,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from zoo.attention import IncrementalAttention, SequenceAttention
-from zoo.registry.family import Family
+from zoo.registry.family import Family, SequenceInput, SequenceMap
 
 from ..attention.functional import causal_mask, padding_mask
 from .text_transformer import sinusoidal_positions
@@ -484,6 +485,20 @@ class TransformerSeq2Seq(nn.Module):
         """Teacher-forced logits (B, T, V) and each decoder layer's cross-attention weights
         (B, heads, T, S); weights on padded source positions are 0."""
         return self._teacher_forced(src, tgt, src_lengths, src_mask, tgt_mask, need_weights=True)
+
+    def sequence_inputs(self) -> tuple[SequenceInput, ...]:
+        return (
+            SequenceInput("source", "tokens", self.config.src_vocab_size, self.config.max_len),
+            SequenceInput("target", "tokens", self.config.tgt_vocab_size, self.config.max_len),
+        )
+
+    def sequence_maps(
+        self, inputs: Mapping[str, torch.Tensor], lengths: Mapping[str, torch.Tensor]
+    ) -> dict[str, SequenceMap]:
+        """Each decoder layer's cross-attention over the source, teacher-forced, last layer first."""
+        _, weights = self.forward_attention(inputs["source"], inputs["target"], lengths.get("source"))
+        maps = {f"cross{i}": SequenceMap(w, "target", "source") for i, w in enumerate(weights, 1)}
+        return dict(reversed(maps.items()))
 
     def forward(
         self,

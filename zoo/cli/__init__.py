@@ -47,6 +47,7 @@ COMMANDS: dict[str, str] = {
     "predict": "predict:predict_command",
     "embed": "embed:embed_command",
     "attn": "attn:attn_command",
+    "mask": "mask:mask_command",
     "attention": "attention:attention_command",
     "bench": "bench:bench_command",
 }

@@ -15,7 +15,8 @@ subclasses `Family` and provides:
 The models a family builds may implement the optional hooks below (typed protocols, checked
 with `isinstance`): the loader asks them to adapt a checkpoint to changed arguments
 (`HasClassifier`, `HasFirstConv`, `AdaptsPretrained`), `zoo attn` for attention maps
-(`HasAttentionMaps`), and training code for the repeated blocks (`HasBlocks`).
+(`HasAttentionMaps` over images, `HasSequenceMaps` over tokens and frames), and training code
+for the repeated blocks (`HasBlocks`).
 
 A *task* says what a weight tag's checkpoint does, and so which fields the tag carries and
 which builder arguments it fixes (`zoo.registry.schema`):
@@ -44,8 +45,9 @@ models (`IMAGE_TASKS`) and has no example input of its own.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -62,7 +64,10 @@ __all__ = [
     "HasBlocks",
     "HasClassifier",
     "HasFirstConv",
+    "HasSequenceMaps",
     "ImageFamily",
+    "SequenceInput",
+    "SequenceMap",
     "image_size",
     "model_of",
 ]
@@ -198,3 +203,54 @@ class HasAttentionMaps(Protocol):
     """A model that implements the attention-map protocol (see `zoo.tasks.maps`)."""
 
     def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class SequenceInput:
+    """One input of a sequence model, as `HasSequenceMaps.sequence_inputs` declares it.
+
+    Attributes:
+        name: What the model calls it (`"tokens"`, `"source"`, `"target"`, `"features"`): the
+            key of `inputs` and `lengths` in `sequence_maps`, and what a map's axes name.
+        kind: `"tokens"`, integer ids (B, L); or `"frames"`, feature vectors (B, T, F).
+        size: For tokens, the vocabulary size (ids are below it); for frames, F.
+        max_length: The longest input the model takes, in positions; None: any.
+    """
+
+    name: str
+    kind: Literal["tokens", "frames"]
+    size: int
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class SequenceMap:
+    """Attention weights between two sequences, as a model computed them.
+
+    Attributes:
+        weights: (B, heads, Q, K), non-negative; each query's row sums to 1 over the keys, or
+            is all zeros where a query sees nothing; keys past an input's length get 0.
+        queries: The input whose positions are the rows, after `query_prefix`; None when
+            the rows are the prefix alone (a pooling query).
+        keys: The input whose positions are the columns, after `key_prefix`.
+        query_prefix: Names of positions the model puts before the input's (`"[CLS]"`).
+        key_prefix: The same for the columns.
+    """
+
+    weights: torch.Tensor
+    queries: str | None
+    keys: str
+    query_prefix: tuple[str, ...] = ()
+    key_prefix: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class HasSequenceMaps(Protocol):
+    """A sequence model that shows its attention weights (see `zoo.tasks.sequence_maps`):
+    the inputs it takes, and its named maps for them, the one shown by default first."""
+
+    def sequence_inputs(self) -> tuple[SequenceInput, ...]: ...
+
+    def sequence_maps(
+        self, inputs: Mapping[str, torch.Tensor], lengths: Mapping[str, torch.Tensor]
+    ) -> dict[str, SequenceMap]: ...

@@ -19,13 +19,20 @@ by default. The built-in families name their maps:
 
 `attention_rollout` and `class_token_attention` work on the per-block attention weights of
 any transformer, for plugin families to reuse; `overlay` draws a map over an image and
-`save_picture` writes it in the format its file name says.
+`save_picture` writes it in the format its file name says. A map that is constant, or
+nearly (`flatness`), says nothing about the input: untrained or zero-initialised weights
+give one (a CBAM ResNet whose residual branches start at zero gates every pixel by 0.5), and
+`overlay` warns, in one line on the `zoo` logger, that it draws a flat tint.
+
+Sequence models offer their attention weights through a protocol of their own,
+`zoo.tasks.sequence_maps`.
 
     >>> maps = zoo.attention_maps(model, x)   # {"rollout": (B, 14, 14), "last": (B, 14, 14)}
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,10 +53,18 @@ __all__ = [
     "attention_rollout",
     "class_token_attention",
     "colorize",
+    "flat_map_warning",
+    "flatness",
     "overlay",
     "picture_format",
     "save_picture",
 ]
+
+
+logger = logging.getLogger("zoo")
+
+FLAT_SPREAD = 1e-3
+"""A map whose values differ by less than this fraction of the largest is nearly constant."""
 
 
 def attention_maps(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -147,6 +162,28 @@ def _patch_grid(values: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return values.reshape(values.shape[0], rows, columns)
 
 
+def flatness(values: torch.Tensor) -> str | None:
+    """How a map is flat, in words (`"constant (0.5 everywhere)"`, `"nearly constant (0.4999
+    to 0.5001)"`), or None when its values spread by at least `FLAT_SPREAD` of the largest."""
+    values = values.detach().float()
+    if values.numel() == 0:
+        return None
+    low, high = float(values.min()), float(values.max())
+    if low == high:
+        return f"constant ({high:.4g} everywhere)"
+    if high - low < FLAT_SPREAD * max(abs(low), abs(high)):
+        return f"nearly constant ({low:.6g} to {high:.6g})"
+    return None
+
+
+def flat_map_warning(what: str, how: str) -> str:
+    """The one line said when a flat map is drawn: `what` is `how` (see `flatness`)."""
+    return (
+        f"{what} is {how}, as untrained or zero-initialised weights give; "
+        "it is drawn as a flat tint and shows nothing about the input"
+    )
+
+
 # A perceptually ordered colour ramp, dark violet -> blue -> teal -> yellow -> red, as
 # (position, (r, g, b)) stops; values between stops are interpolated linearly.
 _RAMP = (
@@ -178,6 +215,7 @@ def overlay(
     box: tuple[float, float, float, float] | None = None,
     alpha: float = 0.5,
     outside: float = 0.35,
+    what: str = "the attention map",
 ) -> Image.Image:
     """Draw an attention map over an image; returns an RGB image of the image's size.
 
@@ -191,6 +229,7 @@ def overlay(
             the model's centre crop (`ImageTransform.crop_box`). Default: the whole image.
         alpha: Weight of the colours where the map lies.
         outside: Brightness of the parts the model did not see (outside `box`).
+        what: The map's name in the warning logged when it is flat (`flatness`).
     """
     import numpy as np
     import torch
@@ -205,6 +244,9 @@ def overlay(
     x1, y1 = min(width, max(x0 + 1, round(right))), min(height, max(y0 + 1, round(bottom)))
 
     values = attention.detach().float().cpu()
+    how = flatness(values)
+    if how is not None:
+        logger.warning(flat_map_warning(what, how))
     low, high = values.min(), values.max()
     values = (values - low) / (high - low) if high > low else torch.zeros_like(values)
     size = (y1 - y0, x1 - x0)

@@ -79,7 +79,7 @@ def test_cache_rm_json_lists_the_removed_files_as_cache_ls_did(cached_resnet50):
 
 @pytest.mark.parametrize(
     "command", [["export"], ["attn"], ["cache", "rm"], ["cache", "ls"], ["cache", "verify"], ["get"],
-                ["predict"], ["bench"], ["create"], ["attention"]],
+                ["predict"], ["bench"], ["create"], ["attention"], ["mask"]],
 )  # fmt: skip
 def test_each_json_shape_is_in_the_help(command):  # the shape is a promise: it is documented
     text = run(*command, "--help").stdout

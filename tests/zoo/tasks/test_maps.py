@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,7 @@ from zoo.tasks.maps import (
     attention_rollout,
     class_token_attention,
     colorize,
+    flatness,
     overlay,
     picture_format,
     save_picture,
@@ -214,3 +217,32 @@ class TestSavePicture:
         assert list(tmp_path.iterdir()) == []
         with pytest.raises(ArgumentError):
             picture_format(name)
+
+
+class TestFlatMaps:
+    def test_flatness_says_how_a_map_is_flat(self):
+        assert flatness(torch.full((3, 3), 0.5)) == "constant (0.5 everywhere)"
+        assert flatness(torch.tensor([0.5, 0.50001])).startswith("nearly constant (0.5 to 0.50001")
+        assert flatness(torch.tensor([0.5, 0.6])) is None
+        assert flatness(torch.zeros(0)) is None
+
+    def test_a_fresh_cbam_resnet_gates_every_pixel_by_one_half(self):
+        # Its spatial gate ends in a BatchNorm initialised to zero, so sigmoid(0) everywhere.
+        maps = zoo.attention_maps(zoo.create("resnet18_cbam", layers=[1, 1, 1, 1]), torch.randn(1, 3, 32, 32))
+        assert all(flatness(value) == "constant (0.5 everywhere)" for value in maps.values())
+
+    def test_overlay_warns_in_one_line_when_it_draws_a_flat_map(self, caplog):
+        with caplog.at_level(logging.WARNING, logger="zoo"):
+            overlay(Image.new("RGB", (8, 8)), torch.full((2, 2), 0.5), what="the stage4 map of resnet18_cbam")
+        [record] = caplog.records
+        assert record.getMessage() == (
+            "the stage4 map of resnet18_cbam is constant (0.5 everywhere), as untrained or "
+            "zero-initialised weights give; it is drawn as a flat tint and shows nothing about the input"
+        )
+
+    def test_a_map_that_varies_draws_without_a_word(self, caplog):
+        model = zoo.create("vit_tiny_patch16_224", **TINY_VIT)  # random, yet not flat
+        attention = zoo.attention_maps(model, torch.randn(1, 3, 32, 32))["rollout"][0]
+        with caplog.at_level(logging.WARNING, logger="zoo"):
+            overlay(Image.new("RGB", (8, 8)), attention)
+        assert caplog.records == []
