@@ -16,7 +16,9 @@ Mask conventions, the same everywhere in the zoo:
 
 The fused path is `torch.nn.functional.scaled_dot_product_attention` (flash, memory-efficient
 or C++ kernels, whichever fits); the eager path computes the same step by step and is taken
-when the weights are asked for. They agree within float rounding.
+when the weights are asked for. They agree within float rounding. The eager path marks its
+steps with `zoo.attention.flop_term`, so that `zoo flops` shows them as the fused call's
+terms (QK^T, softmax, AV).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from zoo.attention import ATTENTION_AV, ATTENTION_QK, ATTENTION_SOFTMAX, flop_term
 
 __all__ = [
     "Pooled",
@@ -133,9 +137,13 @@ def scaled_dot_product_attention(
         every key masked are zeros.
     """
     if need_weights:
-        weights = masked_softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), mask)
+        with flop_term(ATTENTION_QK):
+            scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+        with flop_term(ATTENTION_SOFTMAX):
+            weights = masked_softmax(scores, mask)
         attended = F.dropout(weights, dropout_p) if dropout_p > 0.0 else weights
-        return attended @ v, weights
+        with flop_term(ATTENTION_AV):
+            return attended @ v, weights
     mask, live = _open_dead_rows(mask, q.dtype)
     output = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     return output if live is None else output.masked_fill(~live, 0.0)
