@@ -49,6 +49,7 @@ COMMANDS: dict[str, str] = {
     "attn": "attn:attn_command",
     "attention": "attention:attention_command",
     "bench": "bench:bench_command",
+    "flops": "flops:flops_command",
 }
 
 
