@@ -223,7 +223,8 @@ def _title(report) -> str:
     if report.task in ("image-classification", "image-embedding"):
         what = f"image{'s' if report.batch > 1 else ''} of {size}"
     else:
-        what = f"sequence{'s' if report.batch > 1 else ''} of {report.input_size[0]} steps"
+        steps = report.input_size[0]
+        what = f"sequence{'s' if report.batch > 1 else ''} of {steps} step{'s' if steps != 1 else ''}"
     return f"{report.name}: {report.batch} {what}, counted on meta"
 
 

@@ -226,6 +226,14 @@ class FlopReport:
     def modules(self) -> tuple[ModuleRow, ...]:
         return self.count.modules
 
+    def operator(self, label: str) -> OperatorRow | None:
+        """The row of `label`, if anything was counted under it."""
+        return self.count.operator(label)
+
+    def module(self, name: str) -> ModuleRow | None:
+        """The row of the module at `name` ("" for the model), if it was called."""
+        return self.count.module(name)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
