@@ -25,7 +25,9 @@ product is which:
 Everything counted inside `flop_term(label)` is reported in the row `label`, which may be
 any name (`flop_term("attention head mixing")` for talking heads' mixing of the heads);
 matrix products there still count as multiply-adds. The innermost term wins. Outside a
-count, `flop_term` does nothing and costs a function call: it can stay in the forward pass.
+count, `flop_term` returns `contextlib.nullcontext()`: it costs a function call, can stay in
+the forward pass, and compiles with `torch.compile(fullgraph=True)`. The open terms are the
+process's, so count in one thread at a time.
 """
 
 from __future__ import annotations

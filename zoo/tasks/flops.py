@@ -274,10 +274,9 @@ class _Tally:
         flops: int = 0,
         activations: int = 0,
         scores: tuple[int, int] | None = None,
-        calls: int = 1,
     ) -> None:
         row = self.rows.setdefault(label, {"calls": 0, "macs": 0, "flops": 0, "activations": 0, "scores": []})
-        row["calls"] += calls
+        row["calls"] += 1
         row["macs"] += macs
         row["flops"] += flops
         row["activations"] += activations
@@ -402,8 +401,9 @@ class _Formulas:
         )
         return 2 * (qk + av) + SOFTMAX_FLOPS * scores
 
-    def _elementwise(self, label: str, flops: int, scores: tuple[int, int] | None = None) -> int:
-        self.tally.add(current_term() or label, flops=flops, scores=scores)
+    def _elementwise(self, label: str, flops: int) -> int:
+        term = current_term()
+        self.tally.add(term if term not in (None, FUSED_ATTENTION) else label, flops=flops)
         return flops
 
     def _softmax(self, packet: Any, args: Sequence[Any], out: Any) -> int:
@@ -665,11 +665,11 @@ def growth_sizes(
     of S/4), `("sequence length", [L/4, L/2, ..., 8L])` around a sequence model's length L."""
     registry = registry if registry is not None else default_registry()
     resolved = resolve(name, registry)
-    report = flops(resolved, registry=registry, model_args=model_args)
-    if report.task in IMAGE_TASKS:
-        side = report.input_size[-1]
-        return "image size", sorted({max(1, side * k // 4) for k in range(2, 9)})
-    length = report.input_size[0] if report.input_size else 16
+    _, inputs = example_inputs(resolved, registry, model_args or {}, device="meta")
+    sample = _shape(inputs(1)[0])[1:]
+    if registry.task(resolved) in IMAGE_TASKS:
+        return "image size", sorted({max(1, sample[-1] * k // 4) for k in range(2, 9)})
+    length = sample[0] if sample else 16
     return "sequence length", sorted({max(1, length * 2**k // 4) for k in range(6)})
 
 
