@@ -5,6 +5,7 @@
     >>> model = zoo.create("resnet50_cbam", num_classes=10)
     >>> model = zoo.create("vit_base_patch16_224", pretrained=True, device="cuda")
     >>> x = zoo.transforms("vit_base_patch16_224")(zoo.load_image("cat.jpg"))
+    >>> zoo.flops("vit_base_patch16_224").macs    # 17.6 G multiply-adds, counted on meta
 
 Importing `zoo` imports nothing but this module: each public name is imported from the
 module that defines it on first access, so that `zoo --help` and `zoo list` stay fast.
@@ -61,6 +62,7 @@ _LOCATIONS: dict[str, str] = {
     ),
     "attention_maps": ".tasks.maps",
     "sequence_maps": ".tasks.sequence_maps",
+    **dict.fromkeys(("FlopReport", "flops"), ".tasks.flops"),
     **dict.fromkeys(("data_config", "load_image", "transforms"), ".tasks.preprocessing"),
     "export": ".weights.export",
     "create": ".weights.factory",
@@ -78,6 +80,7 @@ __all__ = [
     "CheckpointError",
     "ClassAttention",
     "DeviceError",
+    "FlopReport",
     "HubError",
     "ImageError",
     "IntegrityError",
@@ -102,6 +105,7 @@ __all__ = [
     "data_config",
     "default_registry",
     "export",
+    "flops",
     "get",
     "list_models",
     "list_pretrained",
@@ -146,6 +150,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     )
     from .registry.plugins import ENTRY_POINT_GROUP, PluginContext, PluginManager
     from .tasks.catalog import ModelInfo, WeightInfo, list_models, list_pretrained, model_info
+    from .tasks.flops import FlopReport, flops
     from .tasks.maps import attention_maps
     from .tasks.preprocessing import data_config, load_image, transforms
     from .tasks.sequence_maps import sequence_maps

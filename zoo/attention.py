@@ -1,7 +1,8 @@
 """Stable path for plugins: the attention interface and the typed `attn` argument.
 
-Defined in `zoo.registry.attention` (kinds and their contracts) and
-`zoo.registry.attention_spec` (`ChannelAttention`, `TokenAttention`, `WindowAttention`, ...).
+Defined in `zoo.registry.attention` (kinds and their contracts),
+`zoo.registry.attention_spec` (`ChannelAttention`, `TokenAttention`, `WindowAttention`, ...)
+and `zoo.registry.flop_terms` (`flop_term`: how a variant names its terms for `zoo flops`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from .registry.attention_spec import (
     WindowAttention,
     registry_form,
 )
+from .registry.flop_terms import ATTENTION_AV, ATTENTION_QK, ATTENTION_SOFTMAX, flop_term
 
 __all__ = [
+    "ATTENTION_AV",
     "ATTENTION_KINDS",
+    "ATTENTION_QK",
+    "ATTENTION_SOFTMAX",
     "AlignmentAttention",
     "AttentionKind",
     "AttentionSpec",
@@ -38,6 +43,7 @@ __all__ = [
     "TokenAttention",
     "WindowAttention",
     "check_attention_class",
+    "flop_term",
     "options_model",
     "registry_form",
 ]

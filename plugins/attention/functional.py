@@ -25,7 +25,9 @@ The fused path is `torch.nn.functional.scaled_dot_product_attention` (flash, mem
 or C++ kernels, whichever fits); a causal mask with nothing else masked (given as
 `is_causal=True`, or found to be exactly `causal_mask(L)`) takes its `is_causal` kernels. The
 eager path computes the same step by step and is taken when the weights are asked for. They
-agree within float rounding, for every mask dtype.
+agree within float rounding, for every mask dtype. The eager path marks its
+steps with `zoo.attention.flop_term`, so that `zoo flops` shows them as the fused call's
+terms (QK^T, softmax, AV).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from zoo.attention import ATTENTION_AV, ATTENTION_QK, ATTENTION_SOFTMAX, flop_term
 
 __all__ = [
     "Pooled",
@@ -308,9 +312,13 @@ def scaled_dot_product_attention(
     mask = _combine(bias, mask)
     if need_weights:
         scale = q.shape[-1] ** -0.5 if scale is None else scale
-        weights = _softmax((q * scale) @ k.transpose(-2, -1), mask)
+        with flop_term(ATTENTION_QK):
+            scores = (q * scale) @ k.transpose(-2, -1)
+        with flop_term(ATTENTION_SOFTMAX):
+            weights = _softmax(scores, mask)
         attended = F.dropout(weights, dropout_p) if dropout_p > 0.0 else weights
-        return attended @ v, weights
+        with flop_term(ATTENTION_AV):
+            return attended @ v, weights
     mask, live = _open_dead_rows(mask, q.dtype)
     output = F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale

@@ -8,7 +8,9 @@ https://arxiv.org/abs/2103.17239
     weights = P_w softmax(P_l logits)               P_l, P_w: (heads x heads) over the head axis
     out     = concat_heads(weights V) W_o
 
-The mixing across heads rules out a fused kernel, so attention is computed step by step.
+The mixing across heads rules out a fused kernel, so attention is computed step by step;
+each step is marked with `zoo.attention.flop_term`, so that `zoo flops` shows the mixing as a
+term of its own beside QK^T, softmax and AV.
 Names `qkv`, `proj_l`, `proj_w`, `proj` match timm.
 """
 
@@ -17,7 +19,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zoo.attention import ATTENTION_AV, ATTENTION_QK, ATTENTION_SOFTMAX, flop_term
+
 __all__ = ["TalkingHeadsAttention"]
+
+HEAD_MIXING = "attention head mixing"
+"""The `zoo flops` row of the two (heads x heads) maps: N^2 * heads^2 multiply-adds each."""
 
 
 def _mix_heads(linear: nn.Linear, attention: torch.Tensor) -> torch.Tensor:
@@ -58,9 +65,16 @@ class TalkingHeadsAttention(nn.Module):
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, N, hd)
 
-        logits = (q * self.scale) @ k.transpose(-2, -1)  # (B, nh, N, N)
-        weights = _mix_heads(self.proj_w, _mix_heads(self.proj_l, logits).softmax(dim=-1))
-        x = self.attn_drop(weights) @ v  # (B, nh, N, hd)
+        with flop_term(ATTENTION_QK):
+            logits = (q * self.scale) @ k.transpose(-2, -1)  # (B, nh, N, N)
+        with flop_term(HEAD_MIXING):
+            logits = _mix_heads(self.proj_l, logits)
+        with flop_term(ATTENTION_SOFTMAX):
+            weights = logits.softmax(dim=-1)
+        with flop_term(HEAD_MIXING):
+            weights = _mix_heads(self.proj_w, weights)
+        with flop_term(ATTENTION_AV):
+            x = self.attn_drop(weights) @ v  # (B, nh, N, hd)
 
         x = x.transpose(1, 2).reshape(batch, tokens, dim)
         x = self.proj_drop(self.proj(x))

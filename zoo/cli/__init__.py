@@ -50,6 +50,7 @@ COMMANDS: dict[str, str] = {
     "mask": "mask:mask_command",
     "attention": "attention:attention_command",
     "bench": "bench:bench_command",
+    "flops": "flops:flops_command",
 }
 
 

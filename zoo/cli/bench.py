@@ -65,13 +65,14 @@ def bench_command(
     assignments: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Measure throughput: samples/s, parameters, GFLOPs per sample, share of the peak.
+    """Measure throughput: samples/s, parameters, GMACs and GFLOPs per sample, share of the peak.
 
     The model has random weights (nothing is downloaded). Image models run at the input
     size of their weights' preprocessing; any other family on its own example input
     (token ids, frames, source and target sequences), --seq-len steps long.
     Warm-up steps are not timed; the median of several runs is reported. The share of the
-    device's peak is shown for GPUs whose peak is known.
+    device's peak is shown for GPUs whose peak is known. MACs and FLOPs (2 per multiply-add)
+    are counted on meta as zoo flops counts them, for every family.
 
     \b
     Examples:
@@ -89,7 +90,8 @@ def bench_command(
       {"name": str, "mode": "inference" | "train", "device": str, "device_name": str,
        "dtype": str, "batch": int, "input_size": [int, ...], "compiled": bool,
        "channels_last": bool, "params": int, "gflops_per_sample": float,
-       "samples_per_s": float, "step_ms": float, "runs_samples_per_s": [float, ...],
+       "gmacs_per_sample": float, "samples_per_s": float, "step_ms": float,
+       "runs_samples_per_s": [float, ...],
        "steps_per_run": int, "warmup_s": float, "achieved_tflops": float,
        "peak_tflops": float | null, "peak_fraction": float | null,
        "peak_memory_mb": float | null, "cpu_threads": int, "torch_version": str}
@@ -126,7 +128,8 @@ def bench_command(
         f"{low:,.1f} to {high:,.1f}), {result.step_ms:.2f} ms per step"
     )
     click.echo(
-        f"  {result.params:,} parameters, {result.gflops_per_sample:.3g} GFLOPs per sample, "
+        f"  {result.params:,} parameters, {result.gmacs_per_sample:.3g} GMACs = "
+        f"{result.gflops_per_sample:.3g} GFLOPs per sample (2 per multiply-add), "
         f"{result.achieved_tflops:.3g} TFLOP/s"
     )
     if result.peak_fraction is not None:

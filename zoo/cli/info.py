@@ -13,7 +13,11 @@ __all__ = ["info_command"]
 @click.argument("name")
 @json_option
 def info_command(name: str, as_json: bool) -> None:
-    """Describe a model: architecture, tasks, parameter count, weights and preprocessing.
+    """Describe a model: architecture, tasks, parameters, GMACs, weights and preprocessing.
+
+    Parameters and multiply-adds (GMACs, as papers and timm count them) are counted on the
+    meta device, with no weights: images at the input size of the weights' preprocessing
+    (input_size, not test_input_size), other models on their family's example input.
 
     NAME takes every form: name, name.tag, hf-hub:ORG/REPO[@REV], or a folder written by
     zoo export.
@@ -28,7 +32,8 @@ def info_command(name: str, as_json: bool) -> None:
     --json prints zoo.model_info(NAME).model_dump(): one object
       {"name", "tag", "builder", "tasks": [str], "task", "plugin", "distribution",
        "version", "source", "description", "paper", "attention", "config": {...},
-       "num_params": int, "default_tag", "weights": [{"name", "tag", "default", "task",
+       "num_params": int, "macs": int | null, "macs_input_size": [int, ...] | null,
+       "default_tag", "weights": [{"name", "tag", "default", "task",
        "hf_hub_id", "path", "filename", "revision", "sha256", "license", "adapter",
        "num_classes", "output_dim", "vocab_size", "src_vocab_size", "tgt_vocab_size",
        "preprocessing": {...} | null, "labels"}, ...]}
@@ -49,6 +54,7 @@ def info_command(name: str, as_json: bool) -> None:
         ("tasks", ", ".join(info.tasks) or "-"),
         ("attention", info.attention or "-"),
         ("parameters", f"{info.num_params:,}"),
+        ("GMACs", _macs(info)),
         ("paper", info.paper or "-"),
         ("provided by", _provider(info)),
     ]
@@ -72,6 +78,18 @@ def info_command(name: str, as_json: bool) -> None:
             size = "x".join(map(str, p.input_size))
             normalised = f"mean {list(p.mean)}, std {list(p.std)}"
             click.echo(f"      input {size}, crop {p.crop_pct} {p.interpolation}, {normalised}")
+
+
+def _macs(info) -> str:
+    """`17.6 at 3x224x224 (...)`: the count and the input it was counted on."""
+    if info.macs is None:
+        return "- (not countable on meta)"
+    size = info.macs_input_size or []
+    if info.task in ("image-classification", "image-embedding"):
+        where = f"{'x'.join(map(str, size))}, the input size of the weights' preprocessing"
+    else:
+        where = f"{size[0]} steps, the family's example input" if size else "the family's example input"
+    return f"{info.macs / 1e9:.4g} at {where} ({2 * info.macs / 1e9:.4g} GFLOPs)"
 
 
 def _outputs(weights) -> str:

@@ -5,5 +5,7 @@
 - `labels`: the class names of a weight tag;
 - `predict`: top-k classes and embeddings of images;
 - `maps`: attention maps as pictures;
-- `bench`: throughput and FLOPs.
+- `flops`: multiply-adds, FLOPs, parameters and activations by operator and module, on meta;
+  `flops_plot` draws how they grow with the input size;
+- `bench`: throughput (its FLOPs are those of `flops`).
 """

@@ -9,10 +9,11 @@ then `runs` timed runs of equal length, each at least `min_time` seconds, and th
 is reported. On accelerators every run ends with a synchronisation, so queued work is
 counted.
 
-FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on one image: 2 per
-multiply-add of every convolution, matrix product and attention, the forward pass for
-inference, forward and backward for a training step (ResNet-50 at 224: about 8.2 GFLOPs, the
-"4.1 GMACs" papers quote). The achieved TFLOP/s divided by the device's peak dense TFLOP/s
+FLOPs are counted on the `meta` device by the counter of `zoo flops` (`zoo.tasks.flops`,
+built on `torch.utils.flop_counter.FlopCounterMode`): the multiply-adds of every convolution
+and matrix product, attention's included, in the forward pass for inference, forward and
+backward for a training step, reported per sample as GMACs and as GFLOPs, 2 per multiply-add
+(ResNet-50 at 224: 4.1 GMACs, 8.2 GFLOPs). The achieved TFLOP/s divided by the device's peak dense TFLOP/s
 for the dtype (a table of common GPUs, `PEAK_TFLOPS`) is `peak_fraction`; it is None where
 the peak is not known (CPUs, unlisted GPUs).
 """
@@ -30,12 +31,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..devices import resolve_device, resolve_dtype
-from ..errors import ArgumentError, DeviceError
+from ..errors import DeviceError
 from ..registry import Registry, Resolved, default_registry
-from ..registry.family import IMAGE_TASKS
 from ..weights.factory import create
 from ..weights.resolve import resolve
-from .preprocessing import data_config
+from .flops import FlopCount, count_flops, example_inputs
 
 if TYPE_CHECKING:
     import torch
@@ -82,6 +82,9 @@ class BenchResult:
     channels_last: bool
     params: int
     gflops_per_sample: float
+    """2 per multiply-add of the convolutions and matrix products (`zoo.tasks.flops`)."""
+    gmacs_per_sample: float
+    """The multiply-adds: what papers and timm quote as GMACs."""
     samples_per_s: float
     """Median over the timed runs."""
     step_ms: float
@@ -157,8 +160,9 @@ def benchmark(
         )
     registry = registry if registry is not None else default_registry()
     resolved = resolve(name, registry)
-    model_args = dict(model_args or {})
-    inputs = _example_inputs(resolved, registry, model_args, seq_len=seq_len, device=target, dtype=precision)
+    model_args, inputs = example_inputs(
+        resolved, registry, model_args or {}, seq_len=seq_len, device=target, dtype=precision
+    )
     model = create(resolved, device=target, dtype=precision, registry=registry, **model_args)
     model.train(train)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -170,7 +174,7 @@ def benchmark(
         return tuple(_in_format(x, memory_format) for x in inputs(size))
 
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9) if train else None
-    flops = _count_flops(model, batch_of(2), train)
+    count = _count(resolved, registry, model_args, seq_len=seq_len, dtype=precision, train=train)
     runner = torch.compile(model) if compile else model
     step = (
         _train_step(runner, optimizer, batch_of(batch)) if train else _inference_step(runner, batch_of(batch))
@@ -204,7 +208,7 @@ def benchmark(
         synchronize()
         rates.append(batch * steps / (time.perf_counter() - begin))
     samples_per_s = statistics.median(rates)
-    gflops = flops / 1e9
+    gflops, gmacs = count.flops / 2e9, count.macs / 2e9  # per sample of the batch of two
     achieved = gflops * samples_per_s / 1e3
     device_name = _device_name(target)
     peak = peak_tflops(device_name, _peak_dtype(precision)) if target.type == "cuda" else None
@@ -221,6 +225,7 @@ def benchmark(
         channels_last=channels_last,
         params=params,
         gflops_per_sample=gflops,
+        gmacs_per_sample=gmacs,
         samples_per_s=samples_per_s,
         step_ms=1e3 * batch / samples_per_s,
         runs_samples_per_s=rates,
@@ -232,34 +237,6 @@ def benchmark(
         peak_memory_mb=memory,
         cpu_threads=torch.get_num_threads(),
         torch_version=torch.__version__,
-    )
-
-
-def _example_inputs(
-    resolved: Resolved,
-    registry: Registry,
-    model_args: Mapping[str, Any],
-    *,
-    seq_len: int | None,
-    device: torch.device,
-    dtype: torch.dtype,
-) -> Callable[[int], tuple[torch.Tensor, ...]]:
-    """`inputs(batch)`: random inputs of a forward pass. Images come at the input size of the
-    weights' preprocessing; other inputs are the family's own example input."""
-    import torch
-
-    task = registry.task(resolved)
-    if task is None:
-        raise ArgumentError(f"'{resolved}': its family declares no task, so no example input to time")
-    if task in IMAGE_TASKS:
-        if seq_len is not None:
-            raise ArgumentError(f"'{resolved}' takes images: --seq-len does not apply")
-        size = tuple(data_config(resolved, model_args=model_args, registry=registry).input_size)
-        return lambda batch: (torch.randn(batch, *size, device=device, dtype=dtype),)
-    family = registry.builder(resolved.entry.builder).family
-    config = registry.build_config(resolved, model_args)
-    return lambda batch: tuple(
-        family.example_input(config, batch=batch, seq_len=seq_len, device=device, dtype=dtype)
     )
 
 
@@ -293,45 +270,21 @@ def _loss(output: torch.Tensor) -> torch.Tensor:
     return output.float().logsumexp(dim=-1).mean()
 
 
-def _count_flops(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], train: bool) -> int:
-    """FLOPs per sample through the model (forward, or forward and backward), counted on a
-    batch of two: BatchNorm cannot train on one value per channel."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False, custom_mapping=_extra_flop_formulas()) as counter:
-        if train:
-            _loss(model(*inputs)).backward()
-        else:
-            with torch.no_grad():
-                model(*inputs)
-    if train:
-        model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() // inputs[0].shape[0]
-
-
-def _extra_flop_formulas() -> dict[Any, Callable[..., int]]:
-    """Formulas `FlopCounterMode` lacks: the CPU kernels of `scaled_dot_product_attention`."""
-    import torch
-    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
-
-    aten = torch.ops.aten
-    formulas: dict[Any, Callable[..., int]] = {}
-    forward = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    backward = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
-    if forward is not None:
-
-        def forward_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
-            return sdpa_flop_count(query, key, value)
-
-        formulas[forward] = forward_flops
-    if backward is not None:
-
-        def backward_flops(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
-            return sdpa_backward_flop_count(grad_out, query, key, value)
-
-        formulas[backward] = backward_flops
-    return formulas
+def _count(
+    resolved: Resolved,
+    registry: Registry,
+    model_args: Mapping[str, Any],
+    *,
+    seq_len: int | None,
+    dtype: torch.dtype,
+    train: bool,
+) -> FlopCount:
+    """The count of one step on `meta`, a batch of two: BatchNorm cannot train on one value
+    per channel."""
+    model = create(resolved, device="meta", dtype=dtype, registry=registry, **model_args).train(train)
+    _, inputs = example_inputs(resolved, registry, model_args, seq_len=seq_len, device="meta", dtype=dtype)
+    step = (lambda model, x: _loss(model(*x)).backward()) if train else None
+    return count_flops(model, inputs(2), step=step)
 
 
 def _synchronizer(device: torch.device) -> Callable[[], None]:

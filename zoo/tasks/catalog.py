@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import ZooError
 from ..registry import Registry, Resolved, default_plugin_manager, default_registry
 from ..registry.schema import Preprocessing
 from ..weights.resolve import resolve
+from .flops import count_flops, example_inputs
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["list_models", "list_pretrained", "model_info", "ModelInfo", "WeightInfo"]
 
@@ -82,6 +87,12 @@ class ModelInfo(BaseModel):
     attention: str | None
     config: dict[str, Any]
     num_params: int
+    macs: int | None = None
+    """Multiply-adds of a forward pass of one sample, counted on meta (`zoo.tasks.flops`):
+    images at the input size of the tag's preprocessing (`input_size`, not `test_input_size`),
+    other inputs the family's example input; None where the model cannot be counted."""
+    macs_input_size: list[int] | None = None
+    """Shape of the sample `macs` was counted on: (C, H, W) for images, (L,) for token ids."""
     default_tag: str | None
     weights: list[WeightInfo]
 
@@ -89,8 +100,8 @@ class ModelInfo(BaseModel):
 def model_info(name: str | Resolved, *, registry: Registry | None = None) -> ModelInfo:
     """Describe a model (and, for `name.tag`, the head of that tag's checkpoint).
 
-    Takes every name form (see `zoo.weights.resolve`). Counting parameters builds the model
-    on the `meta` device, which takes no memory.
+    Takes every name form (see `zoo.weights.resolve`). Counting parameters and multiply-adds
+    builds the model on the `meta` device, which takes no memory, and runs it there.
     """
     plugin_records = default_plugin_manager().records if registry is None else {}
     registry = registry or default_registry()
@@ -99,6 +110,7 @@ def model_info(name: str | Resolved, *, registry: Registry | None = None) -> Mod
     config = registry.build_config(resolved)
     builder = registry.builder(entry.builder)
     model = builder.build(config, device="meta")
+    macs, macs_input_size = _macs(model, resolved, registry)
     default_tag = entry.default_weight_tag
     weights = [
         WeightInfo(
@@ -125,6 +137,20 @@ def model_info(name: str | Resolved, *, registry: Registry | None = None) -> Mod
         attention=entry.attention,
         config=config.model_dump(mode="json"),
         num_params=sum(p.numel() for p in model.parameters()),
+        macs=macs,
+        macs_input_size=macs_input_size,
         default_tag=default_tag,
         weights=weights,
     )
+
+
+def _macs(
+    model: torch.nn.Module, resolved: Resolved, registry: Registry
+) -> tuple[int | None, list[int] | None]:
+    """Multiply-adds of one sample through a model built on meta, and the sample's shape."""
+    try:
+        _, inputs = example_inputs(resolved, registry, {}, device="meta")
+        sample = inputs(1)
+        return count_flops(model.eval(), sample).macs, list(sample[0].shape[1:])
+    except (ZooError, NotImplementedError, ValueError, RuntimeError, TypeError, IndexError):
+        return None, None  # a family with no example input, or a forward that fails on meta

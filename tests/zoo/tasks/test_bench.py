@@ -36,6 +36,7 @@ def test_inference_report():
     assert result.params == sum(p.numel() for p in zoo.create(NAME, **SHAPE).parameters())
     expected = vit_forward_flops(tokens=17, dim=48, depth=2, heads=3, patch=8, classes=10)
     assert result.gflops_per_sample == pytest.approx(expected / 1e9)
+    assert result.gmacs_per_sample == pytest.approx(expected / 2e9)  # 2 FLOPs per multiply-add
     assert len(result.runs_samples_per_s) == 3 and all(r > 0 for r in result.runs_samples_per_s)
     assert sorted(result.runs_samples_per_s)[1] == result.samples_per_s  # the median
     assert result.step_ms == pytest.approx(1e3 * 2 / result.samples_per_s)

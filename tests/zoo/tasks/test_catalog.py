@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import zoo
 
 
@@ -37,3 +39,12 @@ def test_model_info_dumps_to_json():
 def test_a_name_without_weights_says_so():
     info = zoo.model_info("resnet18_cbam")
     assert info.weights == [] and info.default_tag is None
+
+
+def test_model_info_counts_multiply_adds_at_the_weights_input_size():
+    info = zoo.model_info("resnet50.a1_in1k")  # trained at 224, tested at 288: counted at 224
+    assert info.macs_input_size == [3, 224, 224]
+    assert info.macs == pytest.approx(4.1e9, rel=0.01)  # what the paper and timm quote
+    assert zoo.model_info("vit_base_patch16_224").macs == pytest.approx(17.6e9, rel=0.01)
+    sequence = zoo.model_info("text_transformer_small")
+    assert sequence.macs > 0 and sequence.macs_input_size == [16]  # the family's example input
