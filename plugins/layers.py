@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch import nn
 
-__all__ = ["DropPath", "LSTMEncoder", "drop_path_rates", "make_divisible"]
+from zoo.registry.family import reset_to_defaults
+
+__all__ = ["DropPath", "LSTMEncoder", "drop_path_rates", "init_linears", "init_submodules", "make_divisible"]
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -23,6 +27,28 @@ def drop_path_rates(total_rate: float, num_blocks: int) -> list[float]:
     if num_blocks <= 1:
         return [0.0] * num_blocks
     return [total_rate * i / (num_blocks - 1) for i in range(num_blocks)]
+
+
+def init_linears(root: nn.Module) -> None:
+    """timm's initialisation of a transformer's linear layers: truncated normal weights (std
+    0.02), zero biases."""
+    for module in root.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def init_submodules(model: nn.Module, names: Sequence[str], init: Callable[[nn.Module], None]) -> None:
+    """The families' `init_modules` hook (`zoo.registry.family.InitialisesModules`): each
+    named submodule of `model` gets PyTorch's initialisation, then the family's (`init`,
+    applied to the submodule as `reset_parameters` applies it to the model)."""
+    for name in names:
+        module = model.get_submodule(name)
+        left = reset_to_defaults(module)
+        if left:
+            raise ValueError(f"{name}: no initialisation is known for {', '.join(left[:3])}")
+        init(module)
 
 
 class DropPath(nn.Module):

@@ -19,6 +19,7 @@ final norm. Submodule names match timm, so its checkpoints load unchanged.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
 import torch
@@ -30,7 +31,7 @@ from zoo.attention import ClassAttention, TokenAttention
 from zoo.maps import class_token_attention
 from zoo.registry.family import ImageFamily
 
-from ..layers import DropPath
+from ..layers import DropPath, init_linears, init_submodules
 from .vit import Mlp
 
 __all__ = ["CaiT", "CaiTConfig", "build"]
@@ -184,11 +185,12 @@ class CaiT(nn.Module):
             return  # nothing to initialise: weights are about to be assigned
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_linears(self)
+
+    def init_modules(self, names: Sequence[str]) -> None:
+        """Initialise these submodules as building the model does: the loader's hook for the
+        modules a checkpoint lacks."""
+        init_submodules(self, names, init_linears)
 
     def init_classifier(self) -> None:
         """Initialise the head as `reset_parameters` does, e.g. after a new `num_classes`."""

@@ -13,6 +13,7 @@ checkpoints load unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -23,7 +24,7 @@ from zoo.attention import ChannelAttention
 from zoo.errors import AttentionMapError
 from zoo.registry.family import ImageFamily
 
-from ..layers import DropPath, drop_path_rates
+from ..layers import DropPath, drop_path_rates, init_submodules
 
 __all__ = ["ResNetConfig", "ResNet", "BasicBlock", "Bottleneck", "build"]
 
@@ -226,14 +227,22 @@ class ResNet(nn.Module):
         """He-normal convs; unit BatchNorm, with each block's last one zeroed if asked."""
         if self.bn1.weight.is_meta:
             return  # nothing to initialise: weights are about to be assigned
-        for module in self.modules():
+        self._init_weights(self)
+
+    def init_modules(self, names: Sequence[str]) -> None:
+        """Initialise these submodules as building the model does: the loader's hook for the
+        modules a checkpoint lacks (a new attention in every block)."""
+        init_submodules(self, names, self._init_weights)
+
+    def _init_weights(self, root: nn.Module) -> None:
+        for module in root.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
         if self.config.zero_init_last:
-            for module in self.modules():
+            for module in root.modules():
                 if isinstance(module, (BasicBlock, Bottleneck)):
                     nn.init.zeros_(module.last_norm.weight)
 

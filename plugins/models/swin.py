@@ -23,6 +23,7 @@ patch 4 and window 7 gives grids 56, 28, 14 and 7.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
 import torch
@@ -33,7 +34,7 @@ from torch import nn
 from zoo.attention import WindowAttention
 from zoo.registry.family import ImageFamily
 
-from ..layers import DropPath, drop_path_rates
+from ..layers import DropPath, drop_path_rates, init_linears, init_submodules
 from .vit import Mlp
 
 __all__ = ["SwinConfig", "SwinTransformer", "build"]
@@ -294,11 +295,12 @@ class SwinTransformer(nn.Module):
         """timm's initialisation: truncated normal (std 0.02) linear weights, zero biases."""
         if self.norm.weight.is_meta:
             return  # nothing to initialise: weights are about to be assigned
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_linears(self)
+
+    def init_modules(self, names: Sequence[str]) -> None:
+        """Initialise these submodules as building the model does: the loader's hook for the
+        modules a checkpoint lacks."""
+        init_submodules(self, names, init_linears)
 
     def blocks_in_order(self) -> list[nn.Module]:
         return [block for stage in self.layers for block in stage.blocks]

@@ -47,7 +47,7 @@ from zoo.attention import TokenAttention
 from zoo.maps import attention_rollout, class_token_attention
 from zoo.registry.family import ImageFamily
 
-from ..layers import DropPath, drop_path_rates
+from ..layers import DropPath, drop_path_rates, init_linears, init_submodules
 
 __all__ = ["ViTConfig", "VisionTransformer", "build"]
 
@@ -219,6 +219,9 @@ class LayerScale(nn.Module):
         self.init_values = init_values
         self.gamma = nn.Parameter(torch.full((dim,), init_values, device=device, dtype=dtype))
 
+    def reset_parameters(self) -> None:
+        nn.init.constant_(self.gamma, self.init_values)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gamma
 
@@ -330,11 +333,12 @@ class VisionTransformer(nn.Module):
             nn.init.trunc_normal_(self.dist_token, std=0.02)
         if self.reg_token is not None:
             nn.init.normal_(self.reg_token, std=1e-6)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_linears(self)
+
+    def init_modules(self, names: Sequence[str]) -> None:
+        """Initialise these submodules as building the model does: the loader's hook for the
+        modules a checkpoint lacks."""
+        init_submodules(self, names, init_linears)
 
     def blocks_in_order(self) -> list[nn.Module]:
         return list(self.blocks)

@@ -14,8 +14,9 @@ subclasses `Family` and provides:
 
 The models a family builds may implement the optional hooks below (typed protocols, checked
 with `isinstance`): the loader asks them to adapt a checkpoint to changed arguments
-(`HasClassifier`, `HasFirstConv`, `AdaptsPretrained`), `zoo attn` for attention maps
-(`HasAttentionMaps`), and training code for the repeated blocks (`HasBlocks`).
+(`HasClassifier`, `HasFirstConv`, `AdaptsPretrained`) and to initialise the modules a
+checkpoint lacks (`InitialisesModules`), `zoo attn` for attention maps (`HasAttentionMaps`),
+and training code for the repeated blocks (`HasBlocks`).
 
 A *task* says what a weight tag's checkpoint does, and so which fields the tag carries and
 which builder arguments it fixes (`zoo.registry.schema`):
@@ -44,7 +45,7 @@ models (`IMAGE_TASKS`) and has no example input of its own.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -63,8 +64,10 @@ __all__ = [
     "HasClassifier",
     "HasFirstConv",
     "ImageFamily",
+    "InitialisesModules",
     "image_size",
     "model_of",
+    "reset_to_defaults",
 ]
 
 TASKS: dict[str, str] = {
@@ -198,3 +201,37 @@ class HasAttentionMaps(Protocol):
     """A model that implements the attention-map protocol (see `zoo.tasks.maps`)."""
 
     def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+
+@runtime_checkable
+class InitialisesModules(Protocol):
+    """A model that initialises some of its submodules as building it does.
+
+    The loader asks it for the modules a checkpoint lacks entirely (the attention modules a
+    variant adds to borrowed weights, say), named as in `named_modules()`, once they have
+    memory on the target device and undefined values. It must give every tensor of those
+    modules its initial value; `reset_to_defaults` does PyTorch's part. A model without
+    the hook gets `reset_to_defaults` alone.
+    """
+
+    def init_modules(self, names: Sequence[str]) -> None: ...
+
+
+def reset_to_defaults(module: torch.nn.Module) -> list[str]:
+    """Initialise `module` as building it on a device does, as far as PyTorch knows how:
+    `reset_parameters()` on every submodule that has one (BatchNorm's resets its running
+    statistics too).
+
+    Returns:
+        The names (relative to `module`) of the tensors held by submodules that have no
+        `reset_parameters`, which were left as they were: the caller initialises them, or
+        refuses.
+    """
+    left = []
+    for name, submodule in module.named_modules():
+        own = [*submodule.named_parameters(recurse=False), *submodule.named_buffers(recurse=False)]
+        if callable(getattr(submodule, "reset_parameters", None)):
+            submodule.reset_parameters()
+        else:
+            left += [f"{name}.{key}" if name else key for key, _ in own]
+    return left

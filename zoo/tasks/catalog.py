@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict
 
 from ..registry import Registry, Resolved, default_plugin_manager, default_registry
 from ..registry.schema import Preprocessing
+from ..weights.loading import rehearse_load
 from ..weights.resolve import resolve
 
-__all__ = ["list_models", "list_pretrained", "model_info", "ModelInfo", "WeightInfo"]
+__all__ = ["list_models", "list_pretrained", "model_info", "BackboneInfo", "ModelInfo", "WeightInfo"]
 
 
 def list_models(pattern: str = "*", *, registry: Registry | None = None) -> list[str]:
@@ -61,6 +62,21 @@ class WeightInfo(BaseModel):
     labels: str | None = None
 
 
+class BackboneInfo(BaseModel):
+    """The published weights an entry borrows (its `backbone`), and what they lack."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    """`name.tag` of the weights `pretrained=True` loads."""
+    new_modules: dict[str, str]
+    """The modules the weights have no tensor of (name -> class name), initialised fresh."""
+    new_tensors: list[str]
+    """Their tensors, in the model's order."""
+    message: str | None
+    """What loading says of them (`80 tensors of 8 CBAM modules are new: ...`); None if none."""
+
+
 class ModelInfo(BaseModel):
     """Everything the zoo knows about a name; `.model_dump()` is JSON-able."""
 
@@ -84,6 +100,8 @@ class ModelInfo(BaseModel):
     num_params: int
     default_tag: str | None
     weights: list[WeightInfo]
+    backbone: BackboneInfo | None = None
+    """The weights the entry borrows, for an entry without weights of its own."""
 
 
 def model_info(name: str | Resolved, *, registry: Registry | None = None) -> ModelInfo:
@@ -127,4 +145,21 @@ def model_info(name: str | Resolved, *, registry: Registry | None = None) -> Mod
         num_params=sum(p.numel() for p in model.parameters()),
         default_tag=default_tag,
         weights=weights,
+        backbone=_backbone_info(resolved, registry) if entry.backbone and not entry.weights else None,
+    )
+
+
+def _backbone_info(resolved: Resolved, registry: Registry) -> BackboneInfo:
+    """What loading the borrowed weights would do, rehearsed on `meta` with the layout of
+    the model they were published for."""
+    borrowed = registry.backbone(resolved.source)
+    builder = registry.builder(resolved.entry.builder)
+    published = builder.build(registry.build_config(borrowed), device="meta")
+    model = builder.build(registry.build_config(resolved, borrowed.weights.builder_args()), device="meta")
+    report = rehearse_load(model, published.state_dict(), fresh_modules=True, name=str(borrowed))
+    return BackboneInfo(
+        name=str(borrowed),
+        new_modules=report.new_modules,
+        new_tensors=list(report.fresh),
+        message=report.messages[-1] if report.new_modules else None,
     )
