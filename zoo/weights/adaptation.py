@@ -55,9 +55,10 @@ def adapt_state(
     """Make a checkpoint fit a model that differs from it on purpose, as the model describes.
 
     `changed` names the builder arguments that differ on purpose (True: any): `num_classes`
-    lets the head be replaced, `in_chans` the first conv be adapted, and any other the
-    model's `adapt_pretrained` hook be asked. Works on real and on `meta` tensors alike.
-    Tensors nothing may adapt are left as they are, for the strict check to report.
+    (or `global_pool`, which may change the width the head reads) lets the head be
+    replaced, `in_chans` the first conv be adapted, and any other the model's
+    `adapt_pretrained` hook be asked. Works on real and on `meta` tensors alike. Tensors
+    nothing may adapt are left as they are, for the strict check to report.
     """
 
     def allowed(argument: str | None) -> bool:
@@ -69,7 +70,8 @@ def adapt_state(
 
     adapted = Adapted(dict(state))
     state = adapted.state
-    heads = model.classifier_names if isinstance(model, HasClassifier) and allowed("num_classes") else ()
+    head_changed = allowed("num_classes") or allowed("global_pool")  # pooling may change the head's width
+    heads = model.classifier_names if isinstance(model, HasClassifier) and head_changed else ()
     for prefix in heads:
         model_keys = [key for key in expected if within(key, prefix)]
         file_keys = [key for key in state if within(key, prefix)]
@@ -88,6 +90,8 @@ def adapt_state(
             )
         else:
             had = f"the checkpoint's has {old} classes" if file_keys else "the checkpoint has none"
+            if old == new:
+                had = f"the checkpoint's reads features of another width ({old} classes too)"
             adapted.messages.append(
                 f"{prefix}: new {new}-class head, freshly initialised ({had}); the rest is loaded"
             )

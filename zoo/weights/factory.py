@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ from ..devices import resolve_device, resolve_dtype
 from ..errors import ArgumentError
 from ..registry import Registry, Resolved, default_registry
 from . import hub
-from .loading import load_checkpoint
+from .loading import LoadReport, load_checkpoint
 from .resolve import pretrained_weights, resolve, with_default_tag
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ def create(
     pretrained: bool = False,
     checkpoint: str | Path | None = None,
     fresh_modules: bool = False,
+    features_only: bool = False,
+    out_indices: int | Sequence[int] | None = None,
     num_classes: int | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
@@ -50,6 +53,12 @@ def create(
             modules it has no tensor of are initialised fresh and reported; everything it has
             is still loaded strictly (names, shapes, dtypes). Implied by `pretrained=True`
             for borrowed weights and changed arguments.
+        features_only: Return the model's per-stage feature maps instead of its output: a
+            `zoo.weights.features.FeatureExtractor`, whose `feature_info` has `channels()`,
+            `reduction()` and `module_name()` of each map, as timm's `features_only`.
+            For a model that declares `feature_info` (every image family).
+        out_indices: With `features_only`, which feature maps: all (None), the last n (an
+            int), or their indices in `feature_info` (negative ones count from the end).
         num_classes: Size of the classifier head (0 for none). With weights whose head differs,
             a fresh head is initialised and everything else is loaded.
         device: Where to build (`"cpu"`, `"cuda"`, `"cuda:1"`, `"meta"`, ...).
@@ -63,13 +72,16 @@ def create(
         The model, in training mode like any freshly built `nn.Module`. Built from a weight
         tag (named, or loaded with `pretrained=True`), it carries that tag's data config as
         `model.pretrained_cfg` (see `pretrained_cfg`); loaded with weights, what loading did
-        as `model.load_report` (a `zoo.weights.loading.LoadReport`).
+        as `model.load_report` (a `zoo.weights.loading.LoadReport`). With `features_only`,
+        its feature extractor, carrying both.
     """
     if registry is not None and not isinstance(registry, Registry):
         raise ArgumentError(f"registry= takes a zoo.Registry, not {registry!r}")
     registry = registry if registry is not None else default_registry()
     if pretrained and checkpoint is not None:
         raise ArgumentError("pass either pretrained=True or checkpoint=..., not both")
+    if out_indices is not None and not features_only:
+        raise ArgumentError("out_indices chooses the feature maps of features_only=True: pass it too")
     if fresh_modules and not (pretrained or checkpoint is not None):
         raise ArgumentError(
             "fresh_modules=True (--fresh-modules) loads a checkpoint as a backbone: "
@@ -88,9 +100,10 @@ def create(
     target_dtype = resolve_dtype(dtype)
     build = registry.builder(resolved.entry.builder).build
 
+    features = (features_only, out_indices)
     if checkpoint is None and not pretrained:
         model = build(config, device=target_device, dtype=target_dtype)
-        return _described(model, resolved if resolved.tag else None)
+        return _finished(model, resolved if resolved.tag else None, None, features)
 
     if pretrained:
         checkpoint = _fetch(weights).path
@@ -109,8 +122,7 @@ def create(
         fresh_modules=fresh_modules or borrowed or (pretrained and bool(overrides)),
         name=str(tag),
     )
-    model.load_report = report
-    return _described(model, tag if tag.tag else None)
+    return _finished(model, tag if tag.tag else None, report, features)
 
 
 def pretrained_cfg(resolved: Resolved, model: torch.nn.Module | None = None) -> dict[str, Any]:
@@ -138,9 +150,24 @@ def pretrained_cfg(resolved: Resolved, model: torch.nn.Module | None = None) -> 
     return cfg
 
 
-def _described(model: torch.nn.Module, tag: Resolved | None) -> torch.nn.Module:
-    if tag is not None:
-        model.pretrained_cfg = pretrained_cfg(tag, model)
+def _finished(
+    model: torch.nn.Module,
+    tag: Resolved | None,
+    report: LoadReport | None,
+    features: tuple[bool, int | Sequence[int] | None],
+) -> torch.nn.Module:
+    """The model as asked for: its feature extractor with `features_only`, carrying the data
+    config of its tag (`pretrained_cfg`) and what loading did (`load_report`)."""
+    cfg = pretrained_cfg(tag, model) if tag is not None else None
+    features_only, out_indices = features
+    if features_only:
+        from .features import FeatureExtractor  # torch, only when asked for
+
+        model = FeatureExtractor(model, out_indices)
+    if cfg is not None:
+        model.pretrained_cfg = cfg
+    if report is not None:
+        model.load_report = report
     return model
 
 

@@ -324,7 +324,11 @@ def _head_hint(
     changed: bool | Collection[str],
 ) -> str:
     """`--num-classes N` that would load the checkpoint, when only its head differs."""
-    if not isinstance(model, HasClassifier) or changed is True or "num_classes" in (changed or ()):
+    if (
+        not isinstance(model, HasClassifier)
+        or changed is True
+        or {"num_classes", "global_pool"} & set(changed or ())
+    ):
         return ""
     heads = model.classifier_names
 
