@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
-__all__ = ["DropPath", "LSTMEncoder", "drop_path_rates", "make_divisible"]
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ValidationError
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from zoo.registry.family import reset_to_defaults
+
+__all__ = [
+    "CNN_POOLS",
+    "DropPath",
+    "GlobalPool2d",
+    "LSTMEncoder",
+    "drop_path_rates",
+    "factory_of",
+    "init_linears",
+    "init_submodules",
+    "make_divisible",
+    "reconfigured",
+    "run_blocks",
+    "tokens_as_grid",
+]
+
+Config = TypeVar("Config", bound=BaseModel)
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -23,6 +46,99 @@ def drop_path_rates(total_rate: float, num_blocks: int) -> list[float]:
     if num_blocks <= 1:
         return [0.0] * num_blocks
     return [total_rate * i / (num_blocks - 1) for i in range(num_blocks)]
+
+
+def run_blocks(blocks: Iterable[nn.Module], x: torch.Tensor, *, checkpointed: bool) -> torch.Tensor:
+    """Run blocks in order; `checkpointed` (and gradients on), each through
+    `torch.utils.checkpoint`: its activations are recomputed in the backward pass rather
+    than kept."""
+    recompute = checkpointed and torch.is_grad_enabled()
+    if not recompute and isinstance(blocks, nn.Module):
+        return blocks(x)  # called as a module, so that its hooks (and module-level counts) see it
+    for block in blocks:
+        x = checkpoint(block, x, use_reentrant=False) if recompute else block(x)
+    return x
+
+
+def tokens_as_grid(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, h*w, D) -> (B, D, h, w)."""
+    return tokens.reshape(tokens.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
+
+
+CNN_POOLS = ("avg", "max", "avgmax", "catavgmax", "")
+"""A CNN's `global_pool`, as timm's: average, maximum, their mean, both side by side (twice
+the width), or none (the feature map itself)."""
+
+
+class GlobalPool2d(nn.Module):
+    """(B, C, H, W) -> (B, C) by `pool_type` (one of `CNN_POOLS`), (B, 2C) for catavgmax, or
+    the map itself for ""."""
+
+    def __init__(self, pool_type: str = "avg") -> None:
+        super().__init__()
+        if pool_type not in CNN_POOLS:
+            raise ValueError(f"global_pool '{pool_type}': one of {', '.join(map(repr, CNN_POOLS))}")
+        self.pool_type = pool_type
+
+    @property
+    def width_factor(self) -> int:
+        return 2 if self.pool_type == "catavgmax" else 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.pool_type:
+            return x
+        if self.pool_type == "avg":
+            return F.adaptive_avg_pool2d(x, 1).flatten(1)
+        if self.pool_type == "max":
+            return F.adaptive_max_pool2d(x, 1).flatten(1)
+        average, maximum = F.adaptive_avg_pool2d(x, 1).flatten(1), F.adaptive_max_pool2d(x, 1).flatten(1)
+        if self.pool_type == "avgmax":
+            return 0.5 * (average + maximum)
+        return torch.cat([average, maximum], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"pool_type={self.pool_type!r}"
+
+
+def reconfigured(config: Config, **changes: Any) -> Config:
+    """A frozen config with `changes`, checked as the config checks itself.
+
+    Raises:
+        ValueError: The changes do not fit the config, in one line.
+    """
+    try:
+        return type(config).model_validate({**dict(config), **changes})
+    except ValidationError as error:
+        reasons = "; ".join(item["msg"].removeprefix("Value error, ") for item in error.errors())
+        raise ValueError(reasons) from None
+
+
+def factory_of(model: nn.Module) -> dict[str, Any]:
+    """`device` and `dtype` of a model's parameters, for modules made to replace its own."""
+    first = next(model.parameters())
+    return {"device": first.device, "dtype": first.dtype}
+
+
+def init_linears(root: nn.Module) -> None:
+    """timm's initialisation of a transformer's linear layers: truncated normal weights (std
+    0.02), zero biases."""
+    for module in root.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def init_submodules(model: nn.Module, names: Sequence[str], init: Callable[[nn.Module], None]) -> None:
+    """The families' `init_modules` hook (`zoo.registry.family.InitialisesModules`): each
+    named submodule of `model` gets PyTorch's initialisation, then the family's (`init`,
+    applied to the submodule as `reset_parameters` applies it to the model)."""
+    for name in names:
+        module = model.get_submodule(name)
+        left = reset_to_defaults(module)
+        if left:
+            raise ValueError(f"{name}: no initialisation is known for {', '.join(left[:3])}")
+        init(module)
 
 
 class DropPath(nn.Module):

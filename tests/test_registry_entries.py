@@ -97,6 +97,20 @@ def test_every_weight_tag_has_the_tensor_count_of_its_published_checkpoint(name)
     assert counted == REFERENCE_PARAMS[weights.hf_hub_id]
 
 
+BORROWING = [name for name in NAMES if default_registry().source(name).entry.backbone]
+
+
+@pytest.mark.parametrize("name", BORROWING)
+def test_every_borrowed_backbone_fits_its_entry_but_for_whole_modules_it_lacks(name):
+    """Rehearsed on `meta` with the layout of the model the weights were published for."""
+    info = zoo.model_info(name)
+    model = zoo.create(name, device="meta")
+    new = info.backbone.new_modules
+    assert new and set(new) <= {module for module, _ in model.named_modules()}
+    assert all(any(key.startswith(module + ".") for module in new) for key in info.backbone.new_tensors)
+    assert info.backbone.message.endswith(" are new: fine-tune before use")
+
+
 @pytest.mark.parametrize("builder", FAMILIES, ids=lambda builder: builder.name)
 def test_every_family_runs_forward_and_backward_on_its_example_input_at_its_test_size(builder):
     family = builder.family

@@ -19,7 +19,8 @@ final norm. Submodule names match timm, so its checkpoints load unchanged.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +29,17 @@ from torch import nn
 
 from zoo.attention import ClassAttention, TokenAttention
 from zoo.maps import class_token_attention
-from zoo.registry.family import ImageFamily
+from zoo.registry.family import ImageFamily, feature_take_indices
 
-from ..layers import DropPath
+from ..layers import (
+    DropPath,
+    factory_of,
+    init_linears,
+    init_submodules,
+    reconfigured,
+    run_blocks,
+    tokens_as_grid,
+)
 from .vit import Mlp
 
 __all__ = ["CaiT", "CaiTConfig", "build"]
@@ -60,6 +69,8 @@ class CaiTConfig(BaseModel):
     drop_path_rate: Rate = 0.0
     attn: TokenAttention = Field(default="talking_heads", validate_default=True)
     class_attn: ClassAttention = Field(default="class_attention", validate_default=True)
+    global_pool: Literal["token", "avg", ""] = "token"
+    """What the head reads: the class token, the mean of the patch tokens, or every token."""
 
     @model_validator(mode="after")
     def _fits_together(self) -> CaiTConfig:
@@ -170,13 +181,21 @@ class CaiT(nn.Module):
         self.pos_drop = nn.Dropout(config.drop_rate)
 
         self.blocks = nn.Sequential(*(LayerScaleBlock(config, **factory) for _ in range(config.depth)))
+        self.grad_checkpointing = False
+        self.feature_info = [  # every block's tokens, as a map over the patch grid
+            {"module": f"blocks.{i}", "num_chs": dim, "reduction": config.patch_size}
+            for i in range(config.depth)
+        ]
         self.blocks_token_only = nn.ModuleList(
             LayerScaleBlockClassAttn(config, **factory) for _ in range(config.depth_token_only)
         )
         self.norm = nn.LayerNorm(dim, eps=1e-6, **factory)
         self.head_drop = nn.Dropout(config.drop_rate)
-        self.head = nn.Linear(dim, config.num_classes, **factory) if config.num_classes else nn.Identity()
+        self.head = self._classifier(config.num_classes, **factory)
         self.reset_parameters()
+
+    def _classifier(self, num_classes: int, **factory) -> nn.Module:
+        return nn.Linear(self.num_features, num_classes, **factory) if num_classes else nn.Identity()
 
     def reset_parameters(self) -> None:
         """timm's initialisation: truncated normal (std 0.02) weights, zero biases."""
@@ -184,17 +203,38 @@ class CaiT(nn.Module):
             return  # nothing to initialise: weights are about to be assigned
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_linears(self)
+
+    def init_modules(self, names: Sequence[str]) -> None:
+        """Initialise these submodules as building the model does: the loader's hook for the
+        modules a checkpoint lacks."""
+        init_submodules(self, names, init_linears)
 
     def init_classifier(self) -> None:
         """Initialise the head as `reset_parameters` does, e.g. after a new `num_classes`."""
         if isinstance(self.head, nn.Linear):
             nn.init.trunc_normal_(self.head.weight, std=0.02)
             nn.init.zeros_(self.head.bias)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier of `num_classes` (0: none), initialised as `init_classifier` does,
+        reading the class token, the mean patch token or (`global_pool=""`) every token."""
+        pool = self.config.global_pool if global_pool is None else global_pool
+        self.config = reconfigured(self.config, num_classes=num_classes, global_pool=pool)
+        self.head = self._classifier(num_classes, **factory_of(self))
+        self.init_classifier()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each patch block's activations in the backward pass instead of keeping them."""
+        self.grad_checkpointing = enable
+
+    def no_weight_decay(self) -> set[str]:
+        """The position embeddings and the class token (timm's set)."""
+        names = {"pos_embed", "cls_token"}  # the class token is gone from a pruned model
+        return {name for name, _ in self.named_parameters(recurse=False) if name in names}
 
     def blocks_in_order(self) -> list[nn.Module]:
         return [*self.blocks, *self.blocks_token_only]
@@ -214,7 +254,18 @@ class CaiT(nn.Module):
 
     def _patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> patch tokens after the LayerScale blocks (B, N, D)."""
-        return self.blocks(self.pos_drop(self.patch_embed(x) + self.pos_embed))
+        return run_blocks(self.blocks, self._embed(x), checkpointed=self.grad_checkpointing)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pos_drop(self.patch_embed(x) + self.pos_embed)
+
+    def _with_class_token(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch tokens (B, N, D) -> normed tokens (B, 1 + N, D), the class token updated by the
+        class-attention blocks first."""
+        x_cls = self._class_token(x.shape[0])
+        for block in self.blocks_token_only:
+            x_cls = block(x, x_cls)
+        return self.norm(torch.cat([x_cls, x], dim=1))
 
     def _class_token(self, batch: int) -> torch.Tensor:
         # A copy, not an expanded view: a view of a parameter made under no_grad still
@@ -223,11 +274,60 @@ class CaiT(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> normed tokens (B, 1 + N, D), the class token first."""
-        x = self._patch_tokens(x)
-        x_cls = self._class_token(x.shape[0])
-        for block in self.blocks_token_only:
-            x_cls = block(x, x_cls)
-        return self.norm(torch.cat([x_cls, x], dim=1))
+        return self._with_class_token(self._patch_tokens(x))
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        output_fmt: Literal["NCHW", "NLC"] = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The patch tokens after some patch blocks, as timm gives them.
+
+        Args:
+            indices: The patch blocks: all (None), the last n (an int), or their indices.
+            norm: Pass each output through the final norm.
+            output_fmt: "NCHW": each (B, D, h, w) over the patch grid; "NLC": (B, h*w, D).
+            intermediates_only: Return the list alone, without running the blocks after the
+                last one asked for nor the class-attention blocks.
+
+        Returns:
+            `(forward_features(x), intermediates)`, or `intermediates` alone.
+        """
+        if output_fmt not in ("NCHW", "NLC"):
+            raise ValueError(f"output_fmt '{output_fmt}': expected 'NCHW' or 'NLC'")
+        take = feature_take_indices(len(self.blocks), indices)
+        x = self._embed(x)
+        intermediates = []
+        for index, block in enumerate(self.blocks):
+            if intermediates_only and index > max(take):
+                break
+            x = run_blocks([block], x, checkpointed=self.grad_checkpointing)
+            if index in take:
+                intermediates.append(self.norm(x) if norm else x)
+        if output_fmt == "NCHW":
+            grid = self.patch_embed.grid
+            intermediates = [tokens_as_grid(y, grid, grid) for y in intermediates]
+        return intermediates if intermediates_only else (self._with_class_token(x), intermediates)
+
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Keep only what `forward_intermediates(indices=...)` needs (timm's): the patch blocks
+        up to the last one asked for, the final norm unless `prune_norm`, and if `prune_head`
+        neither the class token, the class-attention blocks nor the head (the patch tokens
+        never see them)."""
+        take = feature_take_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[: max(take) + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.cls_token = None
+            self.blocks_token_only = nn.ModuleList()
+            self.head = nn.Identity()
+        return take
 
     def forward_class_attention(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every class-attention block's weights, each (B, heads, 1, 1 + N)."""
@@ -247,8 +347,13 @@ class CaiT(nn.Module):
         return {"last": class_token_attention(last, num_prefix_tokens=1, grid=grid)}
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Class logits from the tokens; with `pre_logits`, the class token instead."""
-        x = self.head_drop(x[:, 0])
+        """Class logits from the tokens; with `pre_logits`, what the head reads instead (the
+        class token, the mean patch token or every token, by `global_pool`)."""
+        if self.config.global_pool == "avg":
+            x = x[:, 1:].mean(dim=1)
+        elif self.config.global_pool == "token":
+            x = x[:, 0]
+        x = self.head_drop(x)
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ checkpoints load unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -21,9 +22,17 @@ from torch import nn
 
 from zoo.attention import ChannelAttention
 from zoo.errors import AttentionMapError
-from zoo.registry.family import ImageFamily
+from zoo.registry.family import ImageFamily, feature_take_indices
 
-from ..layers import DropPath, drop_path_rates
+from ..layers import (
+    DropPath,
+    GlobalPool2d,
+    drop_path_rates,
+    factory_of,
+    init_submodules,
+    reconfigured,
+    run_blocks,
+)
 
 __all__ = ["ResNetConfig", "ResNet", "BasicBlock", "Bottleneck", "build"]
 
@@ -48,11 +57,15 @@ class ResNetConfig(BaseModel):
     drop_rate: Rate = 0.0
     drop_path_rate: Rate = 0.0
     zero_init_last: bool = True
+    global_pool: Literal["avg", "max", "avgmax", "catavgmax", ""] = "avg"
+    """timm's pooling before the classifier (catavgmax: average and max side by side; "": none)."""
 
     @model_validator(mode="after")
     def _one_width_per_stage(self) -> ResNetConfig:
         if len(self.layers) != len(self.channels):
             raise ValueError(f"{len(self.layers)} stages in 'layers' but {len(self.channels)} in 'channels'")
+        if not self.global_pool and self.num_classes:
+            raise ValueError("global_pool '' leaves the feature map unpooled: it takes num_classes=0")
         return self
 
 
@@ -185,6 +198,7 @@ class ResNet(nn.Module):
         block = BLOCKS[config.block]
 
         self.conv1, inplanes = stem(config, **factory)
+        self.feature_info = [{"module": "act1", "num_chs": inplanes, "reduction": 2}]
         self.bn1 = nn.BatchNorm2d(inplanes, **factory)
         self.act1 = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -213,27 +227,41 @@ class ResNet(nn.Module):
                 inplanes = outplanes
             self.stage_names.append(f"layer{index + 1}")
             self.add_module(self.stage_names[-1], nn.Sequential(*blocks))
+            stage = {"module": self.stage_names[-1], "num_chs": inplanes, "reduction": 4 * 2**index}
+            self.feature_info.append(stage)
 
         self.num_features = inplanes
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.grad_checkpointing = False
+        self.global_pool = GlobalPool2d(config.global_pool)
         self.head_drop = nn.Dropout(config.drop_rate)
-        self.fc = (
-            nn.Linear(inplanes, config.num_classes, **factory) if config.num_classes > 0 else nn.Identity()
-        )
+        self.fc = self._classifier(config.num_classes, **factory)
         self.reset_parameters()
+
+    def _classifier(self, num_classes: int, **factory) -> nn.Module:
+        if num_classes <= 0:
+            return nn.Identity()
+        return nn.Linear(self.num_features * self.global_pool.width_factor, num_classes, **factory)
 
     def reset_parameters(self) -> None:
         """He-normal convs; unit BatchNorm, with each block's last one zeroed if asked."""
         if self.bn1.weight.is_meta:
             return  # nothing to initialise: weights are about to be assigned
-        for module in self.modules():
+        self._init_weights(self)
+
+    def init_modules(self, names: Sequence[str]) -> None:
+        """Initialise these submodules as building the model does: the loader's hook for the
+        modules a checkpoint lacks (a new attention in every block)."""
+        init_submodules(self, names, self._init_weights)
+
+    def _init_weights(self, root: nn.Module) -> None:
+        for module in root.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
         if self.config.zero_init_last:
-            for module in self.modules():
+            for module in root.modules():
                 if isinstance(module, (BasicBlock, Bottleneck)):
                     nn.init.zeros_(module.last_norm.weight)
 
@@ -246,6 +274,26 @@ class ResNet(nn.Module):
         if isinstance(self.fc, nn.Linear):
             self.fc.reset_parameters()
 
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier of `num_classes` (0: none), initialised as `init_classifier` does,
+        after `global_pool` pooling if given (timm's meanings, see `ResNetConfig`)."""
+        pool = self.config.global_pool if global_pool is None else global_pool
+        self.config = reconfigured(self.config, num_classes=num_classes, global_pool=pool)
+        self.global_pool = GlobalPool2d(pool)
+        self.fc = self._classifier(num_classes, **factory_of(self))
+        self.init_classifier()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of keeping them."""
+        self.grad_checkpointing = enable
+
+    def no_weight_decay(self) -> set[str]:
+        """None: timm's ResNets decay every parameter (optimisers leave out norms and biases)."""
+        return set()
+
     def stages(self) -> list[nn.Sequential]:
         return [getattr(self, name) for name in self.stage_names]
 
@@ -256,8 +304,37 @@ class ResNet(nn.Module):
         """(B, C, H, W) -> last feature map (B, num_features, H/32, W/32)."""
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
         for stage in self.stages():
-            x = stage(x)
+            x = run_blocks(stage, x, checkpointed=self.grad_checkpointing)
         return x
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        output_fmt: Literal["NCHW"] = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The feature maps of `feature_info`, as timm gives them: the stem's (after `act1`,
+        stride 2) and each stage's, (B, C, H, W). `norm` does nothing (a ResNet has no final
+        norm); with `intermediates_only` the stages after the last one asked for are not run.
+
+        Returns:
+            `(forward_features(x), intermediates)`, or `intermediates` alone.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt '{output_fmt}': a ResNet gives 'NCHW' feature maps")
+        take = feature_take_indices(len(self.feature_info), indices)
+        x = self.act1(self.bn1(self.conv1(x)))
+        intermediates = [x] if 0 in take else []
+        x = self.maxpool(x)
+        for index, stage in enumerate(self.stages(), 1):
+            if intermediates_only and index > max(take):
+                break
+            x = run_blocks(stage, x, checkpointed=self.grad_checkpointing)
+            if index in take:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
 
     def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The spatial attention of each stage's last block, deepest first, each (B, h, w)
@@ -291,7 +368,8 @@ class ResNet(nn.Module):
         return dict(reversed(captured.items()))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(self.global_pool(x).flatten(1))
+        """Class logits from the last feature map; with `pre_logits`, the pooled features."""
+        x = self.head_drop(self.global_pool(x))
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

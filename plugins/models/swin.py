@@ -23,7 +23,8 @@ patch 4 and window 7 gives grids 56, 28, 14 and 7.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,9 +32,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from zoo.attention import WindowAttention
-from zoo.registry.family import ImageFamily
+from zoo.registry.family import ImageFamily, feature_take_indices
 
-from ..layers import DropPath, drop_path_rates
+from ..layers import (
+    DropPath,
+    drop_path_rates,
+    factory_of,
+    init_linears,
+    init_submodules,
+    reconfigured,
+    run_blocks,
+)
 from .vit import Mlp
 
 __all__ = ["SwinConfig", "SwinTransformer", "build"]
@@ -64,6 +73,8 @@ class SwinConfig(BaseModel):
     attn_drop_rate: Rate = 0.0
     drop_path_rate: Rate = 0.1
     attn: WindowAttention = Field(default="wmsa", validate_default=True)
+    global_pool: Literal["avg", ""] = "avg"
+    """What the head reads: the mean over the token grid, or every token ("": per-token logits)."""
 
     @model_validator(mode="after")
     def _fits_together(self) -> SwinConfig:
@@ -227,9 +238,10 @@ class SwinTransformerStage(nn.Module):
                 for i, rate in enumerate(rates)
             )
         )
+        self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.downsample(x))
+        return run_blocks(self.blocks, self.downsample(x), checkpointed=self.grad_checkpointing)
 
 
 class PatchEmbed(nn.Module):
@@ -252,15 +264,23 @@ class PatchEmbed(nn.Module):
 
 
 class ClassifierHead(nn.Module):
-    """Average over the token grid, dropout, then the classifier (`fc`, none for 0 classes)."""
+    """Average over the token grid (unless `global_pool` is ""), dropout, then the classifier
+    (`fc`, none for 0 classes): (B, H, W, C) -> (B, classes), or (B, H, W, classes)."""
 
-    def __init__(self, dim: int, num_classes: int, drop_rate: float, *, device=None, dtype=None):
+    def __init__(
+        self, dim: int, num_classes: int, drop_rate: float, global_pool: str, *, device=None, dtype=None
+    ):
         super().__init__()
+        self.global_pool = global_pool
         self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(dim, num_classes, device=device, dtype=dtype) if num_classes else nn.Identity()
+        self.fc = self.classifier(dim, num_classes, device=device, dtype=dtype)
+
+    @staticmethod
+    def classifier(dim: int, num_classes: int, **factory) -> nn.Module:
+        return nn.Linear(dim, num_classes, **factory) if num_classes else nn.Identity()
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(x.mean(dim=(1, 2)))
+        x = self.drop(x.mean(dim=(1, 2)) if self.global_pool == "avg" else x)
         return x if pre_logits else self.fc(x)
 
 
@@ -287,18 +307,25 @@ class SwinTransformer(nn.Module):
             )
         )
         self.norm = nn.LayerNorm(self.num_features, **factory)
-        self.head = ClassifierHead(self.num_features, config.num_classes, config.drop_rate, **factory)
+        self.head = ClassifierHead(
+            self.num_features, config.num_classes, config.drop_rate, config.global_pool, **factory
+        )
+        self.feature_info = [  # each stage's tokens, as a map over its grid
+            {"module": f"layers.{i}", "num_chs": stage_dim(config.embed_dim, i), "reduction": patch * 2**i}
+            for i, patch in enumerate([config.patch_size] * len(config.depths))
+        ]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """timm's initialisation: truncated normal (std 0.02) linear weights, zero biases."""
         if self.norm.weight.is_meta:
             return  # nothing to initialise: weights are about to be assigned
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_linears(self)
+
+    def init_modules(self, names: Sequence[str]) -> None:
+        """Initialise these submodules as building the model does: the loader's hook for the
+        modules a checkpoint lacks."""
+        init_submodules(self, names, init_linears)
 
     def blocks_in_order(self) -> list[nn.Module]:
         return [block for stage in self.layers for block in stage.blocks]
@@ -308,6 +335,75 @@ class SwinTransformer(nn.Module):
         if isinstance(self.head.fc, nn.Linear):
             nn.init.trunc_normal_(self.head.fc.weight, std=0.02)
             nn.init.zeros_(self.head.fc.bias)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier of `num_classes` (0: none), initialised as `init_classifier` does,
+        reading the mean token or (`global_pool=""`) every token."""
+        pool = self.config.global_pool if global_pool is None else global_pool
+        self.config = reconfigured(self.config, num_classes=num_classes, global_pool=pool)
+        self.head.global_pool = pool
+        self.head.fc = ClassifierHead.classifier(self.num_features, num_classes, **factory_of(self))
+        self.init_classifier()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of keeping them."""
+        for stage in self.layers:
+            stage.grad_checkpointing = enable
+
+    def no_weight_decay(self) -> set[str]:
+        """Every relative position bias table (timm's set)."""
+        return {name for name, _ in self.named_parameters() if "relative_position_bias_table" in name}
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        output_fmt: Literal["NCHW"] = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Each stage's tokens as a feature map (B, C, H, W), as timm gives them.
+
+        Args:
+            indices: The stages: all (None), the last n (an int), or their indices.
+            norm: Pass the last stage's output through the final norm (the others have none).
+            output_fmt: "NCHW" only, as in timm.
+            intermediates_only: Return the list alone, without running the stages after the
+                last one asked for.
+
+        Returns:
+            `(forward_features(x), intermediates)`, or `intermediates` alone.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt '{output_fmt}': Swin gives 'NCHW' feature maps")
+        take = feature_take_indices(len(self.layers), indices)
+        last = len(self.layers) - 1
+        x = self.patch_embed(x)
+        intermediates = []
+        for index, stage in enumerate(self.layers):
+            if intermediates_only and index > max(take):
+                break
+            x = stage(x)
+            if index in take:
+                shown = self.norm(x) if norm and index == last else x
+                intermediates.append(shown.permute(0, 3, 1, 2).contiguous())  # (B, H, W, C) -> (B, C, H, W)
+        return intermediates if intermediates_only else (self.norm(x), intermediates)
+
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Keep only what `forward_intermediates(indices=...)` needs (timm's): the stages up to
+        the last one asked for, the final norm unless `prune_norm`, no head if `prune_head`."""
+        take = feature_take_indices(len(self.layers), indices)
+        self.layers = self.layers[: max(take) + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.head.fc = nn.Identity()
+        return take
 
     def adapt_pretrained(self, name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, str] | None:
         """Relative position bias tables of another window size, resampled to this one

@@ -45,9 +45,18 @@ from torch import nn
 
 from zoo.attention import TokenAttention
 from zoo.maps import attention_rollout, class_token_attention
-from zoo.registry.family import ImageFamily
+from zoo.registry.family import ImageFamily, feature_take_indices
 
-from ..layers import DropPath, drop_path_rates
+from ..layers import (
+    DropPath,
+    drop_path_rates,
+    factory_of,
+    init_linears,
+    init_submodules,
+    reconfigured,
+    run_blocks,
+    tokens_as_grid,
+)
 
 __all__ = ["ViTConfig", "VisionTransformer", "build"]
 
@@ -235,6 +244,9 @@ class LayerScale(nn.Module):
         self.init_values = init_values
         self.gamma = nn.Parameter(torch.full((dim,), init_values, device=device, dtype=dtype))
 
+    def reset_parameters(self) -> None:
+        nn.init.constant_(self.gamma, self.init_values)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gamma
 
@@ -320,6 +332,11 @@ class VisionTransformer(nn.Module):
 
         rates = drop_path_rates(config.drop_path_rate, config.depth)
         self.blocks = nn.Sequential(*(Block(config, rate, **factory) for rate in rates))
+        self.grad_checkpointing = False
+        self.feature_info = [  # every block's tokens, as a map over the patch grid
+            {"module": f"blocks.{i}", "num_chs": dim, "reduction": config.patch_size}
+            for i in range(config.depth)
+        ]
         self.norm = nn.Identity() if config.use_fc_norm else self._norm(**factory)
         self.fc_norm = self._norm(**factory) if config.use_fc_norm else nn.Identity()
 
@@ -350,11 +367,12 @@ class VisionTransformer(nn.Module):
             nn.init.trunc_normal_(self.dist_token, std=0.02)
         if self.reg_token is not None:
             nn.init.normal_(self.reg_token, std=1e-6)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_linears(self)
+
+    def init_modules(self, names: Sequence[str]) -> None:
+        """Initialise these submodules as building the model does: the loader's hook for the
+        modules a checkpoint lacks."""
+        init_submodules(self, names, init_linears)
 
     def blocks_in_order(self) -> list[nn.Module]:
         return list(self.blocks)
@@ -369,6 +387,55 @@ class VisionTransformer(nn.Module):
             if isinstance(head, nn.Linear):
                 nn.init.trunc_normal_(head.weight, std=0.02)
                 nn.init.zeros_(head.bias)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """New head(s) of `num_classes` (0: none, CLIP's projection included), initialised as
+        `init_classifier` does; `global_pool` changes what they read (token, avg, ""), the
+        norms staying as they are, as in timm."""
+        pool = self.config.global_pool if global_pool is None else global_pool
+        self.config = reconfigured(
+            self.config,
+            num_classes=num_classes,
+            proj_dim=None,
+            global_pool=pool,
+            fc_norm=self.config.use_fc_norm,
+        )
+        factory = factory_of(self)
+        self.head = self._classifier(num_classes, **factory)
+        if self.head_dist is not None:
+            self.head_dist = self._classifier(num_classes, **factory)
+        self.init_classifier()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of keeping them."""
+        self.grad_checkpointing = enable
+
+    def no_weight_decay(self) -> set[str]:
+        """The position embeddings and the prefix tokens (timm's set, of those this ViT has)."""
+        names = {"pos_embed", "cls_token", "dist_token", "reg_token"}
+        return {name for name, _ in self.named_parameters(recurse=False) if name in names}
+
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Keep only what `forward_intermediates(indices=...)` needs (timm's): the blocks up to
+        the last one asked for, the final norm unless `prune_norm`, no head if `prune_head`.
+
+        Returns:
+            The indices, counted from the first block (negative ones no longer fit).
+        """
+        take = feature_take_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[: max(take) + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.fc_norm, self.pre_logits = nn.Identity(), nn.Identity()
+            self.head = nn.Identity()
+            self.head_dist = nn.Identity() if self.head_dist is not None else None
+        return take
 
     def adapt_pretrained(self, name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, str] | None:
         """Position embeddings of another square grid, resampled to this one as timm does
@@ -411,7 +478,7 @@ class VisionTransformer(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> normed tokens (B, prefix + N, D)."""
-        return self.norm(self.blocks(self._embed(x)))
+        return self.norm(run_blocks(self.blocks, self._embed(x), checkpointed=self.grad_checkpointing))
 
     def forward_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Normed tokens and every block's attention weights, each (B, heads, N, N)."""
@@ -456,17 +523,17 @@ class VisionTransformer(nn.Module):
         """
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError(f"output_fmt '{output_fmt}': expected 'NCHW' or 'NLC'")
-        take = _take_indices(len(self.blocks), indices)
+        take = feature_take_indices(len(self.blocks), indices)
         height, width = self.patch_embed.dynamic_grid(*x.shape[-2:])
         x = self._embed(x)
         intermediates = []
         for index, block in enumerate(self.blocks):
-            x = block(x)
+            x = run_blocks([block], x, checkpointed=self.grad_checkpointing)
             if index in take:
                 intermediates.append(self.norm(x) if norm else x)
         intermediates = [y[:, self.num_prefix_tokens :] for y in intermediates]
         if output_fmt == "NCHW":
-            intermediates = [_as_grid(y, height, width) for y in intermediates]
+            intermediates = [tokens_as_grid(y, height, width) for y in intermediates]
         return intermediates if intermediates_only else (self.norm(x), intermediates)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -513,25 +580,6 @@ class VisionTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-def _take_indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
-    """timm's `feature_take_indices`: all blocks, the last n, or the ones named."""
-    if indices is None:
-        return list(range(count))
-    if isinstance(indices, int):
-        if not 0 < indices <= count:
-            raise ValueError(f"the last {indices} of {count} blocks")
-        return list(range(count - indices, count))
-    taken = [count + index if index < 0 else index for index in indices]
-    if not all(0 <= index < count for index in taken):
-        raise ValueError(f"block indices {list(indices)} out of range for {count} blocks")
-    return taken
-
-
-def _as_grid(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(B, h*w, D) -> (B, D, h, w)."""
-    return tokens.reshape(tokens.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
 
 
 class VisionTransformerFamily(ImageFamily):

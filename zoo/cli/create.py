@@ -28,6 +28,11 @@ __all__ = ["create_command"]
     "--pretrained", is_flag=True, help="Load the published weights (default tag unless NAME has one)."
 )
 @checkpoint_option
+@click.option(
+    "--fresh-modules",
+    is_flag=True,
+    help="Load --checkpoint as the backbone of NAME: initialise the modules it lacks, and list them.",
+)
 @num_classes_option
 @args_option()
 @json_option
@@ -37,6 +42,7 @@ def create_command(
     dtype: str | None,
     pretrained: bool,
     checkpoint: Path | None,
+    fresh_modules: bool,
     num_classes: int | None,
     assignments: tuple[str, ...],
     as_json: bool,
@@ -50,6 +56,14 @@ def create_command(
       zoo create 'resnet18' -a 'attn={name: cbam, kernel_size: 3}'
       zoo create vit_large_patch16_224 --device meta
       zoo create vit_tiny_patch16_224 --checkpoint model.safetensors --num-classes 10
+      zoo create resnet18_cbam --pretrained
+      zoo create resnet18_cbam --checkpoint resnet18.safetensors --fresh-modules
+
+    With --pretrained, an entry without weights of its own (resnet18_cbam) loads the ones
+    it borrows (zoo info shows them), and -a arguments that add modules (-a attn=eca on
+    resnet50) keep the published weights: either way the modules the weights lack are
+    initialised fresh and listed in one line on stderr. --fresh-modules does the same for
+    --checkpoint; without it a checkpoint must fit NAME exactly.
 
     `-a num_classes=N`, `-a device=D` and `-a dtype=T` are --num-classes, --device and
     --dtype.
@@ -67,7 +81,9 @@ def create_command(
         assignments, {"num_classes": num_classes, "device": device, "dtype": dtype}
     )
     started = time.perf_counter()
-    model = create(name, pretrained=pretrained, checkpoint=checkpoint, **flags, **overrides)
+    model = create(
+        name, pretrained=pretrained, checkpoint=checkpoint, fresh_modules=fresh_modules, **flags, **overrides
+    )
     seconds = time.perf_counter() - started
     first = next(iter(model.parameters()), None)
     summary = {

@@ -36,7 +36,11 @@ def info_command(name: str, as_json: bool) -> None:
        "default_tag", "weights": [{"name", "tag", "default", "task",
        "hf_hub_id", "path", "filename", "revision", "sha256", "license", "adapter",
        "num_classes", "output_dim", "vocab_size", "src_vocab_size", "tgt_vocab_size",
-       "preprocessing": {...} | null, "labels"}, ...]}
+       "preprocessing": {...} | null, "labels"}, ...],
+       "backbone": {"name": "name.tag", "new_modules": {module: class}, "new_tensors": [str],
+                    "message": str | null} | null}
+    backbone is the published weights an entry without its own borrows: pretrained=True
+    loads them, and initialises the modules they lack.
     """
     from ..tasks.catalog import model_info
 
@@ -63,6 +67,11 @@ def info_command(name: str, as_json: bool) -> None:
     click.echo("  arguments:")
     for key, value in info.config.items():
         click.echo(f"    {key} = {_as_yaml(value)}")
+    if info.backbone is not None:
+        new = f" ({info.backbone.message})" if info.backbone.message else ""
+        click.echo(f"  backbone:    {info.backbone.name}{new}")
+        click.echo(f"  weights:     none of its own; pretrained=True loads {info.backbone.name}")
+        return
     if not info.weights:
         click.echo("  weights:     none published (build it with pretrained=False)")
         return

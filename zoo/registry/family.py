@@ -14,9 +14,22 @@ subclasses `Family` and provides:
 
 The models a family builds may implement the optional hooks below (typed protocols, checked
 with `isinstance`): the loader asks them to adapt a checkpoint to changed arguments
-(`HasClassifier`, `HasFirstConv`, `AdaptsPretrained`), `zoo attn` for attention maps
-(`HasAttentionMaps` over images, `HasSequenceMaps` over tokens and frames), and training code
-for the repeated blocks (`HasBlocks`).
+(`HasClassifier`, `HasFirstConv`, `AdaptsPretrained`) and to initialise the modules a
+checkpoint lacks (`InitialisesModules`), `zoo attn` for attention maps (`HasAttentionMaps` over
+images, `HasSequenceMaps` over tokens and frames), and training code for the repeated
+blocks (`HasBlocks`).
+
+Image models also offer timm's training interface, with timm's meanings
+(`HasTrainingInterface`): `get_classifier()`, `reset_classifier(num_classes,
+global_pool=None)`, `forward_features`, `forward_head(x, pre_logits=False)`,
+`set_grad_checkpointing(enable)`, `no_weight_decay()`, and `global_pool` as a builder
+argument (CNNs: `avg`, `max`, `avgmax`, `catavgmax`, `""`; token models: `token`, `avg`,
+`""`; `""` keeps every position). They describe their feature maps (`HasFeatureInfo`: a
+`feature_info` list of `{"module", "num_chs", "reduction"}`, one per stage or block, as
+timm's), from which the zoo builds `features_only` models: through the model's
+`forward_intermediates` (`HasIntermediates`, indexed as `feature_info`) if it has one,
+else by hooks on the modules `feature_info` names; `feature_take_indices` is the one rule
+for choosing features by index.
 
 A *task* says what a weight tag's checkpoint does, and so which fields the tag carries and
 which builder arguments it fixes (`zoo.registry.schema`):
@@ -45,7 +58,7 @@ models (`IMAGE_TASKS`) and has no example input of its own.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -63,13 +76,20 @@ __all__ = [
     "HasAttentionMaps",
     "HasBlocks",
     "HasClassifier",
+    "FeatureInfo",
+    "HasFeatureInfo",
     "HasFirstConv",
+    "HasIntermediates",
     "HasSequenceMaps",
+    "HasTrainingInterface",
     "ImageFamily",
+    "InitialisesModules",
     "SequenceInput",
     "SequenceMap",
+    "feature_take_indices",
     "image_size",
     "model_of",
+    "reset_to_defaults",
 ]
 
 TASKS: dict[str, str] = {
@@ -254,3 +274,173 @@ class HasSequenceMaps(Protocol):
     def sequence_maps(
         self, inputs: Mapping[str, torch.Tensor], lengths: Mapping[str, torch.Tensor]
     ) -> dict[str, SequenceMap]: ...
+
+
+@runtime_checkable
+class InitialisesModules(Protocol):
+    """A model that initialises some of its submodules as building it does.
+
+    The loader asks it for the modules a checkpoint lacks entirely (the attention modules a
+    variant adds to borrowed weights, say), named as in `named_modules()`, once they have
+    memory on the target device and undefined values. It must give every tensor of those
+    modules its initial value; `reset_to_defaults` does PyTorch's part. A model without
+    the hook gets `reset_to_defaults` alone.
+    """
+
+    def init_modules(self, names: Sequence[str]) -> None: ...
+
+
+def reset_to_defaults(module: torch.nn.Module) -> list[str]:
+    """Initialise `module` as building it on a device does, as far as PyTorch knows how:
+    `reset_parameters()` on every submodule that has one (BatchNorm's resets its running
+    statistics too).
+
+    Returns:
+        The names (relative to `module`) of the tensors held by submodules that have no
+        `reset_parameters`, which were left as they were: the caller initialises them, or
+        refuses.
+    """
+    left = []
+    for name, submodule in module.named_modules():
+        own = [*submodule.named_parameters(recurse=False), *submodule.named_buffers(recurse=False)]
+        if callable(getattr(submodule, "reset_parameters", None)):
+            submodule.reset_parameters()
+        else:
+            left += [f"{name}.{key}" if name else key for key, _ in own]
+    return left
+
+
+@runtime_checkable
+class HasTrainingInterface(Protocol):
+    """timm's training interface, which the models of every image family offer.
+
+    - `get_classifier()`: the classifier module (`nn.Identity` without classes);
+    - `reset_classifier(num_classes, global_pool=None)`: a new head, initialised as the
+      family initialises one, on the model's device and dtype; `global_pool` changes the
+      pooling too (`""` with 0 classes gives `forward_head` the unpooled features);
+    - `forward_features(x)` and `forward_head(x, pre_logits=False)`: their composition is
+      `forward`; with `pre_logits`, the pooled features the classifier reads;
+    - `set_grad_checkpointing(enable=True)`: recompute each block in the backward pass
+      (`torch.utils.checkpoint`) instead of keeping its activations;
+    - `no_weight_decay()`: names of parameters to train without weight decay (position
+      embeddings, tokens, relative position bias tables), as timm's;
+    - `num_features`: the width `forward_features` gives per position.
+    """
+
+    num_features: int
+
+    def get_classifier(self) -> torch.nn.Module: ...
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None: ...
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor: ...
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None: ...
+
+    def no_weight_decay(self) -> set[str]: ...
+
+
+@runtime_checkable
+class HasFeatureInfo(Protocol):
+    """A model that describes its feature maps, one dict per stage (CNN, Swin) or block (ViT),
+    in order, as timm's: `module` (its name in `named_modules()`), `num_chs` (channels) and
+    `reduction` (input pixels per feature-map position, non-decreasing)."""
+
+    feature_info: list[dict[str, Any]]
+
+
+@runtime_checkable
+class HasIntermediates(Protocol):
+    """A model that gives the feature maps of `feature_info` itself, as timm's
+    `forward_intermediates`: the features at `indices` (of `feature_info`: all for None, the
+    last n for an int), each (B, C, H, W) for `output_fmt="NCHW"`; `norm` passes them through
+    the final norm; with `intermediates_only` the list alone, else `(final features, list)`."""
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]: ...
+
+
+def feature_take_indices(count: int, indices: int | Sequence[int] | None = None) -> list[int]:
+    """timm's rule for choosing among `count` features (blocks, stages): all for None, the
+    last n for an int, else the ones named (negative ones count from the end).
+
+    Raises:
+        ValueError: An index out of range, or a count of none or more than `count`.
+    """
+    if indices is None:
+        return list(range(count))
+    if isinstance(indices, int):
+        if not 0 < indices <= count:
+            raise ValueError(f"the last {indices} of {count} features: take 1 to {count}")
+        return list(range(count - indices, count))
+    taken = [count + index if index < 0 else index for index in indices]
+    if not taken or not all(0 <= index < count for index in taken):
+        raise ValueError(f"feature indices {list(indices)} out of range for {count} features")
+    return taken
+
+
+class FeatureInfo:
+    """What each feature map of a model is (timm's `FeatureInfo`): the model's `feature_info`
+    dicts, and the indices of those a feature extractor returns (`out_indices`).
+
+    Accessors take `idx`: None for each returned feature, an int or a list for those
+    entries of `feature_info` whatever is returned.
+    """
+
+    def __init__(
+        self, info: Sequence[Mapping[str, Any]], out_indices: int | Sequence[int] | None = None
+    ) -> None:
+        reduction = 1
+        for index, entry in enumerate(info):
+            if not {"module", "num_chs", "reduction"} <= set(entry):
+                raise ValueError(f"feature_info[{index}] needs module, num_chs and reduction: {dict(entry)}")
+            if entry["num_chs"] <= 0 or entry["reduction"] < reduction:
+                raise ValueError(
+                    f"feature_info[{index}]: num_chs must be positive and reduction non-decreasing: "
+                    f"{dict(entry)}"
+                )
+            reduction = entry["reduction"]
+        self.info = [dict(entry, index=index) for index, entry in enumerate(info)]
+        self.out_indices = tuple(feature_take_indices(len(self.info), out_indices))
+
+    def get(self, key: str, idx: int | Sequence[int] | None = None) -> Any:
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, int):
+            return self.info[idx][key]
+        return [self.info[i][key] for i in idx]
+
+    def get_dicts(self, idx: int | Sequence[int] | None = None) -> Any:
+        if idx is None:
+            return [self.info[i] for i in self.out_indices]
+        return self.info[idx] if isinstance(idx, int) else [self.info[i] for i in idx]
+
+    def channels(self, idx: int | Sequence[int] | None = None) -> Any:
+        """Channels of each feature map (`num_chs`)."""
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | Sequence[int] | None = None) -> Any:
+        """Input pixels per position of each feature map (its output stride)."""
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | Sequence[int] | None = None) -> Any:
+        """The module whose output each feature map is."""
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
+
+    def __repr__(self) -> str:
+        channels, reduction = self.channels(), self.reduction()
+        return f"FeatureInfo(out_indices={self.out_indices}, channels={channels}, reduction={reduction})"

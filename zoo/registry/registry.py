@@ -416,6 +416,36 @@ class Registry:
             )
         return Resolved(base, source, tag)
 
+    def backbone(self, source: ModelSource) -> Resolved:
+        """The published weights an entry borrows (its `backbone`), resolved.
+
+        Raises:
+            RegistryError: The backbone names no published weights, or weights of another
+                builder; the error names file, entry and field.
+        """
+        problem = self._backbone_problem(source)
+        if problem is not None:
+            raise RegistryError([problem])
+        return self.resolve(source.entry.backbone)
+
+    def _backbone_problem(self, source: ModelSource) -> RegistryProblem | None:
+        entry = source.entry
+        if entry.backbone is None:
+            return None
+        try:
+            borrowed = self.resolve(entry.backbone)
+        except UnknownModelError as error:
+            message = f"backbone '{entry.backbone}' names no published weights: {error}"
+        else:
+            if borrowed.entry.builder == entry.builder:
+                return None
+            message = (
+                f"backbone '{entry.backbone}' is built by '{borrowed.entry.builder}', "
+                f"not by this entry's '{entry.builder}'"
+            )
+        line = source.parsed.line_of(source.name, ("backbone",)) if source.parsed else None
+        return RegistryProblem(source.file, source.name, "backbone", message, line)
+
     def model_names(self, pattern: str = "*") -> list[str]:
         """Model names matching `pattern`, sorted (the rule: `zoo.registry.names`)."""
         return sorted(n for n in self._tables["model"] if matches(n, pattern))
@@ -492,6 +522,9 @@ class Registry:
                     f"builder '{builder.name}' does not build for {weights.task} (its tasks: {supported})"
                 )
                 problems.append(problem(f"weights.{tag}.task", message, ("weights", tag)))
+        backbone = self._backbone_problem(source)
+        if backbone is not None:
+            problems.append(backbone)
         for tag, weights in entry.weights.items():
             if weights.adapter is not None:
                 try:

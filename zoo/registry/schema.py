@@ -28,6 +28,7 @@ __all__ = [
     "IMAGENET_PREPROCESSING",
     "IMAGENET_STD",
     "NAME_PATTERN",
+    "WEIGHTS_NAME_PATTERN",
     "WEIGHT_TYPES",
     "ImageClassificationWeights",
     "ImageEmbeddingWeights",
@@ -41,6 +42,8 @@ __all__ = [
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_]*$"
 TAG_PATTERN = r"^[a-z0-9][a-z0-9_]*$"
+WEIGHTS_NAME_PATTERN = r"^[a-z0-9][a-z0-9_]*\.[a-z0-9][a-z0-9_]*$"
+"""`name.tag`: one published checkpoint of a registry entry."""
 HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 UnitFloat = Annotated[float, Field(gt=0.0, le=1.0)]
@@ -207,6 +210,12 @@ class ModelEntry(_Strict):
     paper: str | None = None
     default_tag: str | None = None
     weights: dict[Annotated[str, Field(pattern=TAG_PATTERN)], WeightTag] = Field(default_factory=dict)
+    backbone: str | None = Field(
+        default=None,
+        pattern=WEIGHTS_NAME_PATTERN,
+        description="published weights (name.tag) of the architecture this entry extends, which "
+        "pretrained=True loads; the modules they lack are initialised fresh",
+    )
 
     @model_validator(mode="after")
     def _weights_say_where_they_are(self) -> ModelEntry:
@@ -215,6 +224,15 @@ class ModelEntry(_Strict):
                 raise ValueError(
                     f"weights '{tag}' need one of hf_hub_id (a Hub repository) and path (a file)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _borrows_only_without_weights_of_its_own(self) -> ModelEntry:
+        if self.backbone is not None and self.weights:
+            raise ValueError(
+                f"backbone '{self.backbone}' is borrowed by an entry with weights of its own: "
+                "remove one of the two"
+            )
         return self
 
     @model_validator(mode="after")

@@ -10,13 +10,14 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import ZooError
 from ..registry import Registry, Resolved, default_plugin_manager, default_registry
 from ..registry.schema import Preprocessing
+from ..weights.loading import rehearse_load
 from ..weights.resolve import resolve
 from .flops import count_flops, example_inputs
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["list_models", "list_pretrained", "model_info", "ModelInfo", "WeightInfo"]
+__all__ = ["list_models", "list_pretrained", "model_info", "BackboneInfo", "ModelInfo", "WeightInfo"]
 
 
 def list_models(pattern: str = "*", *, registry: Registry | None = None) -> list[str]:
@@ -66,6 +67,21 @@ class WeightInfo(BaseModel):
     labels: str | None = None
 
 
+class BackboneInfo(BaseModel):
+    """The published weights an entry borrows (its `backbone`), and what they lack."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    """`name.tag` of the weights `pretrained=True` loads."""
+    new_modules: dict[str, str]
+    """The modules the weights have no tensor of (name -> class name), initialised fresh."""
+    new_tensors: list[str]
+    """Their tensors, in the model's order."""
+    message: str | None
+    """What loading says of them (`80 tensors of 8 CBAM modules are new: ...`); None if none."""
+
+
 class ModelInfo(BaseModel):
     """Everything the zoo knows about a name; `.model_dump()` is JSON-able."""
 
@@ -95,6 +111,8 @@ class ModelInfo(BaseModel):
     """Shape of the sample `macs` was counted on: (C, H, W) for images, (L,) for token ids."""
     default_tag: str | None
     weights: list[WeightInfo]
+    backbone: BackboneInfo | None = None
+    """The weights the entry borrows, for an entry without weights of its own."""
 
 
 def model_info(name: str | Resolved, *, registry: Registry | None = None) -> ModelInfo:
@@ -141,6 +159,23 @@ def model_info(name: str | Resolved, *, registry: Registry | None = None) -> Mod
         macs_input_size=macs_input_size,
         default_tag=default_tag,
         weights=weights,
+        backbone=_backbone_info(resolved, registry) if entry.backbone and not entry.weights else None,
+    )
+
+
+def _backbone_info(resolved: Resolved, registry: Registry) -> BackboneInfo:
+    """What loading the borrowed weights would do, rehearsed on `meta` with the layout of
+    the model they were published for."""
+    borrowed = registry.backbone(resolved.source)
+    builder = registry.builder(resolved.entry.builder)
+    published = builder.build(registry.build_config(borrowed), device="meta")
+    model = builder.build(registry.build_config(resolved, borrowed.weights.builder_args()), device="meta")
+    report = rehearse_load(model, published.state_dict(), fresh_modules=True, name=str(borrowed))
+    return BackboneInfo(
+        name=str(borrowed),
+        new_modules=report.new_modules,
+        new_tensors=list(report.fresh),
+        message=report.messages[-1] if report.new_modules else None,
     )
 
 

@@ -4,12 +4,14 @@ A model describes its head and first conv through the hooks of the family contra
 (`zoo.registry.family`): `HasClassifier` (`classifier_names`, `init_classifier()`),
 `HasFirstConv` (`first_conv`) and `AdaptsPretrained` (`adapt_pretrained(name, tensor)`).
 Only the builder arguments the caller changed (`num_classes`, `in_chans`, `img_size`, ...)
-let their tensors be adapted.
+let their tensors be adapted. A checkpoint loaded as the backbone of a model that extends it
+(`mark_new_modules`) leaves out the modules it has no tensor of, to be initialised fresh.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,7 +21,16 @@ from ..registry.family import AdaptsPretrained, HasClassifier, HasFirstConv
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Adapted", "adapt_input_conv", "adapt_state", "head_classes", "within"]
+__all__ = [
+    "Adapted",
+    "adapt_input_conv",
+    "adapt_state",
+    "count_modules",
+    "describe_new_modules",
+    "head_classes",
+    "mark_new_modules",
+    "within",
+]
 
 
 @dataclass
@@ -30,6 +41,8 @@ class Adapted:
     fresh: set[str] = field(default_factory=set)
     """Model tensors left out of loading, to be freshly initialised."""
     messages: list[str] = field(default_factory=list)
+    new_modules: dict[str, str] = field(default_factory=dict)
+    """Modules the checkpoint has no tensor of (name -> class name), among `fresh`."""
 
 
 def adapt_state(
@@ -42,9 +55,10 @@ def adapt_state(
     """Make a checkpoint fit a model that differs from it on purpose, as the model describes.
 
     `changed` names the builder arguments that differ on purpose (True: any): `num_classes`
-    lets the head be replaced, `in_chans` the first conv be adapted, and any other the
-    model's `adapt_pretrained` hook be asked. Works on real and on `meta` tensors alike.
-    Tensors nothing may adapt are left as they are, for the strict check to report.
+    (or `global_pool`, which may change the width the head reads) lets the head be
+    replaced, `in_chans` the first conv be adapted, and any other the model's
+    `adapt_pretrained` hook be asked. Works on real and on `meta` tensors alike. Tensors
+    nothing may adapt are left as they are, for the strict check to report.
     """
 
     def allowed(argument: str | None) -> bool:
@@ -56,7 +70,8 @@ def adapt_state(
 
     adapted = Adapted(dict(state))
     state = adapted.state
-    heads = model.classifier_names if isinstance(model, HasClassifier) and allowed("num_classes") else ()
+    head_changed = allowed("num_classes") or allowed("global_pool")  # pooling may change the head's width
+    heads = model.classifier_names if isinstance(model, HasClassifier) and head_changed else ()
     for prefix in heads:
         model_keys = [key for key in expected if within(key, prefix)]
         file_keys = [key for key in state if within(key, prefix)]
@@ -75,6 +90,8 @@ def adapt_state(
             )
         else:
             had = f"the checkpoint's has {old} classes" if file_keys else "the checkpoint has none"
+            if old == new:
+                had = f"the checkpoint's reads features of another width ({old} classes too)"
             adapted.messages.append(
                 f"{prefix}: new {new}-class head, freshly initialised ({had}); the rest is loaded"
             )
@@ -105,6 +122,54 @@ def adapt_state(
                     state[key], message = result
                     adapted.messages.append(message)
     return adapted
+
+
+def mark_new_modules(
+    model: torch.nn.Module, adapted: Adapted, expected: Mapping[str, tuple[int, ...]]
+) -> None:
+    """Leave out of loading the model's modules of which the checkpoint has no tensor at all.
+
+    Each is taken whole, outermost first (a block's new attention module, not its convs);
+    a tensor missing beside others of its module that the checkpoint has stays missing, for
+    the strict check to report, and so do unexpected tensors and wrong shapes.
+    """
+    present = {prefix for key in adapted.state for prefix in _ancestors(key)}
+    new: dict[str, list[str]] = {}
+    for key in expected:
+        if key in adapted.state or key in adapted.fresh:
+            continue
+        module = next((prefix for prefix in _ancestors(key) if prefix not in present), None)
+        if module is not None:
+            new.setdefault(module, []).append(key)
+    if not new:
+        return
+    for module, keys in new.items():
+        adapted.fresh.update(keys)
+        adapted.new_modules[module] = type(model.get_submodule(module)).__name__
+    count = sum(len(keys) for keys in new.values())
+    adapted.messages.append(describe_new_modules(count, adapted.new_modules))
+
+
+def describe_new_modules(tensors: int, modules: Mapping[str, str]) -> str:
+    """`80 tensors of 8 CBAM modules are new: fine-tune before use`."""
+    verb = "is" if tensors == 1 else "are"
+    return f"{_counted(tensors, 'tensor')} of {count_modules(modules)} {verb} new: fine-tune before use"
+
+
+def count_modules(modules: Mapping[str, str]) -> str:
+    """`8 CBAM modules`, `8 CBAM modules and 1 Linear module`, from module name -> class name."""
+    parts = [_counted(n, f"{kind} module") for kind, n in Counter(modules.values()).items()]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def _ancestors(key: str) -> list[str]:
+    """The modules above a tensor, outermost first: `a.b.w` -> `a`, `a.b`."""
+    parts = key.split(".")
+    return [".".join(parts[:end]) for end in range(1, len(parts))]
 
 
 def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:

@@ -8,27 +8,55 @@ model, and moved or cast only where `device` or `dtype` ask for it. Loading a ch
 takes no second copy of it in memory.
 
 How a model that differs from its checkpoint on purpose is made to fit it is
-`zoo.weights.adaptation`'s job. Without changed arguments, loading is strict.
+`zoo.weights.adaptation`'s job. Without changed arguments, loading is strict: every name,
+shape and dtype (floating-point tensors may be cast, others must match) fits. Loaded as the
+backbone of a model that extends it (`fresh_modules=True`), the modules the checkpoint has
+no tensor of are initialised as the model's family initialises them and reported; all else
+is as strict.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError, ZooError
-from ..registry.family import HasClassifier
-from .adaptation import Adapted, adapt_state, head_classes, within
+from ..registry.family import HasClassifier, InitialisesModules, reset_to_defaults
+from .adaptation import Adapted, adapt_state, count_modules, head_classes, mark_new_modules, within
 from .header import Header, read_checkpoint, state_mismatch
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["WRAPPER_PREFIXES", "load_checkpoint", "map_tensors", "shared_prefixes"]
+__all__ = [
+    "WRAPPER_PREFIXES",
+    "LoadReport",
+    "load_checkpoint",
+    "map_tensors",
+    "rehearse_load",
+    "shared_prefixes",
+]
 
 logger = logging.getLogger("zoo")
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What loading a checkpoint into a model did (`zoo.create` keeps it as `model.load_report`)."""
+
+    checkpoint: str
+    """The checkpoint, as messages name it."""
+    messages: tuple[str, ...] = ()
+    """One line per prefix stripped, adaptation made or set of new modules initialised."""
+    fresh: tuple[str, ...] = ()
+    """The model's tensors initialised fresh rather than loaded (a new head, new modules), in
+    the order of its state dict."""
+    new_modules: dict[str, str] = field(default_factory=dict)
+    """The modules the checkpoint has no tensor of (name -> class name), e.g.
+    `{"layer1.0.se": "CBAM", ...}`: their tensors are among `fresh`."""
 
 
 def load_checkpoint(
@@ -39,8 +67,9 @@ def load_checkpoint(
     dtype: torch.dtype | None = None,
     key_adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
     changed: bool | Collection[str] = False,
+    fresh_modules: bool = False,
     name: str | None = None,
-) -> list[str]:
+) -> LoadReport:
     """Load a safetensors checkpoint into `model` (best built on `meta`), assigning its tensors.
 
     The header (every shard's, for a sharded checkpoint) is checked on its own and against
@@ -62,10 +91,17 @@ def load_checkpoint(
         changed: The builder arguments the caller changed from the checkpoint's (True: any),
             whose tensors may be adapted: `num_classes` the head, `in_chans` the first conv,
             others through the model's `adapt_pretrained`. Everything else must match.
+        fresh_modules: Load the checkpoint as the backbone of a model that extends it: the
+            modules it has no tensor of (new attention modules, say) are given memory on
+            `device` and initialised as the family initialises them (the model's
+            `init_modules`, else PyTorch's `reset_parameters`), and one message lists them.
+            A tensor of the wrong shape or dtype, one the model lacks, or one missing beside
+            others of its module that the checkpoint has, is still an error.
         name: What to call the checkpoint in messages (default: its path).
 
     Returns:
-        One message per prefix stripped or adaptation made (also logged on the `zoo` logger).
+        What was done: one message per prefix stripped, adaptation made or set of new
+        modules (each also logged on the `zoo` logger), and the tensors initialised fresh.
     """
     import torch
 
@@ -79,16 +115,17 @@ def load_checkpoint(
         key: torch.empty(info.shape, dtype=getattr(torch, info.torch_dtype), device="meta")
         for key, info in checkpoint.tensors.items()
     }
-    planned, prefix = _plan(model, rehearsal, expected, key_adapter, changed, path)
-    for message in planned.messages:
+    planned, prefix = _plan(model, rehearsal, expected, key_adapter, changed, fresh_modules, path)
+    report = _report(label, planned, reference)
+    for message in report.messages:
         logger.info("%s: %s", label, message)
     if device is not None and device.type == "meta":
-        return planned.messages
+        return report
 
     mapped: dict[str, torch.Tensor] = {}
     for header in checkpoint.shards:
         mapped.update(map_tensors(header))
-    prepared = _prepare(model, _strip(mapped, prefix), expected, key_adapter, changed, path)
+    prepared = _prepare(model, _strip(mapped, prefix), expected, key_adapter, changed, fresh_modules, path)
     del mapped
     state = {
         key: _placed(t, device, _wanted_dtype(reference[key], dtype)) for key, t in prepared.state.items()
@@ -97,15 +134,42 @@ def load_checkpoint(
     result = model.load_state_dict(state, strict=not planned.fresh, assign=True)
     del state
     if planned.fresh:
-        if set(result.missing_keys) != planned.fresh or result.unexpected_keys:
-            raise CheckpointError(f"checkpoint '{path}' does not fit the model after adapting its head")
-        _initialise_fresh(model, planned.fresh, device)
+        # BatchNorm fills in a missing step counter itself, so it is not reported missing.
+        if set(result.missing_keys) - planned.fresh or result.unexpected_keys:
+            raise CheckpointError(f"checkpoint '{path}' does not fit the model after adapting it")
+        _initialise_fresh(model, planned, device, path)
     left_on_meta = [key for key, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if left_on_meta:
         raise CheckpointError(
             f"checkpoint '{path}' left tensors uninitialised: {', '.join(left_on_meta[:5])}"
         )
-    return planned.messages
+    return report
+
+
+def rehearse_load(
+    model: torch.nn.Module,
+    tensors: Mapping[str, torch.Tensor],
+    *,
+    key_adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    changed: bool | Collection[str] = False,
+    fresh_modules: bool = False,
+    name: str = "checkpoint",
+) -> LoadReport:
+    """What `load_checkpoint` would do with a checkpoint of these tensors (`meta` ones do),
+    checked the same way, without loading anything; raises the same errors."""
+    reference = model.state_dict(keep_vars=False)
+    expected = {key: tuple(t.shape) for key, t in reference.items()}
+    planned, _ = _plan(model, dict(tensors), expected, key_adapter, changed, fresh_modules, Path(name))
+    return _report(name, planned, reference)
+
+
+def _report(label: str, planned: Adapted, reference: Mapping[str, Any]) -> LoadReport:
+    return LoadReport(
+        checkpoint=label,
+        messages=tuple(planned.messages),
+        fresh=tuple(key for key in reference if key in planned.fresh),
+        new_modules=dict(planned.new_modules),
+    )
 
 
 def map_tensors(header: Header) -> dict[str, torch.Tensor]:
@@ -147,6 +211,7 @@ def _plan(
     expected: Mapping[str, tuple[int, ...]],
     key_adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
     changed: bool | Collection[str],
+    fresh_modules: bool,
     path: Path,
 ) -> tuple[Adapted, str]:
     """Fit the checkpoint's names to the model, as they are or without a prefix all share.
@@ -158,11 +223,16 @@ def _plan(
     adapter_error = None
     for prefix in ("", *shared_prefixes(state)):
         try:
-            candidate = _prepare(model, _strip(state, prefix), expected, key_adapter, changed, path)
+            candidate = _prepare(
+                model, _strip(state, prefix), expected, key_adapter, changed, fresh_modules, path
+            )
         except CheckpointError as error:  # the key adapter refused these names
             adapter_error = adapter_error or error
             continue
         if _misfits(candidate, expected) == 0:
+            _check_dtypes(model, candidate, path)
+            if fresh_modules and len(candidate.state) == 0:
+                raise CheckpointError(f"checkpoint '{path}' has no tensor the model has: nothing to load")
             if prefix:
                 message = f"tensor names start with '{prefix}'{_who(prefix)}; loaded without it"
                 candidate.messages.insert(0, message)
@@ -170,7 +240,7 @@ def _plan(
         tried.append((prefix, candidate))
     if not tried:
         raise adapter_error
-    problem = _explain(model, tried, expected, changed)
+    problem = _explain(model, tried, expected, changed, fresh_modules)
     raise CheckpointError(f"checkpoint '{path}' does not fit the model: {problem}")
 
 
@@ -212,6 +282,7 @@ def _explain(
     tried: list[tuple[str, Adapted]],
     expected: Mapping[str, tuple[int, ...]],
     changed: bool | Collection[str],
+    fresh_modules: bool,
 ) -> str:
     """The mismatch in words, of the names as they are or without the prefix, whichever fits
     better, and what would make it load."""
@@ -222,7 +293,24 @@ def _explain(
         problem = f"every checkpoint name starts with '{prefix}'{_who(prefix)}; without it: {problem}"
     elif seen:
         problem += f"; every checkpoint name starts with '{seen}'{_who(seen)}, and does not fit without it"
-    return problem + _head_hint(model, best, expected, changed)
+    hint = _head_hint(model, best, expected, changed)
+    if not hint and not fresh_modules:
+        hint = _new_modules_hint(model, best, expected)
+    return problem + hint
+
+
+def _new_modules_hint(
+    model: torch.nn.Module, adapted: Adapted, expected: Mapping[str, tuple[int, ...]]
+) -> str:
+    """`fresh_modules=True` that would load the checkpoint, when it lacks only whole modules."""
+    trial = Adapted(dict(adapted.state), set(adapted.fresh))
+    mark_new_modules(model, trial, expected)
+    if not trial.new_modules or _misfits(trial, expected):
+        return ""
+    return (
+        f"; the missing tensors are those of {count_modules(trial.new_modules)} the checkpoint has none of: "
+        "pass fresh_modules=True (--fresh-modules) to initialise them fresh"
+    )
 
 
 def _who(prefix: str) -> str:
@@ -236,7 +324,11 @@ def _head_hint(
     changed: bool | Collection[str],
 ) -> str:
     """`--num-classes N` that would load the checkpoint, when only its head differs."""
-    if not isinstance(model, HasClassifier) or changed is True or "num_classes" in (changed or ()):
+    if (
+        not isinstance(model, HasClassifier)
+        or changed is True
+        or {"num_classes", "global_pool"} & set(changed or ())
+    ):
         return ""
     heads = model.classifier_names
 
@@ -252,12 +344,31 @@ def _head_hint(
     return f"; the checkpoint {has}: pass --num-classes {classes} (num_classes={classes}) to load it"
 
 
+def _check_dtypes(model: torch.nn.Module, adapted: Adapted, path: Path) -> None:
+    """Floating-point tensors are cast to the model's dtype; any other must be of the model's."""
+    reference = model.state_dict(keep_vars=False)
+    wrong = [
+        f"{key} (checkpoint {str(tensor.dtype).removeprefix('torch.')}, "
+        f"model {str(reference[key].dtype).removeprefix('torch.')})"
+        for key, tensor in adapted.state.items()
+        if key in reference
+        and tensor.dtype != reference[key].dtype
+        and not (tensor.is_floating_point() and reference[key].is_floating_point())
+    ]
+    if wrong:
+        shown = ", ".join(wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
+        raise CheckpointError(
+            f"checkpoint '{path}' does not fit the model: {len(wrong)} wrong dtype: {shown}"
+        )
+
+
 def _prepare(
     model: torch.nn.Module,
     state: dict[str, Any],
     expected: Mapping[str, tuple[int, ...]],
     key_adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
     changed: bool | Collection[str],
+    fresh_modules: bool,
     path: Path,
 ) -> Adapted:
     if key_adapter is not None:
@@ -269,18 +380,44 @@ def _prepare(
             raise CheckpointError(
                 f"key adapter failed on '{path}': {type(error).__name__}: {error}"
             ) from None
-    return adapt_state(model, state, expected, changed=changed) if changed else Adapted(state)
+    adapted = adapt_state(model, state, expected, changed=changed) if changed else Adapted(state)
+    if fresh_modules:
+        mark_new_modules(model, adapted, expected)
+    return adapted
 
 
-def _initialise_fresh(model: HasClassifier, fresh: set[str], device: torch.device | None) -> None:
-    """Give the heads left out of loading memory, and initialise them as the family does."""
+def _initialise_fresh(
+    model: torch.nn.Module, planned: Adapted, device: torch.device | None, path: Path
+) -> None:
+    """Give what was left out of loading memory on `device`, and initialise it as the family
+    does: new heads through `init_classifier`, new modules through `init_modules` (or
+    PyTorch's `reset_parameters` for a model without the hook)."""
     import torch
 
     target = device if device is not None else torch.device("cpu")
-    for prefix in model.classifier_names:
-        if any(within(key, prefix) for key in fresh):
-            model.get_submodule(prefix).to_empty(device=target)
-    model.init_classifier()
+    heads = model.classifier_names if isinstance(model, HasClassifier) else ()
+    fresh_heads = [prefix for prefix in heads if any(within(key, prefix) for key in planned.fresh)]
+    for name in [*fresh_heads, *planned.new_modules]:
+        model.get_submodule(name).to_empty(device=target)
+    if fresh_heads:
+        model.init_classifier()
+    if not planned.new_modules:
+        return
+    names = list(planned.new_modules)
+    if isinstance(model, InitialisesModules):
+        try:
+            model.init_modules(names)
+        except Exception as error:
+            raise CheckpointError(
+                f"checkpoint '{path}': the model could not initialise its new modules: {error}"
+            ) from error
+        return
+    left = [f"{name}.{key}" for name in names for key in reset_to_defaults(model.get_submodule(name))]
+    if left:
+        raise CheckpointError(
+            f"checkpoint '{path}' lacks {', '.join(left[:3])}, which the model has no way to "
+            "initialise (no init_modules, and no reset_parameters in their modules)"
+        )
 
 
 def _wanted_dtype(reference: torch.Tensor, dtype: torch.dtype | None) -> torch.dtype:

@@ -30,6 +30,7 @@ __all__ = [
     "is_folder_name",
     "is_hub_name",
     "parse_hub_name",
+    "pretrained_weights",
     "resolve",
     "with_default_tag",
 ]
@@ -136,3 +137,12 @@ def with_default_tag(resolved: Resolved) -> Resolved:
     if tag is None:
         raise NoWeightsError(f"'{resolved.name}' has no published weights; build it with pretrained=False")
     return replace(resolved, tag=tag)
+
+
+def pretrained_weights(resolved: Resolved, registry: Registry) -> Resolved:
+    """The weight tag `pretrained=True` loads for `resolved`: the tag it names, else its
+    entry's default tag, else the published weights its entry borrows (`backbone`), whose
+    entry then differs from `resolved`'s."""
+    if resolved.tag is not None or resolved.entry.weights or resolved.entry.backbone is None:
+        return with_default_tag(resolved)
+    return registry.backbone(resolved.source)

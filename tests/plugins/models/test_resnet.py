@@ -87,3 +87,36 @@ def test_layers_and_channels_must_have_one_value_per_stage():
     model = zoo.create("resnet18", layers=[1, 1], channels=[8, 16], num_classes=3)
     assert model.stage_names == ["layer1", "layer2"]
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+
+
+@pytest.mark.parametrize(
+    ("pool", "expected"),
+    [
+        ("avg", lambda f: f.mean((2, 3))),
+        ("max", lambda f: f.amax((2, 3))),
+        ("avgmax", lambda f: (f.mean((2, 3)) + f.amax((2, 3))) / 2),
+        ("catavgmax", lambda f: torch.cat([f.mean((2, 3)), f.amax((2, 3))], dim=1)),
+        ("", lambda f: f),
+    ],
+)
+def test_global_pool_has_timm_s_meanings(pool, expected):
+    model = zoo.create("resnet18", layers=[1, 1, 1, 1], num_classes=0, global_pool=pool).eval()
+    features = torch.randn(2, 512, 3, 4)
+    torch.testing.assert_close(model.forward_head(features), expected(features))
+
+
+def test_an_unpooled_map_takes_no_classifier():
+    with pytest.raises(zoo.ArgumentError, match="global_pool '' leaves the feature map unpooled"):
+        zoo.create("resnet18", global_pool="", num_classes=10, device="meta")
+    model = zoo.create("resnet18", layers=[1, 1, 1, 1], num_classes=10)
+    with pytest.raises(ValueError, match="takes num_classes=0"):
+        model.reset_classifier(10, global_pool="")
+
+
+def test_features_follow_timm_s_feature_info():
+    model = zoo.create("resnet50", device="meta")
+    assert [(f["module"], f["num_chs"], f["reduction"]) for f in model.feature_info] == [
+        ("act1", 64, 2), ("layer1", 256, 4), ("layer2", 512, 8), ("layer3", 1024, 16), ("layer4", 2048, 32),
+    ]  # fmt: skip
+    deep = zoo.create("ecaresnet50d", device="meta")
+    assert deep.feature_info[0] == {"module": "act1", "num_chs": 64, "reduction": 2}

@@ -140,3 +140,16 @@ def test_gradients_reach_every_parameter(single_thread):
     model = zoo.create(NAME, **SMALL)
     model(torch.randn(2, 3, 32, 32)).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_every_relative_position_bias_table_is_kept_from_weight_decay():
+    model = zoo.create(NAME, **SMALL)
+    tables = {n for n, _ in model.named_parameters() if n.endswith("attn.relative_position_bias_table")}
+    assert model.no_weight_decay() == tables and len(tables) == sum(SMALL["depths"])
+
+
+def test_without_pooling_the_head_gives_logits_per_token():
+    model = zoo.create(NAME, **SMALL).eval()
+    tokens = model.forward_features(torch.randn(2, 3, 32, 32))
+    model.reset_classifier(3, global_pool="")
+    assert model.forward_head(tokens).shape == (*tokens.shape[:3], 3)

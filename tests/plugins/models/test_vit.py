@@ -269,3 +269,31 @@ class TestDynamicImageSize:
         with pytest.raises(ValueError, match="this model takes 40x56"):
             tiny_vit(img_size=(40, 56))(torch.randn(1, 3, 32, 32))
         assert set(tiny_vit(dynamic_img_size=True).state_dict()) == set(tiny_vit().state_dict())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [
+        ({}, {"pos_embed", "cls_token"}),
+        ({"distilled": True}, {"pos_embed", "cls_token", "dist_token"}),
+        ({"reg_tokens": 4, "no_embed_class": True}, {"pos_embed", "cls_token", "reg_token"}),
+    ],
+)
+def test_position_embeddings_and_tokens_are_kept_from_weight_decay(overrides, names):
+    assert tiny_vit(**overrides).no_weight_decay() == names
+
+
+def test_reset_classifier_replaces_both_deit_heads_and_keeps_their_token_pooling():
+    model = tiny_vit(distilled=True)
+    model.reset_classifier(4)
+    assert model.head.out_features == model.head_dist.out_features == 4
+    with pytest.raises(ValueError, match="distilled reads its two tokens, not global_pool 'avg'"):
+        model.reset_classifier(4, global_pool="avg")
+
+
+def test_reset_to_average_pooling_keeps_the_norm_it_was_built_with():
+    model = tiny_vit().eval()
+    x = torch.randn(2, 3, 32, 32)
+    model.reset_classifier(0, global_pool="avg")
+    tokens = model.forward_features(x)
+    torch.testing.assert_close(model(x), tokens[:, 1:].mean(1))

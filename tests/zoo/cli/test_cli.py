@@ -92,7 +92,11 @@ def test_info_prints_architecture_parameters_and_weights(run):
         "  task:        image-classification\n  tasks:       image-classification, image-embedding\n"
         in result.stdout
     )
-    assert "weights:     none published" in run("info", "resnet34_eca").stdout
+    assert "weights:     none published" in run("info", "text_transformer_small").stdout
+    assert (
+        "weights:     none of its own; pretrained=True loads resnet34.a1_in1k"
+        in run("info", "resnet34_eca").stdout
+    )
 
 
 def test_info_json_matches_model_info(run):
@@ -141,7 +145,7 @@ def test_create_loads_a_local_checkpoint(run, tmp_path):
     (("create", "resnet18", "-a", "attn={name: cbam, kernel_size: 5}"), 2, "option 'kernel_size': Input should be 3 or 7"),
     (("create", "resnet18", "--device", "npu:0"), 2, "zoo: error: "),
     (("create", "resnet18", "--dtype", "int4"), 2, "zoo: error: unknown dtype 'int4'"),
-    (("create", "resnet18_se", "--pretrained"), 2, "zoo: error: 'resnet18_se' has no published weights"),
+    (("create", "text_transformer_small", "--pretrained"), 2, "zoo: error: 'text_transformer_small' has no published weights"),
     (("create", "resnet18", "--checkpoint", "absent.safetensors"), 1, "zoo: error: checkpoint 'absent.safetensors' does not exist"),
     (("create", "resnet18", "-a", "noequals"), 2, "zoo: error: Invalid value for '-a/--arg': 'noequals' is not KEY=VALUE (see 'cli create --help')"),
     (("create",), 2, "zoo: error: Missing argument 'NAME'."),

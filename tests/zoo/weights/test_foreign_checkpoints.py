@@ -226,7 +226,7 @@ def test_a_prefix_every_name_carries_is_stripped_when_the_rest_fits(tmp_path, pr
     save_file({prefix + k: v for k, v in original.state_dict().items()}, path)
 
     rehearsed = tiny_resnet(device="meta")
-    messages = load_checkpoint(rehearsed, path, device=torch.device("meta"))
+    messages = load_checkpoint(rehearsed, path, device=torch.device("meta")).messages
     assert all(p.is_meta for p in rehearsed.parameters())
     with caplog.at_level(logging.INFO, logger="zoo"):
         model = zoo.create("resnet18", checkpoint=path, num_classes=10, **TINY_RESNET)

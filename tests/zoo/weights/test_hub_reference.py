@@ -55,8 +55,8 @@ def test_published_checkpoint_loads_with_nothing_missing_or_unused(reference, tm
     name = weight_tag_of(facts["hf_hub_id"])
     path = sparse_checkpoint(tmp_path / "model.safetensors", facts["state_dict"])
     model = zoo.create(name, device="meta")
-    messages = load_checkpoint(model, path, device=torch.device("meta"))
-    assert messages == []  # strict: no adaptation was needed
+    report = load_checkpoint(model, path, device=torch.device("meta"))
+    assert report.messages == () and report.fresh == ()  # strict: no adaptation was needed
     assert set(model.state_dict()) == {tensor[0] for tensor in facts["state_dict"]}
 
 

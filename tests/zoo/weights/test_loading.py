@@ -207,7 +207,7 @@ def test_an_adapter_maps_checkpoint_names_before_the_check(tmp_path):
 
 
 def test_pretrained_needs_published_weights_and_excludes_checkpoint(tmp_path):
-    with pytest.raises(NoWeightsError, match="'resnet18_cbam' has no published weights"):
-        zoo.create("resnet18_cbam", pretrained=True)
+    with pytest.raises(NoWeightsError, match="'text_transformer_small' has no published weights"):
+        zoo.create("text_transformer_small", pretrained=True)
     with pytest.raises(ArgumentError, match="not both"):
         zoo.create("resnet18", pretrained=True, checkpoint=tmp_path / "x.safetensors")
