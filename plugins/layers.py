@@ -2,20 +2,114 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
-__all__ = ["DropPath", "LSTMEncoder", "drop_path_rates", "make_divisible"]
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "BatchNormAct2d",
+    "DropPath",
+    "GlobalPool",
+    "LSTMEncoder",
+    "PoolType",
+    "activation",
+    "drop_path_rates",
+    "make_divisible",
+]
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round `value` to the nearest multiple of `divisor`, and to at least `min_value`.
+def make_divisible(
+    value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.0
+) -> int:
+    """Round `value` to the nearest multiple of `divisor`, and to at least `min_value`; if that
+    loses more than `1 - round_limit` of `value`, one `divisor` more.
 
-    The rounding of timm's SE modules (`round_limit=0`), so that hidden widths match
-    published checkpoints: 256 channels / 16 -> 16, 64 / 16 rounded to 8 -> 8.
+    timm's two roundings, so that widths match published checkpoints: its SE modules keep
+    `round_limit=0` (256 channels / 16 -> 16, 64 / 16 rounded to 8 -> 8), its mobile
+    networks' channel counts take `round_limit=0.9` (18 -> 16 loses 11%, so 24).
     """
     min_value = divisor if min_value is None else min_value
-    return max(min_value, int(value + divisor / 2) // divisor * divisor)
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < round_limit * value else rounded
+
+
+Activation = Literal["relu", "relu6", "silu", "hard_swish", "gelu", "sigmoid", "hard_sigmoid"]
+"""The activations a config may name (timm's names)."""
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "silu": nn.SiLU,  # also called swish
+    "hard_swish": nn.Hardswish,  # x * relu6(x + 3) / 6
+    "gelu": nn.GELU,
+    "sigmoid": nn.Sigmoid,
+    "hard_sigmoid": nn.Hardsigmoid,  # relu6(x + 3) / 6
+}
+
+
+def activation(name: str, *, inplace: bool = False) -> nn.Module:
+    """The activation module called `name` (see `ACTIVATIONS`), in place where it can be."""
+    cls = ACTIVATIONS[name]
+    return cls(inplace=True) if inplace and cls not in (nn.GELU, nn.Sigmoid) else cls()
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """BatchNorm followed by an activation, one module as in timm: the norm's tensors keep
+    their names (`bn1.weight`, ...), the activation has none."""
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        act: str | None = None,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, device=device, dtype=dtype)
+        self.act = activation(act, inplace=True) if act is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(super().forward(x))
+
+
+PoolType = Literal["avg", "max", "avgmax", "catavgmax", ""]
+"""timm's global poolings of a CNN's last feature map; '' keeps the map."""
+
+
+class GlobalPool(nn.Module):
+    """Global pooling of a `(B, C, H, W)` map: average, max, their mean (`avgmax`), both
+    concatenated (`catavgmax`, 2C channels), or none (''); flattened to `(B, C)` if asked."""
+
+    def __init__(self, pool_type: PoolType = "avg", *, flatten: bool = True) -> None:
+        super().__init__()
+        self.pool_type = pool_type
+        self.flatten = flatten and pool_type != ""
+
+    @property
+    def feat_mult(self) -> int:
+        """How many times the input's channels the output has."""
+        return 2 if self.pool_type == "catavgmax" else 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool_type == "":
+            return x
+        keep = not self.flatten
+        if self.pool_type == "avg":
+            return x.mean((2, 3), keepdim=keep)
+        if self.pool_type == "max":
+            return x.amax((2, 3), keepdim=keep)
+        average, maximum = x.mean((2, 3), keepdim=keep), x.amax((2, 3), keepdim=keep)
+        if self.pool_type == "avgmax":
+            return 0.5 * (average + maximum)
+        return torch.cat((average, maximum), dim=1)
+
+    def extra_repr(self) -> str:
+        return f"pool_type={self.pool_type!r}, flatten={self.flatten}"
 
 
 def drop_path_rates(total_rate: float, num_blocks: int) -> list[float]:
