@@ -41,4 +41,9 @@ def register(zoo: PluginContext) -> None:
         "class_attention", f"{__name__}.attention.class_attention:MultiHeadClassAttention", kind="class"
     )
     zoo.add_builder("cait", f"{__name__}.models.cait:family")
+
+    # Squeeze-and-Excitation CNNs: EfficientNet, MobileNetV3, RegNet.
+    zoo.add_builder("efficientnet", f"{__name__}.models.efficientnet:family")
+    zoo.add_builder("mobilenetv3", f"{__name__}.models.mobilenetv3:family")
+    zoo.add_builder("regnet", f"{__name__}.models.regnet:family")
     zoo.add_models(files(__name__) / "registry.yaml")
