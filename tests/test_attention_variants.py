@@ -3,7 +3,9 @@
 Parametrised over the installed registry, naming no family and no variant: a model has a
 slot of a kind when its builder's config has a field annotated with that kind's
 `AttentionSpec` subclass. Each variant is built into the first such entry, at the entry's
-configuration, on the `meta` device, and passes its kind's probe.
+configuration, on the `meta` device, and passes its kind's probe; and it runs forward in
+every family with a slot of its kind, at the family's small test size (each family gives
+its slot the shapes, and the reduced width, its own blocks fix).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import typing
 from functools import cache
 
 import pytest
+import torch
 
 import zoo
 import zoo.attention
 from zoo.attention import ATTENTION_KINDS, AttentionSpec
 from zoo.registry import AttentionVariant
 from zoo.registry.attention import probe_attention_class
+from zoo.registry.family import FunctionFamily
 
 # Every typed slot the stable path exports, by kind.
 SPECS: dict[str, type[AttentionSpec]] = {
@@ -46,6 +50,18 @@ def slots(kind: str) -> list[tuple[str, str]]:
     return found
 
 
+def family_slots(kind: str) -> list[tuple[str, str]]:
+    """(builder, field) for every family (with an example input) that has a slot of `kind`."""
+    found = []
+    for builder in REGISTRY.components("builder"):
+        if isinstance(builder.family, FunctionFamily):
+            continue
+        for field, info in builder.config_type.model_fields.items():
+            if SPECS[kind] in annotated_types(info.annotation):
+                found.append((builder.name, field))
+    return found
+
+
 def test_every_kind_has_a_spec_type():
     assert set(SPECS) == set(ATTENTION_KINDS)
 
@@ -63,3 +79,23 @@ def test_a_variant_follows_its_kind_and_builds_into_a_model_on_meta(variant):
     built = [m for m in model.modules() if type(m) is variant.module_class()]
     assert built, f"{entry}: no {variant.name} module in the model"
     assert {p.device.type for p in model.parameters()} == {"meta"}
+
+
+@pytest.mark.parametrize(
+    ("variant", "builder", "field"),
+    [(v, builder, field) for v in VARIANTS for builder, field in family_slots(v.kind.name)],
+    ids=lambda value: value.name if isinstance(value, AttentionVariant) else value,
+)
+def test_a_variant_runs_in_every_family_with_a_slot_of_its_kind(variant, builder, field):
+    family = REGISTRY.builder(builder).family
+    args = {**family.test_args, field: variant.name}
+    config = family.config.model_validate(args, context={"registry": REGISTRY})
+    torch.manual_seed(0)
+    model = family.build(config).eval()
+    assert any(type(m) is variant.module_class() for m in model.modules()), f"{builder}: no {variant.name}"
+    with torch.no_grad():
+        output = model(*family.example_input(config, batch=2))
+        default = family.config.model_validate(family.test_args, context={"registry": REGISTRY})
+        shapes_only = family.build(default, device="meta").eval()
+        assert output.shape == shapes_only(*family.example_input(default, batch=2, device="meta")).shape
+    assert torch.isfinite(output).all()

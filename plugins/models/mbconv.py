@@ -304,11 +304,12 @@ class MobileTrunk(nn.Module):
     def forward_trunk(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> the last stage's map (B, width, H/32, W/32)."""
         x = self.bn1(self.conv_stem(x))
-        for block in self.blocks_in_order():
+        for stage in self.blocks:  # stage by stage: `feature_info` names the stages' outputs
             if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, use_reentrant=False)
+                for block in stage:
+                    x = checkpoint(block, x, use_reentrant=False)
             else:
-                x = block(x)
+                x = stage(x)
         return x
 
 
