@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -17,6 +18,7 @@ __all__ = [
     "PoolType",
     "activation",
     "drop_path_rates",
+    "init_fan_out",
     "make_divisible",
 ]
 
@@ -110,6 +112,15 @@ class GlobalPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"pool_type={self.pool_type!r}, flatten={self.flatten}"
+
+
+def init_fan_out(conv: nn.Conv2d) -> None:
+    """He-normal over the fan-out counted per group (std sqrt(2 / (k * k * out / groups))),
+    zero bias: how the TensorFlow mobile networks and RegNet initialise their convs."""
+    fan_out = conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels // conv.groups
+    nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / fan_out))
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
 
 
 def drop_path_rates(total_rate: float, num_blocks: int) -> list[float]:

@@ -36,7 +36,7 @@ from torch.utils.checkpoint import checkpoint
 
 from zoo.attention import ChannelAttention
 
-from ..layers import Activation, BatchNormAct2d, DropPath, make_divisible
+from ..layers import Activation, BatchNormAct2d, DropPath, init_fan_out, make_divisible
 
 __all__ = [
     "BlockDef",
@@ -261,10 +261,7 @@ class MobileTrunk(nn.Module):
             return  # nothing to initialise: weights are about to be assigned
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels // module.groups
-                nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+                init_fan_out(module)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)

@@ -31,7 +31,7 @@ from torch.utils.checkpoint import checkpoint
 from zoo.attention import ChannelAttention
 from zoo.registry.family import ImageFamily
 
-from ..layers import BatchNormAct2d, DropPath, GlobalPool, PoolType, drop_path_rates
+from ..layers import BatchNormAct2d, DropPath, GlobalPool, PoolType, drop_path_rates, init_fan_out
 
 __all__ = ["Bottleneck", "RegNet", "RegNetConfig", "build", "family", "regnet_widths"]
 
@@ -219,10 +219,7 @@ class RegNet(nn.Module):
             return  # nothing to initialise: weights are about to be assigned
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels // module.groups
-                nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+                init_fan_out(module)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)

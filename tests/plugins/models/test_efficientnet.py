@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -13,7 +11,7 @@ from zoo_plugins.attention.eca import EfficientChannelAttention
 from zoo_plugins.attention.se import SqueezeExcite
 from zoo_plugins.models.mbconv import InvertedResidual
 
-from ...conftest import REFERENCE
+from .tiny import assert_reproduces_timm
 
 NAME = "efficientnet_b0"
 CASE = "efficientnet_tiny_cls10"
@@ -21,21 +19,8 @@ SIZES = ("channel_multiplier", "depth_multiplier", "num_classes", "img_size")
 SMALL = {"channel_multiplier": 0.25, "depth_multiplier": 0.34, "num_classes": 5}
 
 
-def tiny_args() -> dict:
-    description = json.loads((REFERENCE / "tiny" / f"{CASE}.json").read_text())
-    return {key: description[key] for key in SIZES}
-
-
 def test_the_tiny_reference_checkpoint_reproduces_timm_outputs_and_features():
-    from safetensors.torch import load_file
-
-    model = zoo.create(NAME, checkpoint=REFERENCE / "tiny" / f"{CASE}.safetensors", **tiny_args()).eval()
-    io = load_file(REFERENCE / "tiny" / f"{CASE}.io.safetensors")
-    with torch.no_grad():
-        features = model.forward_features(io["input"])
-        output = model.forward_head(features)
-    torch.testing.assert_close(features, io["features"], atol=1e-5, rtol=0)
-    torch.testing.assert_close(output, io["output"], atol=1e-5, rtol=0)
+    assert_reproduces_timm(NAME, CASE, SIZES)
 
 
 @pytest.mark.parametrize(

@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import zoo
 from zoo_plugins.models.mbconv import InvertedResidual
 
-from ...conftest import REFERENCE
+from .tiny import assert_reproduces_timm
 
 NAME = "mobilenetv3_large_100"
 CASE = "mobilenetv3_tiny_cls10"
-
-
-def tiny_args() -> dict:
-    description = json.loads((REFERENCE / "tiny" / f"{CASE}.json").read_text())
-    return {key: description[key] for key in ("channel_multiplier", "num_classes")}
+SIZES = ("channel_multiplier", "num_classes")
 
 
 def test_the_tiny_reference_checkpoint_reproduces_timm_outputs_and_features():
-    model = zoo.create(NAME, checkpoint=REFERENCE / "tiny" / f"{CASE}.safetensors", **tiny_args()).eval()
-    io = load_file(REFERENCE / "tiny" / f"{CASE}.io.safetensors")
-    with torch.no_grad():
-        features = model.forward_features(io["input"])
-        output = model.forward_head(features)
-    torch.testing.assert_close(features, io["features"], atol=1e-5, rtol=0)
-    torch.testing.assert_close(output, io["output"], atol=1e-5, rtol=0)
+    assert_reproduces_timm(NAME, CASE, SIZES)
 
 
 def test_relu_in_the_early_stages_hard_swish_later():

@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import zoo
 from zoo.errors import ArgumentError
 from zoo_plugins.attention.se import SqueezeExcite
 from zoo_plugins.models.regnet import regnet_widths
 
-from ...conftest import REFERENCE
+from .tiny import assert_reproduces_timm, case_args
 
 NAME = "regnety_032"
 CASE = "regnety_tiny_cls10"
 SIZES = ("depth", "w0", "wa", "wm", "group_size", "se_ratio", "num_classes")
 
 
-def tiny_args() -> dict:
-    description = json.loads((REFERENCE / "tiny" / f"{CASE}.json").read_text())
-    return {key: description[key] for key in SIZES}
-
-
 def test_the_tiny_reference_checkpoint_reproduces_timm_outputs_and_features():
-    model = zoo.create(NAME, checkpoint=REFERENCE / "tiny" / f"{CASE}.safetensors", **tiny_args()).eval()
-    io = load_file(REFERENCE / "tiny" / f"{CASE}.io.safetensors")
-    with torch.no_grad():
-        features = model.forward_features(io["input"])
-        output = model.forward_head(features)
-    torch.testing.assert_close(features, io["features"], atol=1e-5, rtol=0)
-    torch.testing.assert_close(output, io["output"], atol=1e-5, rtol=0)
+    assert_reproduces_timm(NAME, CASE, SIZES)
 
 
 def stages(model) -> list[tuple[int, int, int]]:
@@ -46,7 +32,7 @@ def stages(model) -> list[tuple[int, int, int]]:
 
 def test_the_linear_rule_quantised_to_powers_of_wm_gives_the_stages():
     assert regnet_widths(6, 16, 16.0, 2.0) == [16, 32, 64, 64, 64, 128]
-    assert stages(zoo.create(NAME, **tiny_args(), device="meta")) == [
+    assert stages(zoo.create(NAME, **case_args(CASE, SIZES), device="meta")) == [
         (16, 1, 8),
         (32, 1, 8),
         (64, 3, 8),
@@ -81,14 +67,14 @@ def test_se_follows_the_group_conv_reduced_from_the_block_input_width():
 
 
 def test_the_block_applies_se_between_the_group_conv_and_the_last_conv():
-    model = zoo.create(NAME, **tiny_args(), zero_init_last=False).eval()
+    model = zoo.create(NAME, **case_args(CASE, SIZES), zero_init_last=False).eval()
     block, x = model.s3.b2, torch.randn(2, 64, 4, 4)
     expected = torch.relu(block.conv3(block.se(block.conv2(block.conv1(x)))) + x)
     torch.testing.assert_close(block(x), expected)
 
 
 def test_without_attention_its_blocks_are_regnetx_blocks():
-    model = zoo.create(NAME, **tiny_args(), attn=None)
+    model = zoo.create(NAME, **case_args(CASE, SIZES), attn=None)
     assert not any(".se." in name for name in model.state_dict())
 
 
@@ -98,5 +84,5 @@ def test_the_published_weights_are_evaluated_at_288_pixels():
 
 
 def test_the_last_norm_of_each_block_starts_at_zero():
-    model = zoo.create(NAME, **tiny_args())
+    model = zoo.create(NAME, **case_args(CASE, SIZES))
     assert all(block.conv3.bn.weight.abs().sum() == 0 for block in model.blocks_in_order())
