@@ -209,28 +209,18 @@ class MobileTrunk(nn.Module):
         self.conv_stem = conv(spec.in_chans, spec.stem_size, 3, stride=2, **factory)
         self.bn1 = BatchNormAct2d(spec.stem_size, act=spec.act, **factory)
         stages = [scale_depth(stage, spec.depth_multiplier) for stage in spec.stages]
-        total, index, reduction, width = sum(map(len, stages)), 0, 2, spec.stem_size
-        self.feature_info: list[dict[str, Any]] = []
-        if stages[0][0].stride > 1:
-            self.feature_info.append({"module": "bn1", "num_chs": width, "reduction": 2, "stage": 0})
-        built = []
-        for number, stage in enumerate(stages):
+        total = sum(map(len, stages))
+        rates = iter(spec.drop_path_rate * index / total for index in range(total))  # timm's: / total
+        width, built = spec.stem_size, []
+        for stage in stages:
             blocks = []
             for position, definition in enumerate(stage):
                 stride = definition.stride if position == 0 else 1
-                rate = spec.drop_path_rate * index / total
-                blocks.append(self.block(spec, definition, width, stride, rate, **factory))
-                width, reduction, index = spec.width(definition.out_chs), reduction * stride, index + 1
+                blocks.append(self.block(spec, definition, width, stride, next(rates), **factory))
+                width = spec.width(definition.out_chs)
             built.append(nn.Sequential(*blocks))
-            if number + 1 == len(stages) or stages[number + 1][0].stride > 1:
-                info = {
-                    "module": f"blocks.{number}",
-                    "num_chs": width,
-                    "reduction": reduction,
-                    "stage": number + 1,
-                }
-                self.feature_info.append(info)
         self.blocks = nn.Sequential(*built)
+        self.feature_info: list[dict[str, Any]] = stage_outputs(stages, spec)
         return width
 
     @staticmethod
@@ -308,6 +298,20 @@ class MobileTrunk(nn.Module):
             else:
                 x = stage(x)
         return x
+
+
+def stage_outputs(stages: Sequence[Sequence[BlockDef]], spec: TrunkSpec) -> list[dict[str, Any]]:
+    """timm's `feature_info` of a trunk: the output of each stage followed by a stride (the
+    stem's, if the first stage strides) and of the last stage."""
+    outputs, reduction = [], 2
+    if stages[0][0].stride > 1:
+        outputs.append({"module": "bn1", "num_chs": spec.stem_size, "reduction": reduction, "stage": 0})
+    for number, stage in enumerate(stages):
+        reduction *= stage[0].stride
+        if number + 1 == len(stages) or stages[number + 1][0].stride > 1:
+            module, width = f"blocks.{number}", spec.width(stage[-1].out_chs)
+            outputs.append({"module": module, "num_chs": width, "reduction": reduction, "stage": number + 1})
+    return outputs
 
 
 def init_linear(layer: nn.Linear) -> None:
