@@ -8,7 +8,9 @@ kept. float32 always; bfloat16 only where the CPU computes it natively
 (`zoo.bench.cpu_supports`). Everything runs under `torch.inference_mode()` on the CPU
 with a fixed thread count. The goal is at least 1.0x timm for every family. With
 `--channels-last`, the CNN families (EfficientNet, MobileNetV3, RegNetY) run in the
-channels-last memory format, theirs and ours alike.
+channels-last memory format, theirs and ours alike. `--clock cpu` times the process's CPU
+seconds (all its threads together) instead of wall-clock seconds: on a machine shared with
+other work it measures the work each model does, which other processes do not inflate.
 
 timm is not a dependency of the zoo; without it this prints one line and exits 0. With
 the CPU torch, timm needs the torchvision stand-in (see the shared benchmark notes):
@@ -16,7 +18,7 @@ the CPU torch, timm needs the torchvision stand-in (see the shared benchmark not
     .venv/bin/pip install --no-deps timm
     PYTHONPATH=../shared/bench/torchvision_shim .venv/bin/python \\
         benchmarks/families_vs_timm.py [--families deit,swin] [--batch 8] [--rounds 5] \\
-        [--dtypes float32,bfloat16] [--threads 2] [--channels-last]
+        [--dtypes float32,bfloat16] [--threads 2] [--channels-last] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--channels-last", action="store_true", help="the CNNs in channels-last format")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall-clock or CPU seconds")
     args = parser.parse_args()
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = [f for f in args.families if f not in FAMILIES]
@@ -62,11 +65,11 @@ def param_count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def time_once(model, x) -> float:
-    """Seconds of one forward pass."""
-    start = time.perf_counter()
+def time_once(model, x, clock=time.perf_counter) -> float:
+    """Seconds of one forward pass, by `clock`."""
+    start = clock()
     model(x)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def main() -> int:
@@ -98,7 +101,9 @@ def main() -> int:
         f"torch {torch.__version__}, timm {timm.__version__}, {args.threads} threads, "
         f"batch {args.batch}, {args.rounds} rounds (median), inference_mode, CPU"
         + (", CNNs channels-last" if args.channels_last else "")
+        + (", CPU seconds" if args.clock == "cpu" else "")
     )
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     rows = []
     for family in args.families:
         zoo_name, timm_name, extra = FAMILIES[family]
@@ -126,7 +131,7 @@ def main() -> int:
                     # alternate which goes first so neither always runs on a warmer cache
                     order = ("zoo", "timm") if round_ % 2 == 0 else ("timm", "zoo")
                     for who in order:
-                        times[who].append(time_once(models[who], x))
+                        times[who].append(time_once(models[who], x, clock))
             speed = {who: args.batch / statistics.median(t) for who, t in times.items()}
             rows.append((family, dtype_name, speed["zoo"], speed["timm"]))
         del ours, theirs
