@@ -1,4 +1,4 @@
-"""Inference throughput of the zoo's ViT-descendant families against timm's.
+"""Inference throughput of the zoo's image families against timm's.
 
 For each family, builds the zoo model (`zoo.create(name)`, random weights, eval) and
 timm's model of the same architecture (`timm.create_model(name, pretrained=False)`),
@@ -6,7 +6,11 @@ checks that both have the same number of parameters, and times inference (images
 one process: zoo and timm runs alternate, several rounds, and the median of each is
 kept. float32 always; bfloat16 only where the CPU computes it natively
 (`zoo.bench.cpu_supports`). Everything runs under `torch.inference_mode()` on the CPU
-with a fixed thread count. The goal is at least 1.0x timm for every family.
+with a fixed thread count. The goal is at least 1.0x timm for every family. With
+`--channels-last`, the CNN families (EfficientNet, MobileNetV3, RegNetY) run in the
+channels-last memory format, theirs and ours alike. `--clock cpu` times the process's CPU
+seconds (all its threads together) instead of wall-clock seconds: on a machine shared with
+other work it measures the work each model does, which other processes do not inflate.
 
 timm is not a dependency of the zoo; without it this prints one line and exits 0. With
 the CPU torch, timm needs the torchvision stand-in (see the shared benchmark notes):
@@ -14,7 +18,7 @@ the CPU torch, timm needs the torchvision stand-in (see the shared benchmark not
     .venv/bin/pip install --no-deps timm
     PYTHONPATH=../shared/bench/torchvision_shim .venv/bin/python \\
         benchmarks/families_vs_timm.py [--families deit,swin] [--batch 8] [--rounds 5] \\
-        [--dtypes float32,bfloat16] [--threads 2]
+        [--dtypes float32,bfloat16] [--threads 2] [--channels-last] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -31,7 +35,11 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "clip": ("vit_base_patch16_clip_224", "vit_base_patch16_clip_quickgelu_224", {}),
     "swin": ("swin_tiny_patch4_window7_224", "swin_tiny_patch4_window7_224", {}),
     "cait": ("cait_xxs24_224", "cait_xxs24_224", {}),
+    "efficientnet": ("efficientnet_b0", "efficientnet_b0", {}),
+    "mobilenetv3": ("mobilenetv3_large_100", "mobilenetv3_large_100", {}),
+    "regnety": ("regnety_032", "regnety_032", {}),
 }
+CNNS = {"efficientnet", "mobilenetv3", "regnety"}  # the families channels-last applies to
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,6 +50,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each first")
     parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--channels-last", action="store_true", help="the CNNs in channels-last format")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall-clock or CPU seconds")
     args = parser.parse_args()
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = [f for f in args.families if f not in FAMILIES]
@@ -55,11 +65,11 @@ def param_count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def time_once(model, x) -> float:
-    """Seconds of one forward pass."""
-    start = time.perf_counter()
+def time_once(model, x, clock=time.perf_counter) -> float:
+    """Seconds of one forward pass, by `clock`."""
+    start = clock()
     model(x)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def main() -> int:
@@ -90,7 +100,10 @@ def main() -> int:
     print(
         f"torch {torch.__version__}, timm {timm.__version__}, {args.threads} threads, "
         f"batch {args.batch}, {args.rounds} rounds (median), inference_mode, CPU"
+        + (", CNNs channels-last" if args.channels_last else "")
+        + (", CPU seconds" if args.clock == "cpu" else "")
     )
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     rows = []
     for family in args.families:
         zoo_name, timm_name, extra = FAMILIES[family]
@@ -103,9 +116,12 @@ def main() -> int:
             continue
         print(f"{family}: {n_ours:,} parameters in both")
         size = extra.get("img_size", 224)
+        channels_last = args.channels_last and family in CNNS
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
         for dtype_name, dtype in dtypes:
-            models = {"zoo": ours.to(dtype), "timm": theirs.to(dtype)}
-            x = torch.randn(args.batch, 3, size, size, dtype=dtype)
+            pair = (("zoo", ours), ("timm", theirs))
+            models = {who: model.to(dtype, memory_format=memory_format) for who, model in pair}
+            x = torch.randn(args.batch, 3, size, size, dtype=dtype).contiguous(memory_format=memory_format)
             times: dict[str, list[float]] = {"zoo": [], "timm": []}
             with torch.inference_mode():
                 for _ in range(args.warmup):
@@ -115,7 +131,7 @@ def main() -> int:
                     # alternate which goes first so neither always runs on a warmer cache
                     order = ("zoo", "timm") if round_ % 2 == 0 else ("timm", "zoo")
                     for who in order:
-                        times[who].append(time_once(models[who], x))
+                        times[who].append(time_once(models[who], x, clock))
             speed = {who: args.batch / statistics.median(t) for who, t in times.items()}
             rows.append((family, dtype_name, speed["zoo"], speed["timm"]))
         del ours, theirs

@@ -44,6 +44,10 @@ def register(zoo: PluginContext) -> None:
 
     # Transformer encoder-decoder: sequence attention in its self- and cross-attention.
     zoo.add_builder("transformer_seq2seq", f"{__name__}.models.transformer_seq2seq:family")
+    # Squeeze-and-Excitation CNNs: EfficientNet, MobileNetV3, RegNet.
+    zoo.add_builder("efficientnet", f"{__name__}.models.efficientnet:family")
+    zoo.add_builder("mobilenetv3", f"{__name__}.models.mobilenetv3:family")
+    zoo.add_builder("regnet", f"{__name__}.models.regnet:family")
     zoo.add_models(files(__name__) / "registry.yaml")
 
     # Attention as the tutorials write it: heads with their own key and value widths.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ValidationError
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -14,12 +14,17 @@ from torch.utils.checkpoint import checkpoint
 from zoo.registry.family import reset_to_defaults
 
 __all__ = [
-    "CNN_POOLS",
+    "ACTIVATIONS",
+    "Activation",
+    "BatchNormAct2d",
     "DropPath",
-    "GlobalPool2d",
+    "GlobalPool",
     "LSTMEncoder",
+    "PoolType",
+    "activation",
     "drop_path_rates",
     "factory_of",
+    "init_fan_out",
     "init_linears",
     "init_submodules",
     "make_divisible",
@@ -31,14 +36,104 @@ __all__ = [
 Config = TypeVar("Config", bound=BaseModel)
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round `value` to the nearest multiple of `divisor`, and to at least `min_value`.
+def make_divisible(
+    value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.0
+) -> int:
+    """Round `value` to the nearest multiple of `divisor`, and to at least `min_value`; if that
+    loses more than `1 - round_limit` of `value`, one `divisor` more.
 
-    The rounding of timm's SE modules (`round_limit=0`), so that hidden widths match
-    published checkpoints: 256 channels / 16 -> 16, 64 / 16 rounded to 8 -> 8.
+    timm's two roundings, so that widths match published checkpoints: its SE modules keep
+    `round_limit=0` (256 channels / 16 -> 16, 64 / 16 rounded to 8 -> 8), its mobile
+    networks' channel counts take `round_limit=0.9` (18 -> 16 loses 11%, so 24).
     """
     min_value = divisor if min_value is None else min_value
-    return max(min_value, int(value + divisor / 2) // divisor * divisor)
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < round_limit * value else rounded
+
+
+Activation = Literal["relu", "relu6", "silu", "hard_swish", "gelu", "sigmoid", "hard_sigmoid"]
+"""The activations a config may name (timm's names)."""
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "silu": nn.SiLU,  # also called swish
+    "hard_swish": nn.Hardswish,  # x * relu6(x + 3) / 6
+    "gelu": nn.GELU,
+    "sigmoid": nn.Sigmoid,
+    "hard_sigmoid": nn.Hardsigmoid,  # relu6(x + 3) / 6
+}
+
+
+def activation(name: str, *, inplace: bool = False) -> nn.Module:
+    """The activation module called `name` (see `ACTIVATIONS`), in place where it can be."""
+    cls = ACTIVATIONS[name]
+    return cls(inplace=True) if inplace and cls not in (nn.GELU, nn.Sigmoid) else cls()
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """BatchNorm followed by an activation, one module as in timm: the norm's tensors keep
+    their names (`bn1.weight`, ...), the activation has none."""
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        act: str | None = None,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, device=device, dtype=dtype)
+        self.act = activation(act, inplace=True) if act is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(super().forward(x))
+
+
+PoolType = Literal["avg", "max", "avgmax", "catavgmax", ""]
+"""timm's global poolings of a CNN's last feature map; '' keeps the map."""
+
+
+class GlobalPool(nn.Module):
+    """Global pooling of a `(B, C, H, W)` map: average, max, their mean (`avgmax`), both
+    concatenated (`catavgmax`, 2C channels), or none (''); flattened to `(B, C)` if asked."""
+
+    def __init__(self, pool_type: PoolType = "avg", *, flatten: bool = True) -> None:
+        super().__init__()
+        self.pool_type = pool_type
+        self.flatten = flatten and pool_type != ""
+
+    @property
+    def feat_mult(self) -> int:
+        """How many times the input's channels the output has."""
+        return 2 if self.pool_type == "catavgmax" else 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool_type == "":
+            return x
+        keep = not self.flatten
+        if self.pool_type == "avg":
+            return x.mean((2, 3), keepdim=keep)
+        if self.pool_type == "max":
+            return x.amax((2, 3), keepdim=keep)
+        average, maximum = x.mean((2, 3), keepdim=keep), x.amax((2, 3), keepdim=keep)
+        if self.pool_type == "avgmax":
+            return 0.5 * (average + maximum)
+        return torch.cat((average, maximum), dim=1)
+
+    def extra_repr(self) -> str:
+        return f"pool_type={self.pool_type!r}, flatten={self.flatten}"
+
+
+def init_fan_out(conv: nn.Conv2d) -> None:
+    """He-normal over the fan-out counted per group (std sqrt(2 / (k * k * out / groups))),
+    zero bias: how the TensorFlow mobile networks and RegNet initialise their convs."""
+    fan_out = conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels // conv.groups
+    nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / fan_out))
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
 
 
 def drop_path_rates(total_rate: float, num_blocks: int) -> list[float]:
@@ -63,41 +158,6 @@ def run_blocks(blocks: Iterable[nn.Module], x: torch.Tensor, *, checkpointed: bo
 def tokens_as_grid(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(B, h*w, D) -> (B, D, h, w)."""
     return tokens.reshape(tokens.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
-
-
-CNN_POOLS = ("avg", "max", "avgmax", "catavgmax", "")
-"""A CNN's `global_pool`, as timm's: average, maximum, their mean, both side by side (twice
-the width), or none (the feature map itself)."""
-
-
-class GlobalPool2d(nn.Module):
-    """(B, C, H, W) -> (B, C) by `pool_type` (one of `CNN_POOLS`), (B, 2C) for catavgmax, or
-    the map itself for ""."""
-
-    def __init__(self, pool_type: str = "avg") -> None:
-        super().__init__()
-        if pool_type not in CNN_POOLS:
-            raise ValueError(f"global_pool '{pool_type}': one of {', '.join(map(repr, CNN_POOLS))}")
-        self.pool_type = pool_type
-
-    @property
-    def width_factor(self) -> int:
-        return 2 if self.pool_type == "catavgmax" else 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.pool_type:
-            return x
-        if self.pool_type == "avg":
-            return F.adaptive_avg_pool2d(x, 1).flatten(1)
-        if self.pool_type == "max":
-            return F.adaptive_max_pool2d(x, 1).flatten(1)
-        average, maximum = F.adaptive_avg_pool2d(x, 1).flatten(1), F.adaptive_max_pool2d(x, 1).flatten(1)
-        if self.pool_type == "avgmax":
-            return 0.5 * (average + maximum)
-        return torch.cat([average, maximum], dim=1)
-
-    def extra_repr(self) -> str:
-        return f"pool_type={self.pool_type!r}"
 
 
 def reconfigured(config: Config, **changes: Any) -> Config:

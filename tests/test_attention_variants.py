@@ -6,6 +6,8 @@ slot of a kind when its builder's config has a field annotated with that kind's
 field, in the first entry of that builder), at the entry's configuration, on the `meta`
 device, and passes its kind's probe. A sequence variant with a key-value cache
 (`IncrementalAttention`) attends through its cache as through its forward.
+And each runs forward in every family with a slot of its kind, at the family's small test
+size (each family gives its slot the shapes, and the reduced width, its own blocks fix).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import zoo.attention
 from zoo.attention import ATTENTION_KINDS, AttentionSpec, IncrementalAttention
 from zoo.registry import AttentionVariant
 from zoo.registry.attention import probe_attention_class
+from zoo.registry.family import FunctionFamily
 
 # Every typed slot the stable path exports, by kind.
 SPECS: dict[str, type[AttentionSpec]] = {
@@ -48,6 +51,18 @@ def slots(kind: str) -> list[tuple[str, str]]:
             if SPECS[kind] in annotated_types(info.annotation):
                 found.setdefault((builder, field), (name, field))
     return list(found.values())
+
+
+def family_slots(kind: str) -> list[tuple[str, str]]:
+    """(builder, field) for every family (with an example input) that has a slot of `kind`."""
+    found = []
+    for builder in REGISTRY.components("builder"):
+        if isinstance(builder.family, FunctionFamily):
+            continue
+        for field, info in builder.config_type.model_fields.items():
+            if SPECS[kind] in annotated_types(info.annotation):
+                found.append((builder.name, field))
+    return found
 
 
 def test_every_kind_has_a_spec_type():
@@ -99,3 +114,23 @@ def test_a_variant_with_a_key_value_cache_attends_through_it_as_through_forward(
         parts = [module.project_kv(key[:, i : i + 1], value[:, i : i + 1]) for i in range(7)]
         torch.testing.assert_close(torch.cat([k for k, _ in parts], dim=-2), keys)
         torch.testing.assert_close(torch.cat([v for _, v in parts], dim=-2), values)
+
+
+@pytest.mark.parametrize(
+    ("variant", "builder", "field"),
+    [(v, builder, field) for v in VARIANTS for builder, field in family_slots(v.kind.name)],
+    ids=lambda value: value.name if isinstance(value, AttentionVariant) else value,
+)
+def test_a_variant_runs_in_every_family_with_a_slot_of_its_kind(variant, builder, field):
+    family = REGISTRY.builder(builder).family
+    args = {**family.test_args, field: variant.name}
+    config = family.config.model_validate(args, context={"registry": REGISTRY})
+    torch.manual_seed(0)
+    model = family.build(config).eval()
+    assert any(type(m) is variant.module_class() for m in model.modules()), f"{builder}: no {variant.name}"
+    with torch.no_grad():
+        output = model(*family.example_input(config, batch=2))
+        default = family.config.model_validate(family.test_args, context={"registry": REGISTRY})
+        shapes_only = family.build(default, device="meta").eval()
+        assert output.shape == shapes_only(*family.example_input(default, batch=2, device="meta")).shape
+    assert torch.isfinite(output).all()

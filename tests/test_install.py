@@ -192,7 +192,7 @@ SHAKY_CODE = """
         return torch.nn.Linear(config.width, 2, device=device, dtype=dtype)
 
     class Halve(torch.nn.Module):
-        def __init__(self, channels: int, *, device=None, dtype=None):
+        def __init__(self, channels: int, *, rd_channels=None, device=None, dtype=None):
             super().__init__()
 
         def forward(self, x):

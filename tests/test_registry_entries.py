@@ -139,6 +139,8 @@ def test_the_catalogue_holds_the_promised_names():
         "deit_base_distilled_patch16_224", "seresnet50", "ecaresnet50d",
     }  # fmt: skip
     promised |= {f"resnet{d}{a}" for d in (18, 34, 50, 101) for a in ("", "_se", "_cbam", "_eca")}
+    promised |= {f"efficientnet_b{b}" for b in range(4)} | {"mobilenetv3_large_100", "regnety_032"}
+    promised |= {f"regnety_{gf:03d}" for gf in (2, 4, 6, 8, 16, 40, 64, 80, 120, 160, 320)}
     assert promised <= set(NAMES)
 
 

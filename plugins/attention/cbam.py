@@ -7,7 +7,9 @@ Channel attention, then spatial attention, each a gate in [0, 1]:
     M_c(F) = sigmoid(MLP(AvgPool(F)) + MLP(MaxPool(F)))        shared MLP, (B, C, 1, 1)
     M_s(F) = sigmoid(conv_kxk([mean_c(F); max_c(F)]))           k in {3, 7}, (B, 1, H, W)
     F' = M_c(F) * F,  F'' = M_s(F') * F'
-As in the authors' code, the spatial conv has no bias and is followed by BatchNorm.
+As in the authors' code, the spatial conv has no bias and is followed by BatchNorm. The
+MLP's hidden width is the slot's `rd_channels` where it gives one, else
+`channels * rd_ratio` rounded to a multiple of `rd_divisor`.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class CBAM(nn.Module):
         self,
         channels: int,
         *,
+        rd_channels: int | None = None,
         rd_ratio: float = 1 / 16,
         rd_divisor: int = 1,
         kernel_size: Literal[3, 7] = 7,
@@ -77,7 +80,7 @@ class CBAM(nn.Module):
         super().__init__()
         if kernel_size not in (3, 7):
             raise ValueError(f"CBAM's spatial kernel is 3 or 7, not {kernel_size}")
-        hidden = make_divisible(channels * rd_ratio, rd_divisor)
+        hidden = rd_channels if rd_channels is not None else make_divisible(channels * rd_ratio, rd_divisor)
         self.channel = ChannelGate(channels, hidden=hidden, device=device, dtype=dtype)
         self.spatial = SpatialGate(kernel_size=kernel_size, device=device, dtype=dtype)
 

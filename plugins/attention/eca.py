@@ -5,7 +5,8 @@ CVPR 2020. https://arxiv.org/abs/1910.03151
 
 SE without the bottleneck: the pooled channel descriptor goes through a 1-D convolution
 across neighbouring channels, whose odd kernel size grows with log2(C). The module is named
-`se.conv` inside timm's `ecaresnet` blocks.
+`se.conv` inside timm's `ecaresnet` blocks. Having no reduced width, it accepts the
+`rd_channels` a slot may pass (EfficientNet's, MobileNetV3's, RegNet's) and ignores it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class EfficientChannelAttention(nn.Module):
         self,
         channels: int,
         *,
+        rd_channels: int | None = None,  # no bottleneck: ignored
         kernel_size: OddKernel | None = None,
         gamma: int = 2,
         beta: int = 1,

@@ -26,7 +26,8 @@ from zoo.registry.family import ImageFamily, feature_take_indices
 
 from ..layers import (
     DropPath,
-    GlobalPool2d,
+    GlobalPool,
+    PoolType,
     drop_path_rates,
     factory_of,
     init_submodules,
@@ -57,7 +58,7 @@ class ResNetConfig(BaseModel):
     drop_rate: Rate = 0.0
     drop_path_rate: Rate = 0.0
     zero_init_last: bool = True
-    global_pool: Literal["avg", "max", "avgmax", "catavgmax", ""] = "avg"
+    global_pool: PoolType = "avg"
     """timm's pooling before the classifier (catavgmax: average and max side by side; "": none)."""
 
     @model_validator(mode="after")
@@ -232,7 +233,7 @@ class ResNet(nn.Module):
 
         self.num_features = inplanes
         self.grad_checkpointing = False
-        self.global_pool = GlobalPool2d(config.global_pool)
+        self.global_pool = GlobalPool(config.global_pool)
         self.head_drop = nn.Dropout(config.drop_rate)
         self.fc = self._classifier(config.num_classes, **factory)
         self.reset_parameters()
@@ -240,7 +241,7 @@ class ResNet(nn.Module):
     def _classifier(self, num_classes: int, **factory) -> nn.Module:
         if num_classes <= 0:
             return nn.Identity()
-        return nn.Linear(self.num_features * self.global_pool.width_factor, num_classes, **factory)
+        return nn.Linear(self.num_features * self.global_pool.feat_mult, num_classes, **factory)
 
     def reset_parameters(self) -> None:
         """He-normal convs; unit BatchNorm, with each block's last one zeroed if asked."""
@@ -277,12 +278,12 @@ class ResNet(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.fc
 
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: PoolType | None = None) -> None:
         """A new classifier of `num_classes` (0: none), initialised as `init_classifier` does,
         after `global_pool` pooling if given (timm's meanings, see `ResNetConfig`)."""
         pool = self.config.global_pool if global_pool is None else global_pool
         self.config = reconfigured(self.config, num_classes=num_classes, global_pool=pool)
-        self.global_pool = GlobalPool2d(pool)
+        self.global_pool = GlobalPool(pool)
         self.fc = self._classifier(num_classes, **factory_of(self))
         self.init_classifier()
 

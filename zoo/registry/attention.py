@@ -4,9 +4,14 @@ An attention variant is a `torch.nn.Module` class registered under a name and a 
 kind fixes the constructor arguments a model passes and the forward contract:
 
 channel
-    `__init__(self, channels: int, *, device=None, dtype=None, **options)`;
-    `forward(x)` maps a `(B, C, H, W)` feature map to one of the same shape (a re-weighting).
-    Plugs into any ResNet block.
+    `__init__(self, channels: int, *, rd_channels: int | None = None, device=None,
+    dtype=None, **options)`; `forward(x)` maps a `(B, C, H, W)` feature map to one of the same
+    shape (a re-weighting). `rd_channels` is the reduced (bottleneck) width a slot may ask
+    for, as its architecture fixes it (EfficientNet and RegNet reduce from the block's input
+    width, MobileNetV3 from the expanded width rounded to multiples of 8); a slot may leave
+    it out, and None means the variant's own rule (SE's `rd_ratio`). A variant without a
+    bottleneck (ECA) accepts and ignores it. Plugs into any ResNet, EfficientNet,
+    MobileNetV3 and RegNet block.
 token
     `__init__(self, dim: int, *, num_heads: int, qkv_bias: bool, attn_drop: float,
     proj_drop: float, device=None, dtype=None, **options)`;
@@ -75,10 +80,11 @@ that options given by name in the registry or to `zoo.create` are type-checked b
 module is built.
 
 Two checks hold a class to its kind: `check_attention_class` reads the constructor's
-signature, and `probe_attention_class` builds the class with its default options on the
-`meta` device (no memory, no compute) and runs `forward` on small inputs, checking the
-shapes above. Both run when a variant is first used and when `zoo plugins` or
-`zoo validate` check every installed component.
+signature (a keyword a slot may leave out, such as `rd_channels`, needs a default), and
+`probe_attention_class` builds the class with its default options on the `meta` device
+(no memory, no compute) and runs `forward` on small inputs, checking the shapes above.
+Both run when a variant is first used and when `zoo plugins` or `zoo validate` check every
+installed component.
 """
 
 from __future__ import annotations
@@ -177,7 +183,7 @@ def _describe(value: Any) -> str:
 
 
 # Probe sizes: small, and all different, so that a swapped dimension cannot pass unseen.
-B, C, H, W = 2, 16, 5, 7
+B, C, H, W, RD = 2, 16, 5, 7, 3
 N, DIM, HEADS = 5, 16, 2
 LQ, LK, KDIM, VDIM, OUT = 3, 4, 12, 10, 8
 S, QUERY_DIM = 6, 12
@@ -185,9 +191,12 @@ WINDOW, WINDOWS = (2, 3), 4  # (Wh, Ww): N = 6 tokens per window; nW windows per
 
 
 def _probe_channel(probe: _Probe) -> None:
-    """channel: `(B, C, H, W) -> (B, C, H, W)`."""
-    module = probe.build(C)
-    probe.expect("output", probe.forward(module, probe.tensor(B, C, H, W)), "(B, C, H, W)", (B, C, H, W))
+    """channel: `(B, C, H, W) -> (B, C, H, W)`, at the variant's own reduced width and at one a
+    slot asks for (`rd_channels`)."""
+    for reduced in ({}, {"rd_channels": RD}):
+        module = probe.build(C, **reduced)
+        output = probe.forward(module, probe.tensor(B, C, H, W))
+        probe.expect("output", output, "(B, C, H, W)", (B, C, H, W))
 
 
 def _probe_token(probe: _Probe) -> None:
@@ -318,6 +327,8 @@ class AttentionKind:
     keywords: tuple[str, ...]
     summary: str
     probe: Callable[[_Probe], None] = field(repr=False, compare=False)
+    optional: tuple[str, ...] = ()
+    """Keywords (among `keywords`) a slot may leave out: the constructor gives them a default."""
 
 
 ATTENTION_KINDS: dict[str, AttentionKind] = {
@@ -326,9 +337,10 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
         AttentionKind(
             "channel",
             positional=("channels",),
-            keywords=("device", "dtype"),
+            keywords=("rd_channels", "device", "dtype"),
             summary="(B, C, H, W) -> (B, C, H, W) re-weighting inside a conv block",
             probe=_probe_channel,
+            optional=("rd_channels",),
         ),
         AttentionKind(
             "token",
@@ -391,6 +403,11 @@ def check_attention_class(cls: Any, kind: AttentionKind, *, name: str) -> None:
                 f"{', '.join(kind.positional)}, *, {', '.join(kind.keywords)}, **options)"
             )
     for parameter in parameters:
+        if parameter.name in kind.optional and parameter.default is inspect.Parameter.empty:
+            raise AttentionInterfaceError(
+                f"attention '{name}' ({cls.__qualname__}): '{parameter.name}' needs a default "
+                f"(None: the variant's own choice), as a {kind.name} slot may leave it out"
+            )
         if parameter.name in kind.positional or parameter.name in kind.keywords:
             continue
         if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:

@@ -42,3 +42,8 @@ def test_the_spatial_kernel_is_3_or_7_only():
         CBAM(16, kernel_size=5)
     with pytest.raises(ArgumentError, match="option 'kernel_size': Input should be 3 or 7"):
         zoo.create("resnet18", attn={"name": "cbam", "kernel_size": 5})
+
+
+def test_the_channel_mlp_takes_a_slot_s_reduced_width():
+    assert tuple(CBAM(64).channel.fc1.weight.shape) == (4, 64, 1, 1)  # 64 / 16
+    assert tuple(CBAM(64, rd_channels=16).channel.fc1.weight.shape) == (16, 64, 1, 1)

@@ -35,3 +35,10 @@ def test_the_conv_has_no_bias_and_a_fixed_kernel_can_be_chosen():
     assert eca.conv.bias is None and eca.conv.kernel_size == (7,)
     with pytest.raises(ArgumentError, match="must be odd"):
         zoo.create("resnet18", attn={"name": "eca", "kernel_size": 4})
+
+
+def test_having_no_bottleneck_it_ignores_a_slot_s_reduced_width():
+    plain, given = EfficientChannelAttention(64), EfficientChannelAttention(64, rd_channels=16)
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {
+        k: v.shape for k, v in given.state_dict().items()
+    }

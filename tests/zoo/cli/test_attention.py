@@ -21,7 +21,9 @@ class Gain(torch.nn.Module):
     Made up for these tests: https://example.org/gain
     """
 
-    def __init__(self, channels: int, *, gain: float = 1.0, device=None, dtype=None) -> None:
+    def __init__(
+        self, channels: int, *, rd_channels: int | None = None, gain: float = 1.0, device=None, dtype=None
+    ) -> None:
         super().__init__()
         self.weight = torch.nn.Parameter(torch.full((channels, 1, 1), gain, device=device, dtype=dtype))
 
@@ -70,7 +72,7 @@ def test_one_variant_shows_its_kind_contract_options_and_paper():
     lines = result.stdout.splitlines()
     assert lines[0] == "eca: Efficient Channel Attention (ECA)."
     assert "  kind:      channel: (B, C, H, W) -> (B, C, H, W) re-weighting inside a conv block" in lines
-    assert "  interface: __init__(channels, *, device, dtype, **options)" in lines
+    assert "  interface: __init__(channels, *, rd_channels=None, device, dtype, **options)" in lines
     assert "  paper:     https://arxiv.org/abs/1910.03151" in lines
     options = lines[lines.index("  options:") + 1 : lines.index("  options:") + 4]
     assert options == ["    kernel_size: int (>= 1) | None = None", "    gamma: int = 2", "    beta: int = 1"]
@@ -89,7 +91,7 @@ def test_one_variant_as_json(builtin_registry, use_registry):
         "summary": "A learned gain on every channel.",
         "contract": {
             "summary": "(B, C, H, W) -> (B, C, H, W) re-weighting inside a conv block",
-            "interface": "__init__(channels, *, device, dtype, **options)",
+            "interface": "__init__(channels, *, rd_channels=None, device, dtype, **options)",
         },
         "options": [{"name": "gain", "type": "float", "default": 1.0}],
         "paper": "https://example.org/gain",

@@ -54,7 +54,10 @@ def test_an_unknown_option_lists_the_variants_options():
         "zoo: error: resnet18: argument 'attn': attention 'eca': unknown option 'k_size' "
         "(options: kernel_size, gamma, beta)"
     )
-    with pytest.raises(ArgumentError, match=r"unknown options 'k', 'r' \(options: rd_ratio, rd_divisor\)"):
+    with pytest.raises(
+        ArgumentError,
+        match=r"unknown options 'k', 'r' \(options: rd_ratio, rd_divisor, act, gate, tensor_names\)",
+    ):
         zoo.create("resnet18", attn={"name": "se", "k": 3, "r": 4}, device="meta")
 
 
@@ -62,7 +65,7 @@ def test_a_variant_without_options_says_so(builtin_registry):
     from .test_attention import Gain
 
     class Plain(Gain):
-        def __init__(self, channels: int, *, device=None, dtype=None) -> None:
+        def __init__(self, channels: int, *, rd_channels: int | None = None, device=None, dtype=None) -> None:
             super().__init__(channels, device=device, dtype=dtype)
 
     builtin_registry.add_attention("plain", Plain, kind="channel", owner="tests")

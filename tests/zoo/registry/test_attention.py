@@ -20,7 +20,9 @@ CHANNEL = ATTENTION_KINDS["channel"]
 class Scale(nn.Module):
     """A minimal channel attention: a learned scalar gate."""
 
-    def __init__(self, channels: int, *, init: float = 1.0, device=None, dtype=None):
+    def __init__(
+        self, channels: int, *, rd_channels: int | None = None, init: float = 1.0, device=None, dtype=None
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.full((), init, device=device, dtype=dtype))
 
@@ -41,15 +43,23 @@ def test_a_conforming_class_passes_and_its_options_are_typed():
 @pytest.mark.parametrize(
     ("signature", "complaint"),
     [
-        ("def __init__(self, dim, *, device=None, dtype=None): ...", "takes 'channels'"),
-        ("def __init__(self, channels, *, dtype=None): ...", "takes 'device'"),
+        ("def __init__(self, dim, *, rd_channels=None, device=None, dtype=None): ...", "takes 'channels'"),
+        ("def __init__(self, channels, *, rd_channels=None, dtype=None): ...", "takes 'device'"),
+        ("def __init__(self, channels, *, device=None, dtype=None): ...", "takes 'rd_channels'"),
         (
-            "def __init__(self, channels, ratio: float = 1.0, *, device=None, dtype=None): ...",
+            "def __init__(self, channels, *, rd_channels, device=None, dtype=None): ...",
+            "'rd_channels' needs a default .None: the variant's own choice., as a channel slot may leave it out",
+        ),
+        (
+            "def __init__(self, channels, ratio: float = 1.0, *, rd_channels=None, device=None, dtype=None): ...",
             "must be keyword-only",
         ),
-        ("def __init__(self, channels, *, ratio: float, device=None, dtype=None): ...", "needs a default"),
         (
-            "def __init__(self, channels, *, ratio=1.0, device=None, dtype=None): ...",
+            "def __init__(self, channels, *, rd_channels=None, ratio: float, device=None, dtype=None): ...",
+            "option 'ratio' needs a default",
+        ),
+        (
+            "def __init__(self, channels, *, rd_channels=None, ratio=1.0, device=None, dtype=None): ...",
             "needs a type annotation",
         ),
     ],
@@ -119,7 +129,7 @@ def test_a_dumped_spec_reads_back_in_the_registrys_short_form():
 class Halve(nn.Module):
     """Channel: drops every other channel."""
 
-    def __init__(self, channels: int, *, device=None, dtype=None):
+    def __init__(self, channels: int, *, rd_channels: int | None = None, device=None, dtype=None):
         super().__init__()
 
     def forward(self, x):
@@ -188,7 +198,7 @@ def test_a_probe_refuses_a_variant_that_changes_the_shape_its_slot_needs(cls, ki
 
 def test_a_probe_runs_on_meta_so_a_large_variant_costs_no_memory():
     class Huge(Scale):
-        def __init__(self, channels: int, *, device=None, dtype=None):
+        def __init__(self, channels: int, *, rd_channels: int | None = None, device=None, dtype=None):
             super().__init__(channels, device=device, dtype=dtype)
             self.table = nn.Parameter(torch.empty(10**6, 10**6))  # 4 TB anywhere but on meta
 
@@ -217,4 +227,4 @@ def test_a_variant_is_probed_once():
     variant = registry.attention("counted")
     variant.check()
     assert variant.module_class() is Counted and variant.module_class() is Counted
-    assert Counted.forwards == 1
+    assert Counted.forwards == 2  # one probe: at the variant's own reduced width, then at a slot's

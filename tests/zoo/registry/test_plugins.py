@@ -169,7 +169,7 @@ def string_builder(config: ResNetConfig, *, device=None, dtype=None):
 class Halve(torch.nn.Module):
     """A channel attention that drops half the channels: off its slot's shape."""
 
-    def __init__(self, channels: int, *, device=None, dtype=None):
+    def __init__(self, channels: int, *, rd_channels: int | None = None, device=None, dtype=None):
         super().__init__()
 
     def forward(self, x):

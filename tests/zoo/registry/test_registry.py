@@ -126,7 +126,7 @@ def test_validation_checks_entries_against_their_builders(builtin_registry, writ
         ("unknown_adapter", "weights.t.adapter"),
     }
     assert problems[("unknown_builder", "builder")] == (
-        "builder 'resnetx' is not registered (did you mean 'resnet'?): "
+        "builder 'resnetx' is not registered (did you mean 'resnet', 'regnet'?): "
         "install the plugin that provides it, then validate",
         8,
     )

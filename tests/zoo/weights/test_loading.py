@@ -66,6 +66,8 @@ def test_each_published_checkpoint_is_the_layout_of_its_registry_name(path, buil
     heads = {weights.builder_args().get("num_classes", 0), getattr(weights, "output_dim", None)}
     assert config["num_classes"] in heads
     assert list(weights.preprocessing.input_size) == config["input_size"]
+    test_size = weights.preprocessing.test_input_size
+    assert (list(test_size) if test_size else None) == config.get("test_input_size")
     assert (weights.preprocessing.crop_pct, weights.preprocessing.interpolation) == (
         config["crop_pct"],
         config["interpolation"],

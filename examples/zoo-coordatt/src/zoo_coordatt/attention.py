@@ -6,9 +6,11 @@ https://arxiv.org/abs/2103.02907
 Where SE pools the whole map into one number per channel, coordinate attention pools along
 each axis separately, so the gates keep the position along the other one:
     z_h = mean over width   (B, C, H, 1)        z_w = mean over height   (B, C, 1, W)
-    f = act(bn(conv1x1([z_h; z_w])))            shared transform, C -> C / reduction
+    f = act(bn(conv1x1([z_h; z_w])))            shared transform, C -> hidden
     g_h = sigmoid(conv_h(f_h)),  g_w = sigmoid(conv_w(f_w))
     y = x * g_h * g_w
+The hidden width is the `rd_channels` of the slot where it gives one (EfficientNet's and
+MobileNetV3's blocks do), else `max(min_hidden, C // reduction)` as in the paper.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class CoordinateAttention(nn.Module):
         self,
         channels: int,
         *,
+        rd_channels: int | None = None,
         reduction: int = 32,
         min_hidden: int = 8,
         device: torch.device | str | None = None,
@@ -31,7 +34,7 @@ class CoordinateAttention(nn.Module):
     ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
-        hidden = max(min_hidden, channels // reduction)
+        hidden = rd_channels if rd_channels is not None else max(min_hidden, channels // reduction)
         self.conv1 = nn.Conv2d(channels, hidden, kernel_size=1, **factory)
         self.bn1 = nn.BatchNorm2d(hidden, **factory)
         self.act = nn.Hardswish()

@@ -1,0 +1,324 @@
+"""RegNetY: ResNet-like bottlenecks with group convs and SE, widths from a linear rule.
+
+Radosavovic et al., "Designing Network Design Spaces", CVPR 2020.
+https://arxiv.org/abs/2003.13678
+
+Five numbers make a RegNet (`regnet_widths`): block j of `depth` blocks gets the width
+`u_j = w0 + wa * j`, snapped to `w0 * wm^round(log(u_j / w0) / log(wm))` and rounded to a
+multiple of 8; runs of equal width are the stages (four), each starting with a stride 2.
+The widths are then made divisible by the group width `group_size` of the 3x3 convs.
+
+A block (`Bottleneck`): 1x1 conv, BN, ReLU; 3x3 group conv (strided in a stage's first
+block), BN, ReLU; SE (RegNetY); 1x1 conv, BN; the shortcut (a strided 1x1 conv and BN where
+the shape changes) added, then ReLU. SE sits on the 3x3 conv's output, reduced to a
+quarter (`se_ratio`) of the block's *input* width. Tensor names follow timm's `regnet`
+checkpoints, which load unchanged.
+
+The blocks' attention slot (`attn`) takes any channel attention; the default is SE as
+RegNetY has it (ReLU, sigmoid, convs named `fc1`/`fc2`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from zoo.attention import ChannelAttention
+from zoo.registry.family import ImageFamily
+
+from ..layers import BatchNormAct2d, DropPath, GlobalPool, PoolType, drop_path_rates, init_fan_out
+
+__all__ = ["Bottleneck", "RegNet", "RegNetConfig", "build", "family", "regnet_widths"]
+
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+Positive = Annotated[int, Field(gt=0)]
+
+STAGES = 4
+QUANTUM = 8  # block widths are multiples of 8
+
+
+def regnet_widths(depth: int, w0: int, wa: float, wm: float) -> list[int]:
+    """Each block's width from the RegNet rule (computed in float32, as the reference is)."""
+    continuous = torch.arange(depth, dtype=torch.float32) * wa + w0
+    exponents = torch.round(torch.log(continuous / w0) / math.log(wm))
+    return (torch.round(w0 * torch.pow(wm, exponents) / QUANTUM) * QUANTUM).int().tolist()
+
+
+def stage_plan(config: RegNetConfig) -> list[tuple[int, int, int]]:
+    """(width, depth, group width) of each stage: runs of equal block width, made divisible
+    by the group width of the bottleneck (a narrow stage takes its own width as group)."""
+    widths = regnet_widths(config.depth, config.w0, config.wa, config.wm)
+    plan = []
+    for width in sorted(set(widths)):
+        bottleneck = int(width * config.bottle_ratio)
+        group = min(config.group_size, bottleneck)
+        bottleneck = round(bottleneck / group) * group
+        plan.append((int(bottleneck / config.bottle_ratio), widths.count(width), group))
+    return plan
+
+
+class RegNetConfig(BaseModel):
+    """Architecture of a RegNet (timm's argument names)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    depth: Positive = 21
+    w0: Positive = 80
+    wa: float = Field(default=42.63, ge=0.0)
+    wm: float = Field(default=2.66, gt=1.0)
+    group_size: Positive = 24
+    bottle_ratio: float = Field(default=1.0, gt=0.0)
+    se_ratio: float = Field(
+        default=0.25, gt=0.0, description="the attention's reduced width over the block's input's"
+    )
+    stem_width: Positive = 32
+    in_chans: Positive = 3
+    num_classes: int = Field(default=1000, ge=0)
+    attn: ChannelAttention | None = Field(default="se", validate_default=True)
+    global_pool: PoolType = "avg"
+    drop_rate: Rate = 0.0
+    drop_path_rate: Rate = 0.0
+    zero_init_last: bool = True
+
+    @model_validator(mode="after")
+    def _four_stages(self) -> RegNetConfig:
+        if self.w0 % QUANTUM:
+            raise ValueError(f"w0 must be a multiple of {QUANTUM}, not {self.w0}")
+        stages = len(stage_plan(self))
+        if stages != STAGES:
+            raise ValueError(
+                f"depth {self.depth}, w0 {self.w0}, wa {self.wa}, wm {self.wm} give {stages} stages "
+                f"of equal width; a RegNet has {STAGES}"
+            )
+        return self
+
+
+class ConvNormAct(nn.Module):
+    """Conv without bias, then BN with an optional ReLU (timm's `conv`/`bn` names)."""
+
+    def __init__(
+        self, in_chs, out_chs, kernel_size, *, stride=1, groups=1, act=True, device=None, dtype=None
+    ) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        padding = kernel_size // 2
+        self.conv = nn.Conv2d(
+            in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False, **factory
+        )
+        self.bn = BatchNormAct2d(out_chs, act="relu" if act else None, **factory)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
+class Bottleneck(nn.Module):
+    """1x1, 3x3 group conv, attention, 1x1, plus the shortcut (see the module docstring)."""
+
+    def __init__(
+        self, in_chs, out_chs, *, stride, config: RegNetConfig, group_size, drop_path, device=None, dtype=None
+    ) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        bottleneck = round(out_chs * config.bottle_ratio)
+        self.conv1 = ConvNormAct(in_chs, bottleneck, 1, **factory)
+        self.conv2 = ConvNormAct(
+            bottleneck, bottleneck, 3, stride=stride, groups=bottleneck // group_size, **factory
+        )
+        reduced = round(in_chs * config.se_ratio)
+        attn = config.attn
+        self.se = (
+            attn.build(bottleneck, rd_channels=reduced, **factory) if attn is not None else nn.Identity()
+        )
+        self.conv3 = ConvNormAct(bottleneck, out_chs, 1, act=False, **factory)
+        self.downsample = (
+            ConvNormAct(in_chs, out_chs, 1, stride=stride, act=False, **factory)
+            if in_chs != out_chs or stride != 1
+            else nn.Identity()
+        )
+        self.drop_path = DropPath(drop_path)
+        self.act3 = nn.ReLU(inplace=True)
+
+    @property
+    def last_norm(self) -> nn.BatchNorm2d:
+        return self.conv3.bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.downsample(x)
+        x = self.se(self.conv2(self.conv1(x)))
+        x = self.conv3(x)
+        return self.act3(self.drop_path(x) + shortcut)
+
+
+class RegStage(nn.Module):
+    """Blocks `b1`, `b2`, ... of one width; the first one strided."""
+
+    def __init__(self, blocks: list[Bottleneck]) -> None:
+        super().__init__()
+        for number, block in enumerate(blocks, 1):
+            self.add_module(f"b{number}", block)
+        self.grad_checkpointing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.children():
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+
+class RegNet(nn.Module):
+    # What the loader asks to adapt pretrained weights (see `zoo.weights.adaptation`).
+    classifier_names = ("head.fc",)
+    first_conv = "stem.conv"
+
+    def __init__(self, config: RegNetConfig, *, device=None, dtype=None) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.config = config
+        self.stem = ConvNormAct(config.in_chans, config.stem_width, 3, stride=2, **factory)
+        self.feature_info: list[dict[str, Any]] = [
+            {"module": "stem", "num_chs": config.stem_width, "reduction": 2}
+        ]
+        plan = stage_plan(config)
+        rates = iter(drop_path_rates(config.drop_path_rate, sum(depth for _, depth, _ in plan)))
+        width, reduction = config.stem_width, 2
+        self.stage_names = []
+        for number, (out_chs, depth, group_size) in enumerate(plan, 1):
+            blocks = []
+            for index in range(depth):
+                blocks.append(
+                    Bottleneck(
+                        width if index == 0 else out_chs,
+                        out_chs,
+                        stride=2 if index == 0 else 1,
+                        config=config,
+                        group_size=group_size,
+                        drop_path=next(rates),
+                        **factory,
+                    )
+                )
+            width, reduction = out_chs, reduction * 2
+            self.stage_names.append(f"s{number}")
+            self.add_module(self.stage_names[-1], RegStage(blocks))
+            self.feature_info.append({"module": f"s{number}", "num_chs": width, "reduction": reduction})
+
+        self.num_features = self.head_hidden_size = width
+        self.head = ClassifierHead(width, config.num_classes, config.global_pool, config.drop_rate, **factory)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Convs normal with std sqrt(2 / fan_out) (fan_out per group), unit BatchNorm, the
+        classifier normal with std 0.01; each block's last BN zeroed if asked."""
+        if self.stem.conv.weight.is_meta:
+            return  # nothing to initialise: weights are about to be assigned
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                init_fan_out(module)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        self.init_classifier()
+        if self.config.zero_init_last:
+            for block in self.blocks_in_order():
+                nn.init.zeros_(block.last_norm.weight)
+
+    def init_classifier(self) -> None:
+        """Initialise the classifier as a fresh model's is, e.g. after a new `num_classes`."""
+        self.head.init_fc()
+
+    def stages(self) -> list[RegStage]:
+        return [getattr(self, name) for name in self.stage_names]
+
+    def blocks_in_order(self) -> list[nn.Module]:
+        return [block for stage in self.stages() for block in stage.children()]
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: PoolType | None = None) -> None:
+        """A new, freshly initialised classifier for `num_classes` (0: none), and another pooling if given."""
+        weight = self.stem.conv.weight
+        self.head.reset(num_classes, global_pool, device=weight.device, dtype=weight.dtype)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of keeping them."""
+        for stage in self.stages():
+            stage.grad_checkpointing = enable
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters to exempt from weight decay by name: none. As in timm, optimisers exempt
+        norms and biases by their shape (one dimension), which needs no names."""
+        return set()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the last stage's map (B, num_features, H/32, W/32)."""
+        x = self.stem(x)
+        for stage in self.stages():
+            x = stage(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class ClassifierHead(nn.Module):
+    """Global pooling, dropout, linear classifier (timm's `head.global_pool`, `head.fc`)."""
+
+    def __init__(
+        self, in_features, num_classes, pool_type: PoolType, drop_rate, *, device=None, dtype=None
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.global_pool = GlobalPool(pool_type)
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = self._fc(num_classes, device=device, dtype=dtype)
+
+    def _fc(self, num_classes: int, **factory) -> nn.Module:
+        width = self.in_features * self.global_pool.feat_mult
+        return nn.Linear(width, num_classes, **factory) if num_classes > 0 else nn.Identity()
+
+    def init_fc(self) -> None:
+        if isinstance(self.fc, nn.Linear) and not self.fc.weight.is_meta:
+            nn.init.normal_(self.fc.weight, 0.0, 0.01)
+            nn.init.zeros_(self.fc.bias)
+
+    def reset(self, num_classes: int, pool_type: PoolType | None = None, *, device=None, dtype=None) -> None:
+        if pool_type is not None:
+            self.global_pool = GlobalPool(pool_type)
+        self.fc = self._fc(num_classes, device=device, dtype=dtype)
+        self.init_fc()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(self.global_pool(x))
+        return x if pre_logits else self.fc(x)
+
+
+class RegNetFamily(ImageFamily):
+    """Family `regnet`: RegNets from the width rule, with any channel attention in their
+    blocks (RegNetY: SE; `attn: null` gives RegNetX's blocks)."""
+
+    config = RegNetConfig
+    test_args: ClassVar[dict[str, Any]] = {
+        "depth": 6,
+        "w0": 16,
+        "wa": 16.0,
+        "wm": 2.0,
+        "group_size": 8,
+        "num_classes": 10,
+    }
+
+    def build(self, config: RegNetConfig, *, device=None, dtype=None) -> RegNet:
+        return RegNet(config, device=device, dtype=dtype)
+
+
+family = RegNetFamily()
+build = family.build
