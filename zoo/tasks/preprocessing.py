@@ -22,7 +22,9 @@ An 8-bit image is resized in 8 bits by PIL and divided by 255; a 16-bit, 32-bit 
 image is brought to floats in [0, 1] (PIL mode F, see `load_image`) and resized in floats,
 so it keeps its precision to the tensor.
 
-A name without weights (`resnet50_cbam`) gets the ImageNet defaults: mean
+A name that borrows published weights (`resnet50_cbam`, whose `backbone` is
+`resnet50.a1_in1k`) gets their preprocessing. A name with neither (`regnety_002`) gets the
+ImageNet defaults: mean
 (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225), crop 0.875, bicubic, at the model's own
 input size (its `img_size` argument where its builder has one, else 224).
 """
@@ -102,7 +104,11 @@ def data_config(
         )
     tag = resolved.tag or resolved.entry.default_weight_tag
     model_args = dict(model_args or {})
-    base = resolved.entry.weights[tag].preprocessing_or_none if tag is not None else None
+    weights, published = (resolved.entry.weights[tag], f"{resolved.name}.{tag}") if tag else (None, None)
+    if weights is None and resolved.entry.backbone is not None:  # the weights it borrows
+        borrowed = registry.backbone(resolved.source)
+        weights, published = borrowed.weights, str(borrowed)
+    base = weights.preprocessing_or_none if weights is not None else None
     if base is not None and not model_args:
         return _test_size(base) if use_test_size else base
 
@@ -121,7 +127,7 @@ def data_config(
         return IMAGENET_PREPROCESSING.model_copy(update={"input_size": (channels, height, width)})
     if in_chans is not None and in_chans != base.input_size[0]:
         raise ArgumentError(
-            f"{resolved.name}.{tag} was trained on {base.input_size[0]} channels; its mean and std "
+            f"{published} was trained on {base.input_size[0]} channels; its mean and std "
             f"do not fit in_chans={in_chans}"
         )
     if grid is not None and grid != tuple(base.input_size[1:]):

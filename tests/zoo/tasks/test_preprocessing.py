@@ -133,10 +133,14 @@ class TestDataConfig:
         assert cfg == zoo.data_config("vit_base_patch16_224.augreg2_in21k_ft_in1k")
 
     def test_a_name_without_weights_gets_imagenet_defaults(self):
-        cfg = zoo.data_config("resnet50_cbam")
+        cfg = zoo.data_config("regnety_002")
         assert cfg.input_size == (3, 224, 224)
         assert cfg.mean == IMAGENET_MEAN and cfg.std == IMAGENET_STD
         assert cfg.crop_pct == 0.875 and cfg.interpolation == "bicubic"
+
+    def test_a_name_borrowing_weights_gets_their_preprocessing(self):
+        assert zoo.data_config("resnet50_cbam") == zoo.data_config("resnet50.a1_in1k")
+        assert zoo.data_config("resnet50_cbam", use_test_size=True).input_size == (3, 288, 288)
 
     def test_test_size_is_used_only_when_asked(self):
         assert zoo.data_config("resnet50").input_size == (3, 224, 224)
