@@ -217,6 +217,21 @@ def _checkpoint(name: str, **overrides) -> Callable[[Path], None]:
     return make
 
 
+def _finetuned(path: Path) -> None:
+    """What examples/finetune.py writes: a 2-class resnet18_cbam, its classes in the metadata."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    import zoo
+
+    torch.manual_seed(0)
+    state = zoo.create("resnet18_cbam", num_classes=2).state_dict()
+    metadata = {"model": "resnet18_cbam", "classes": json.dumps(["blue", "red"]), "model_args": "{}"}
+    save_file({key: value.contiguous() for key, value in state.items()}, str(path), metadata=metadata)
+
+
 # The input files the examples read, made in their working directory when a page names them.
 INPUTS: dict[str, Callable[[Path], None]] = {
     "cat.jpg": lambda path: _image(path, (320, 240)),
@@ -225,6 +240,7 @@ INPUTS: dict[str, Callable[[Path], None]] = {
     "classes.txt": lambda path: path.write_text("".join(f"class {i}\n" for i in range(10))),
     "model.safetensors": _checkpoint("vit_tiny_patch16_224"),  # README: checkpoint=
     "best.safetensors": _checkpoint("resnet18_cbam", num_classes=10),  # docs/hub.md: zoo export
+    "finetuned.safetensors": _finetuned,  # docs/training.md: the recipe's output
     # docs/sequence.md: zoo attn on sequence models, small ones saved as they were built
     "text.safetensors": _checkpoint(
         "text_transformer_small", vocab_size=32, embed_dim=32, depth=2, num_heads=2

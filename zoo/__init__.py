@@ -68,6 +68,7 @@ _LOCATIONS: dict[str, str] = {
     "create": ".weights.factory",
     "get": ".weights.factory",
     "load_checkpoint": ".weights.loading",
+    **dict.fromkeys(("create_sharded", "shard_model"), ".weights.sharded"),
 }
 
 __all__ = [
@@ -102,6 +103,7 @@ __all__ = [
     "ZooError",
     "attention_maps",
     "create",
+    "create_sharded",
     "data_config",
     "default_registry",
     "export",
@@ -113,6 +115,7 @@ __all__ = [
     "load_image",
     "model_info",
     "sequence_maps",
+    "shard_model",
     "transforms",
 ]
 
@@ -157,3 +160,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     from .weights.export import export
     from .weights.factory import create, get
     from .weights.loading import load_checkpoint
+    from .weights.sharded import create_sharded, shard_model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from .errors import DeviceError
@@ -9,7 +10,7 @@ from .errors import DeviceError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DTYPE_NAMES", "resolve_device", "resolve_dtype"]
+__all__ = ["DTYPE_NAMES", "rank_device", "resolve_device", "resolve_dtype"]
 
 DTYPE_NAMES = {
     "float32": "float32",
@@ -71,3 +72,12 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     if not resolved.is_floating_point:
         raise DeviceError(f"dtype '{dtype}' is not a floating-point type")
     return resolved
+
+
+def rank_device(device: str | torch.device | None) -> torch.device | None:
+    """`resolve_device` for one process of a `torchrun` launch: a device type without an index
+    (`"cuda"`) is this process's own, `cuda:LOCAL_RANK`; outside torchrun, GPU 0 as ever."""
+    resolved = resolve_device(device)
+    if resolved is None or resolved.index is not None or resolved.type in ("cpu", "meta"):
+        return resolved
+    return resolve_device(f"{resolved.type}:{int(os.environ.get('LOCAL_RANK', 0))}")

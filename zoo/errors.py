@@ -144,6 +144,9 @@ class ImageError(ZooError, ValueError):
         self.reason = reason
         super().__init__(f"{path}: {reason}")
 
+    def __reduce__(self):  # pickled whole, as the ranks of a launch gather them
+        return type(self), (self.path, self.reason)
+
 
 class AttentionMapError(ZooError, TypeError):
     """A model that offers no attention maps, or not the one asked for."""

@@ -16,6 +16,8 @@ PACKAGE = Path(zoo.__file__).parent
 # or re-exports kept for the paths plugins import (zoo.attention, zoo.maps, ...).
 LAYERS = ("zoo.registry", "zoo.weights", "zoo.tasks", "zoo.cli")
 REEXPORTS = {"zoo", "zoo.attention", "zoo.bench", "zoo.labels", "zoo.maps", "zoo.plugins", "zoo.predict"}
+# `python -m zoo` runs the command line: it sits at the top, with zoo.cli.
+ENTRY_POINTS = {"zoo.__main__"}
 
 
 def module_name(path: Path) -> str:
@@ -53,6 +55,8 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def layer_of(module: str) -> int:
+    if module in ENTRY_POINTS:
+        return len(LAYERS)
     for index, layer in enumerate(LAYERS):
         if module == layer or module.startswith(layer + "."):
             return index + 1

@@ -92,14 +92,18 @@ def embed_command(
     )
     refuse_meta(flags["device"], "embed")
     from ..tasks.predict import embed_files, embedding_format, predictor, save_embeddings
+    from ..tasks.ranks import joined, local_first
 
     check_output(output, "--output", inputs=[*images, checkpoint], force=force)
     embedding_format(output)
-    model = predictor(name, checkpoint=checkpoint, model_args=model_args, **flags)
-    embedded = embed_files(model, images, batch_size=batch_size, on_error=_echo_error)
-    if embedded.embeddings is not None:
-        save_embeddings(output, embedded.embeddings, embedded.files, metadata={"model": model.name})
-    _report(model.name, output, embedded, as_json)
+    with joined() as ranks:
+        with local_first(ranks):  # one download per node into a shared cache
+            model = predictor(name, checkpoint=checkpoint, model_args=model_args, **flags)
+        embedded = embed_files(model, images, batch_size=batch_size, on_error=_echo_error, ranks=ranks)
+        if ranks.leads:
+            if embedded.embeddings is not None:
+                save_embeddings(output, embedded.embeddings, embedded.files, metadata={"model": model.name})
+            _report(model.name, output, embedded, as_json)
     if embedded.failed:
         sys.exit(1)
 

@@ -25,6 +25,7 @@ from .overwrite import check_output
 
 if TYPE_CHECKING:
     from ..tasks.predict import Predictor
+    from ..tasks.ranks import Ranks
 
 __all__ = ["predict_command"]
 
@@ -110,24 +111,28 @@ def predict_command(
     )
     refuse_meta(flags["device"], "predict")
     from ..tasks.predict import embedding_format, predictor
+    from ..tasks.ranks import joined, local_first
 
     if embeddings_file is not None:
         inputs = [*images, checkpoint, labels_file]
         check_output(embeddings_file, "--embeddings", inputs=inputs, force=force)
         embedding_format(embeddings_file)
-    model = predictor(name, checkpoint=checkpoint, labels=labels_file, model_args=model_args, **flags)
-    if not model.has_head and embeddings_file is None:
-        raise ArgumentError(
-            f"{name} has no classifier head: it gives embeddings; write them with "
-            f"'zoo embed {name} IMAGE... -o OUT.safetensors'"
-        )
-    want_embeddings = embeddings_file is not None or not model.has_head
-    collected = _predict_all(model, images, batch_size, topk, want_embeddings, echo=not as_json)
-    embedding_size = _write_embeddings(collected, embeddings_file, name)
-    if as_json:
-        _echo_json_report(name, model, collected, embedding_size, embeddings_file)
-    else:
-        _echo_summary(model, collected, embedding_size, embeddings_file)
+    with joined() as ranks:
+        with local_first(ranks):  # one download per node into a shared cache
+            model = predictor(name, checkpoint=checkpoint, labels=labels_file, model_args=model_args, **flags)
+        if not model.has_head and embeddings_file is None:
+            raise ArgumentError(
+                f"{name} has no classifier head: it gives embeddings; write them with "
+                f"'zoo embed {name} IMAGE... -o OUT.safetensors'"
+            )
+        want_embeddings = embeddings_file is not None or not model.has_head
+        collected = _predict_all(model, images, batch_size, topk, want_embeddings, not as_json, ranks)
+        if ranks.leads:
+            embedding_size = _write_embeddings(collected, embeddings_file, name)
+            if as_json:
+                _echo_json_report(name, model, collected, embedding_size, embeddings_file)
+            else:
+                _echo_summary(model, collected, embedding_size, embeddings_file)
     if collected.failed:
         sys.exit(1)
 
@@ -140,29 +145,63 @@ class _Collected:
     failed: list[dict[str, str]] = field(default_factory=list)
     embedded_files: list[str] = field(default_factory=list)
     embedding_rows: list[Any] = field(default_factory=list)
+    shown: list[tuple[str, Any]] = field(default_factory=list)
+    """(file, its predictions or None) of each image, for printing."""
+
+    def extend(self, other: _Collected) -> None:
+        for name in ("results", "failed", "embedded_files", "embedding_rows", "shown"):
+            getattr(self, name).extend(getattr(other, name))
 
 
 def _predict_all(
-    model: Predictor, images: Sequence[Path], batch_size: int, topk: int, want_embeddings: bool, echo: bool
+    model: Predictor,
+    images: Sequence[Path],
+    batch_size: int,
+    topk: int,
+    want_embeddings: bool,
+    echo: bool,
+    ranks: Ranks,
 ) -> _Collected:
-    """Run the model over the images, `batch_size` at a time; `echo` prints each result."""
+    """Run the model over the images, `batch_size` at a time: this rank's batches, gathered
+    with every other rank's in order (see `zoo.tasks.ranks`). `echo` prints each result, as
+    it comes in a single process, once gathered (by rank 0) in a launch of several."""
+    chunks = list(_chunks(images, batch_size))
+    mine = []
+    for index in ranks.share(len(chunks)):
+        part = _predict_chunk(model, chunks[index], topk, want_embeddings)
+        mine.append((index, part))
+        if echo and ranks.world_size == 1:
+            _echo_results(part)
     collected = _Collected()
-    for chunk in _chunks(images, batch_size):
-        ready, tensors = _read_chunk(model, chunk, collected.failed)
-        if not ready:
-            continue
-        predictions, embeddings = model.run(model.stack(tensors), topk=topk, embeddings=want_embeddings)
-        if embeddings is not None:
-            collected.embedding_rows.append(embeddings)
-            collected.embedded_files += ready
-        for index, file in enumerate(ready):
-            result: dict[str, Any] = {"file": file}
-            if predictions is not None:
-                result["predictions"] = [p.as_dict() for p in predictions[index]]
-            collected.results.append(result)
-            if echo:
-                _echo_result(file, predictions[index] if predictions is not None else None)
+    for part in ranks.in_order(mine):
+        collected.extend(part)
+    if echo and ranks.world_size > 1 and ranks.leads:
+        _echo_results(collected)
     return collected
+
+
+def _predict_chunk(model: Predictor, chunk: Sequence[Path], topk: int, want_embeddings: bool) -> _Collected:
+    """The results of one batch of images."""
+    collected = _Collected()
+    ready, tensors = _read_chunk(model, chunk, collected.failed)
+    if not ready:
+        return collected
+    predictions, embeddings = model.run(model.stack(tensors), topk=topk, embeddings=want_embeddings)
+    if embeddings is not None:
+        collected.embedding_rows.append(embeddings)
+        collected.embedded_files += ready
+    for index, file in enumerate(ready):
+        result: dict[str, Any] = {"file": file}
+        if predictions is not None:
+            result["predictions"] = [p.as_dict() for p in predictions[index]]
+        collected.results.append(result)
+        collected.shown.append((file, predictions[index] if predictions is not None else None))
+    return collected
+
+
+def _echo_results(collected: _Collected) -> None:
+    for file, predictions in collected.shown:
+        _echo_result(file, predictions)
 
 
 def _read_chunk(

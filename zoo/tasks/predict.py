@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..devices import rank_device
 from ..errors import ArgumentError, CheckpointError, ImageError, NoWeightsError
 from ..files import atomic_path
 from ..registry import Registry, Resolved, default_registry
@@ -27,6 +28,7 @@ from ..weights.factory import create
 from ..weights.resolve import resolve
 from .labels import labels_for
 from .preprocessing import ImageTransform, data_config, load_image
+from .ranks import Ranks
 
 if TYPE_CHECKING:
     import torch
@@ -171,7 +173,8 @@ def predictor(
         num_classes: The head the checkpoint has, when it differs from the tag's.
         labels: Class names: a `LabelSet`, or a text file with one name per line. Default:
             the tag's label set, when it has as many classes as the model.
-        device: Where to run (`"cuda"`, ...).
+        device: Where to run (`"cuda"`, ...); under torchrun, a bare `"cuda"` is the process's
+            own GPU, `cuda:LOCAL_RANK`.
         dtype: Floating-point dtype of the weights (`"bfloat16"`, ...).
         registry: The registry to use instead of the installed plugins' one.
         model_args: Builder arguments on top of the registry's (for checkpoints of a
@@ -196,7 +199,7 @@ def predictor(
         pretrained=pretrained,
         checkpoint=checkpoint,
         num_classes=num_classes,
-        device=device,
+        device=rank_device(device),
         dtype=dtype,
         registry=registry,
         **model_args,
@@ -255,29 +258,45 @@ def embed_files(
     *,
     batch_size: int = 16,
     on_error: Callable[[ImageError], None] | None = None,
+    ranks: Ranks | None = None,
 ) -> EmbeddedFiles:
     """Embed image files, `batch_size` at a time (`Predictor.embed` for each batch).
 
     A file that cannot be read as an image is skipped, kept in `failed` and passed to
-    `on_error` as it is met; the others are still embedded.
+    `on_error` as it is met; the others are still embedded. With the `ranks` of a torchrun
+    launch, this rank embeds its share of the batches and every rank gets all of them, in
+    order (see `zoo.tasks.ranks`).
     """
     import torch
 
+    ranks = ranks if ranks is not None else Ranks()
+    chunks = list(_chunks(paths, batch_size))
+    mine = [(index, _embed_chunk(ready, chunks[index], on_error)) for index in ranks.share(len(chunks))]
     embedded, rows = EmbeddedFiles(), []
-    for chunk in _chunks(paths, batch_size):
-        tensors = []
-        for path in chunk:
-            try:
-                tensors.append(ready.transform(load_image(path)))
-                embedded.files.append(str(path))
-            except ImageError as error:
-                embedded.failed.append(error)
-                if on_error is not None:
-                    on_error(error)
-        if tensors:
-            rows.append(ready.run(ready.stack(tensors), topk=1, embeddings=True)[1])
+    for part, embeddings in ranks.in_order(mine):
+        embedded.files += part.files
+        embedded.failed += part.failed
+        if embeddings is not None:
+            rows.append(embeddings)
     embedded.embeddings = torch.cat(rows) if rows else None
     return embedded
+
+
+def _embed_chunk(
+    ready: Predictor, chunk: Sequence[str | Path], on_error: Callable[[ImageError], None] | None
+) -> tuple[EmbeddedFiles, torch.Tensor | None]:
+    """The files of one batch that were read (and those that were not), and their embeddings."""
+    part, tensors = EmbeddedFiles(), []
+    for path in chunk:
+        try:
+            tensors.append(ready.transform(load_image(path)))
+            part.files.append(str(path))
+        except ImageError as error:
+            part.failed.append(error)
+            if on_error is not None:
+                on_error(error)
+    embeddings = ready.run(ready.stack(tensors), topk=1, embeddings=True)[1] if tensors else None
+    return part, embeddings
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

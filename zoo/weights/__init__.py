@@ -8,5 +8,6 @@
 - `loading`, `adaptation`: checkpoints assigned into models built on `meta`, and made to fit
   a model that differs from them on purpose;
 - `factory`: `create`, `get` and `download`, the name-taking entry points;
+- `sharded`: `create_sharded`, a model sharded with FSDP2, each rank loading its slices;
 - `hub_config`, `export`: the folder `zoo export` writes and `hf-hub:` names read.
 """

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,13 +11,13 @@ from ..devices import resolve_device, resolve_dtype
 from ..errors import ArgumentError
 from ..registry import Registry, Resolved, default_registry
 from . import hub
-from .loading import LoadReport, load_checkpoint
+from .loading import LoadReport, load_checkpoint, parameters_on_meta
 from .resolve import pretrained_weights, resolve, with_default_tag
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["create", "download", "get", "pretrained_cfg"]
+__all__ = ["Planned", "create", "download", "get", "plan", "pretrained_cfg"]
 
 
 def create(
@@ -75,13 +76,79 @@ def create(
         as `model.load_report` (a `zoo.weights.loading.LoadReport`). With `features_only`,
         its feature extractor, carrying both.
     """
+    if out_indices is not None and not features_only:
+        raise ArgumentError("out_indices chooses the feature maps of features_only=True: pass it too")
+    planned = plan(
+        name,
+        pretrained=pretrained,
+        checkpoint=checkpoint,
+        fresh_modules=fresh_modules,
+        num_classes=num_classes,
+        device=device,
+        dtype=dtype,
+        registry=registry,
+        **overrides,
+    )
+    features = (features_only, out_indices)
+    if planned.checkpoint is None:
+        model = planned.build(planned.config, device=planned.device, dtype=planned.dtype)
+        return _finished(model, planned.tag, None, features)
+    with parameters_on_meta():
+        model = planned.build(planned.config, device=None, dtype=planned.dtype)
+    report = load_checkpoint(
+        model,
+        planned.checkpoint,
+        device=planned.device,
+        dtype=planned.dtype,
+        key_adapter=planned.key_adapter,
+        changed=planned.changed,
+        fresh_modules=planned.fresh_modules,
+        name=planned.label,
+    )
+    return _finished(model, planned.tag, report, features)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What `create` builds and loads, decided before anything is built: shared with the
+    builders that place a model otherwise (`zoo.weights.sharded`)."""
+
+    config: Any
+    build: Callable[..., torch.nn.Module]
+    """The family's `build(config, *, device, dtype)`."""
+    checkpoint: Path | None
+    """The file to load (fetched and checked for `pretrained`); None for fresh weights."""
+    key_adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None
+    changed: set[str]
+    """The builder arguments the caller changed from the checkpoint's."""
+    fresh_modules: bool
+    """Whether the checkpoint is a backbone, whose missing modules start fresh."""
+    tag: Resolved | None
+    """The weight tag whose data config the model carries (`pretrained_cfg`), if any."""
+    label: str
+    """What messages call the weights."""
+    device: torch.device | None
+    dtype: torch.dtype | None
+
+
+def plan(
+    name: str | Resolved,
+    *,
+    pretrained: bool = False,
+    checkpoint: str | Path | None = None,
+    fresh_modules: bool = False,
+    num_classes: int | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    registry: Registry | None = None,
+    **overrides: Any,
+) -> Planned:
+    """Resolve `create`'s arguments (the same ones): the config, the builder and the file."""
     if registry is not None and not isinstance(registry, Registry):
         raise ArgumentError(f"registry= takes a zoo.Registry, not {registry!r}")
     registry = registry if registry is not None else default_registry()
     if pretrained and checkpoint is not None:
         raise ArgumentError("pass either pretrained=True or checkpoint=..., not both")
-    if out_indices is not None and not features_only:
-        raise ArgumentError("out_indices chooses the feature maps of features_only=True: pass it too")
     if fresh_modules and not (pretrained or checkpoint is not None):
         raise ArgumentError(
             "fresh_modules=True (--fresh-modules) loads a checkpoint as a backbone: "
@@ -96,33 +163,27 @@ def create(
         overrides["num_classes"] = num_classes
     head = weights.weights.builder_args() if borrowed else {}  # the borrowed checkpoint's head
     config = registry.build_config(resolved, {**head, **overrides})
-    target_device = resolve_device(device)
+    target_device = resolve_device(device)  # before any download: a bad device is refused at once
     target_dtype = resolve_dtype(dtype)
     build = registry.builder(resolved.entry.builder).build
-
-    features = (features_only, out_indices)
-    if checkpoint is None and not pretrained:
-        model = build(config, device=target_device, dtype=target_dtype)
-        return _finished(model, resolved if resolved.tag else None, None, features)
-
+    tag = weights if pretrained else resolved
     if pretrained:
         checkpoint = _fetch(weights).path
-    tag = weights if pretrained else resolved
     key_adapter = None
-    if tag.weights is not None and tag.weights.adapter:  # the tag's file, fetched or local
+    if checkpoint is not None and tag.weights is not None and tag.weights.adapter:  # fetched or local
         key_adapter = registry.adapter(tag.weights.adapter)
-    model = build(config, device="meta", dtype=target_dtype)
-    report = load_checkpoint(
-        model,
-        checkpoint,
-        device=target_device,
-        dtype=target_dtype,
+    return Planned(
+        config,
+        build,
+        checkpoint=Path(checkpoint) if checkpoint is not None else None,
         key_adapter=key_adapter,
         changed=set(overrides),
         fresh_modules=fresh_modules or borrowed or (pretrained and bool(overrides)),
-        name=str(tag),
+        tag=tag if tag.tag else None,
+        label=str(tag),
+        device=target_device,
+        dtype=target_dtype,
     )
-    return _finished(model, tag if tag.tag else None, report, features)
 
 
 def pretrained_cfg(resolved: Resolved, model: torch.nn.Module | None = None) -> dict[str, Any]:

@@ -18,7 +18,9 @@ is as strict.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+import mmap
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,16 +28,21 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CheckpointError, ZooError
 from ..registry.family import HasClassifier, InitialisesModules, reset_to_defaults
 from .adaptation import Adapted, adapt_state, count_modules, head_classes, mark_new_modules, within
-from .header import Header, read_checkpoint, state_mismatch
+from .header import Checkpoint, Header, read_checkpoint, state_mismatch
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
     "WRAPPER_PREFIXES",
+    "Fitted",
     "LoadReport",
+    "fit_checkpoint",
+    "initialise_fresh",
     "load_checkpoint",
+    "map_file",
     "map_tensors",
+    "parameters_on_meta",
     "rehearse_load",
     "shared_prefixes",
 ]
@@ -70,7 +77,8 @@ def load_checkpoint(
     fresh_modules: bool = False,
     name: str | None = None,
 ) -> LoadReport:
-    """Load a safetensors checkpoint into `model` (best built on `meta`), assigning its tensors.
+    """Load a safetensors checkpoint into `model` (best built on `meta`, or inside
+    `parameters_on_meta` to keep the buffers it computes), assigning its tensors.
 
     The header (every shard's, for a sharded checkpoint) is checked on its own and against
     the model before any tensor is read; with `device="meta"` only that check is done.
@@ -103,47 +111,101 @@ def load_checkpoint(
         What was done: one message per prefix stripped, adaptation made or set of new
         modules (each also logged on the `zoo` logger), and the tensors initialised fresh.
     """
-    import torch
-
     path = Path(path)
-    checkpoint = read_checkpoint(path)
-    label = name or str(path)
     reference = model.state_dict(keep_vars=False)
-    expected = {key: tuple(t.shape) for key, t in reference.items()}
-
-    rehearsal = {
-        key: torch.empty(info.shape, dtype=getattr(torch, info.torch_dtype), device="meta")
-        for key, info in checkpoint.tensors.items()
-    }
-    planned, prefix = _plan(model, rehearsal, expected, key_adapter, changed, fresh_modules, path)
-    report = _report(label, planned, reference)
-    for message in report.messages:
-        logger.info("%s: %s", label, message)
     if device is not None and device.type == "meta":
-        return report
+        checkpoint = read_checkpoint(path)
+        planned, _ = _rehearsed(model, path, checkpoint, reference, key_adapter, changed, fresh_modules, name)
+        return _report(name or str(path), planned, reference)
 
-    mapped: dict[str, torch.Tensor] = {}
-    for header in checkpoint.shards:
-        mapped.update(map_tensors(header))
-    prepared = _prepare(model, _strip(mapped, prefix), expected, key_adapter, changed, fresh_modules, path)
-    del mapped
-    state = {
-        key: _placed(t, device, _wanted_dtype(reference[key], dtype)) for key, t in prepared.state.items()
-    }
-    del prepared
-    result = model.load_state_dict(state, strict=not planned.fresh, assign=True)
+    fitted = fit_checkpoint(
+        model, path, key_adapter=key_adapter, changed=changed, fresh_modules=fresh_modules, name=name
+    )
+    state = {key: _placed(t, device, _wanted_dtype(reference[key], dtype)) for key, t in fitted.state.items()}
+    fitted.state.clear()
+    result = model.load_state_dict(state, strict=not fitted.planned.fresh, assign=True)
     del state
-    if planned.fresh:
+    if fitted.planned.fresh:
         # BatchNorm fills in a missing step counter itself, so it is not reported missing.
-        if set(result.missing_keys) - planned.fresh or result.unexpected_keys:
+        if set(result.missing_keys) - fitted.planned.fresh or result.unexpected_keys:
             raise CheckpointError(f"checkpoint '{path}' does not fit the model after adapting it")
-        _initialise_fresh(model, planned, device, path)
+        initialise_fresh(model, fitted.planned, device, path)
+    _place_unsaved_buffers(model, device, dtype)
     left_on_meta = [key for key, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if left_on_meta:
         raise CheckpointError(
             f"checkpoint '{path}' left tensors uninitialised: {', '.join(left_on_meta[:5])}"
         )
-    return report
+    return fitted.report
+
+
+@dataclass
+class Fitted:
+    """A checkpoint's tensors under the model's names, over copy-on-write mappings of its files."""
+
+    state: dict[str, torch.Tensor]
+    """Model name -> tensor: a view over a mapping, or a new tensor where it was adapted."""
+    planned: Adapted
+    """The fit: `fresh`, the model's tensors the checkpoint does not give (a new head, new
+    modules), to initialise with `initialise_fresh`."""
+    report: LoadReport
+    mappings: list[mmap.mmap]
+    """One per file, in the order of the checkpoint's shards."""
+
+
+def fit_checkpoint(
+    model: torch.nn.Module,
+    path: str | Path,
+    *,
+    key_adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    changed: bool | Collection[str] = False,
+    fresh_modules: bool = False,
+    name: str | None = None,
+) -> Fitted:
+    """A checkpoint's tensors fitted to `model`'s names, as `load_checkpoint` fits them, but
+    not assigned: the header is checked against the model first, then the files are mapped
+    and nothing is read until a tensor (or a slice of one) is used.
+    """
+    path = Path(path)
+    checkpoint = read_checkpoint(path)
+    reference = model.state_dict(keep_vars=False)
+    planned, prefix = _rehearsed(
+        model, path, checkpoint, reference, key_adapter, changed, fresh_modules, name
+    )
+    mappings, mapped = [], {}
+    for header in checkpoint.shards:
+        mapping, tensors = map_file(header)
+        mappings.append(mapping)
+        mapped.update(tensors)
+    expected = {key: tuple(t.shape) for key, t in reference.items()}
+    prepared = _prepare(model, _strip(mapped, prefix), expected, key_adapter, changed, fresh_modules, path)
+    return Fitted(prepared.state, planned, _report(name or str(path), planned, reference), mappings)
+
+
+def _rehearsed(
+    model: torch.nn.Module,
+    path: Path,
+    checkpoint: Checkpoint,
+    reference: Mapping[str, torch.Tensor],
+    key_adapter: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
+    changed: bool | Collection[str],
+    fresh_modules: bool,
+    name: str | None,
+) -> tuple[Adapted, str]:
+    """The fit of the checkpoint's names and shapes to the model, on `meta` (see `_plan`);
+    its messages are logged. `path` is the checkpoint as the caller named it, for messages;
+    `reference` the model's state dict."""
+    import torch
+
+    expected = {key: tuple(t.shape) for key, t in reference.items()}
+    rehearsal = {
+        key: torch.empty(info.shape, dtype=getattr(torch, info.torch_dtype), device="meta")
+        for key, info in checkpoint.tensors.items()
+    }
+    planned, prefix = _plan(model, rehearsal, expected, key_adapter, changed, fresh_modules, path)
+    for message in planned.messages:
+        logger.info("%s: %s", name or str(path), message)
+    return planned, prefix
 
 
 def rehearse_load(
@@ -178,8 +240,11 @@ def map_tensors(header: Header) -> dict[str, torch.Tensor]:
     Nothing is read until a tensor is used, nothing is copied (but a tensor whose offset is
     not a multiple of its element size), and writing to a tensor never changes the file.
     """
-    import mmap
+    return map_file(header)[1]
 
+
+def map_file(header: Header) -> tuple[mmap.mmap, dict[str, torch.Tensor]]:
+    """`map_tensors`, with the mapping its tensors are views of."""
     import torch
 
     with open(header.path, "rb") as file:
@@ -194,7 +259,28 @@ def map_tensors(header: Header) -> dict[str, torch.Tensor]:
             continue
         tensor = torch.frombuffer(mapping, dtype=dtype, count=info.numel, offset=info.start).view(info.shape)
         tensors[key] = tensor.clone() if info.start % info.itemsize else tensor
-    return tensors
+    return mapping, tensors
+
+
+@contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Build a model to load inside this: every parameter registered meanwhile goes to
+    `meta` as it is registered (no memory, its values never kept), while buffers stay where
+    they are made, so that those a checkpoint does not hold (non-persistent ones) keep the
+    values the model computes for them. Build with `device=None`."""
+    import torch
+    from torch.nn.modules.module import register_module_parameter_registration_hook
+
+    def on_meta(module: torch.nn.Module, name: str, parameter: torch.nn.Parameter | None):
+        if parameter is None or parameter.is_meta:
+            return None
+        return torch.nn.Parameter(parameter.to("meta"), requires_grad=parameter.requires_grad)
+
+    handle = register_module_parameter_registration_hook(on_meta)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 WRAPPER_PREFIXES = {
@@ -386,7 +472,7 @@ def _prepare(
     return adapted
 
 
-def _initialise_fresh(
+def initialise_fresh(
     model: torch.nn.Module, planned: Adapted, device: torch.device | None, path: Path
 ) -> None:
     """Give what was left out of loading memory on `device`, and initialise it as the family
@@ -418,6 +504,21 @@ def _initialise_fresh(
             f"checkpoint '{path}' lacks {', '.join(left[:3])}, which the model has no way to "
             "initialise (no init_modules, and no reset_parameters in their modules)"
         )
+
+
+def _place_unsaved_buffers(
+    model: torch.nn.Module, device: torch.device | None, dtype: torch.dtype | None
+) -> None:
+    """Move the buffers no checkpoint holds (computed by the model as it was built, see
+    `parameters_on_meta`) where the loaded tensors went."""
+    saved = model.state_dict(keep_vars=True).keys()
+    for name, buffer in list(model.named_buffers()):
+        if name in saved or buffer.is_meta:
+            continue
+        placed = _placed(buffer, device, _wanted_dtype(buffer, dtype))
+        if placed is not buffer:
+            owner, _, attribute = name.rpartition(".")
+            model.get_submodule(owner).register_buffer(attribute, placed, persistent=False)
 
 
 def _wanted_dtype(reference: torch.Tensor, dtype: torch.dtype | None) -> torch.dtype:
