@@ -48,6 +48,14 @@ def register(zoo: PluginContext) -> None:
     zoo.add_builder("efficientnet", f"{__name__}.models.efficientnet:family")
     zoo.add_builder("mobilenetv3", f"{__name__}.models.mobilenetv3:family")
     zoo.add_builder("regnet", f"{__name__}.models.regnet:family")
+    # Attention as a block's spatial conv: Selective Kernel, split attention (ResNeSt) and
+    # bottleneck self-attention (BoTNet), with BoTNet's own block network.
+    zoo.add_attention(
+        "selective_kernel", f"{__name__}.attention.selective_kernel:SelectiveKernel", kind="conv"
+    )
+    zoo.add_attention("split_attention", f"{__name__}.attention.split_attention:SplitAttention", kind="conv")
+    zoo.add_attention("bot", f"{__name__}.attention.bot:BottleneckSelfAttention", kind="conv")
+    zoo.add_builder("byob", f"{__name__}.models.byob:family")
     zoo.add_models(files(__name__) / "registry.yaml")
 
     # Attention as the tutorials write it: heads with their own key and value widths.

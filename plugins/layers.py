@@ -17,6 +17,7 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "BatchNormAct2d",
+    "ConvNormAct",
     "DropPath",
     "GlobalPool",
     "LSTMEncoder",
@@ -199,6 +200,35 @@ def init_submodules(model: nn.Module, names: Sequence[str], init: Callable[[nn.M
         if left:
             raise ValueError(f"{name}: no initialisation is known for {', '.join(left[:3])}")
         init(module)
+
+
+class ConvNormAct(nn.Module):
+    """Conv without bias, then BN with an optional ReLU (timm's `conv`/`bn` names); `dilation`
+    widens the kernel, padded to keep the size."""
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        groups: int = 1,
+        dilation: int = 1,
+        act: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        padding = dilation * (kernel_size - 1) // 2
+        self.conv = nn.Conv2d(
+            in_chs, out_chs, kernel_size, stride, padding, dilation, groups=groups, bias=False, **factory
+        )
+        self.bn = BatchNormAct2d(out_chs, act="relu" if act else None, **factory)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
 
 
 class DropPath(nn.Module):

@@ -31,7 +31,14 @@ from torch.utils.checkpoint import checkpoint
 from zoo.attention import ChannelAttention
 from zoo.registry.family import ImageFamily
 
-from ..layers import BatchNormAct2d, DropPath, GlobalPool, PoolType, drop_path_rates, init_fan_out
+from ..layers import (
+    ConvNormAct,
+    DropPath,
+    GlobalPool,
+    PoolType,
+    drop_path_rates,
+    init_fan_out,
+)
 
 __all__ = ["Bottleneck", "RegNet", "RegNetConfig", "build", "family", "regnet_widths"]
 
@@ -96,24 +103,6 @@ class RegNetConfig(BaseModel):
                 f"of equal width; a RegNet has {STAGES}"
             )
         return self
-
-
-class ConvNormAct(nn.Module):
-    """Conv without bias, then BN with an optional ReLU (timm's `conv`/`bn` names)."""
-
-    def __init__(
-        self, in_chs, out_chs, kernel_size, *, stride=1, groups=1, act=True, device=None, dtype=None
-    ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        padding = kernel_size // 2
-        self.conv = nn.Conv2d(
-            in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False, **factory
-        )
-        self.bn = BatchNormAct2d(out_chs, act="relu" if act else None, **factory)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
 
 
 class Bottleneck(nn.Module):

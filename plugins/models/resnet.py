@@ -9,22 +9,36 @@ Any registered channel attention (`attn`: SE, CBAM, ECA, or a plugin's) re-weigh
 block's residual branch just before the shortcut is added. The block's attention slot is
 named `se`, as in timm, whatever fills it: timm's `resnet`, `seresnet` and `ecaresnet`
 checkpoints load unchanged.
+
+Any registered conv attention (`conv_attn`: Selective Kernel, split attention, bottleneck
+self-attention, or a plugin's) replaces each block's spatial convolution with its norm and
+activation: the basic block's first 3x3 conv (the second then takes timm's `conv2.conv`,
+`conv2.bn` names, as in timm's SKNet) and the bottleneck's 3x3 conv (no `bn2`, as in timm's
+ResNeSt). Where its parameters depend on the size of the map (bottleneck self-attention),
+`img_size` fixes it, and the model takes images of that size only.
+
+Li et al., "Selective Kernel Networks", CVPR 2019. https://arxiv.org/abs/1903.06586
+Zhang et al., "ResNeSt: Split-Attention Networks", 2020. https://arxiv.org/abs/2004.08955
+Srinivas et al., "Bottleneck Transformers for Visual Recognition", CVPR 2021.
+https://arxiv.org/abs/2101.11605
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from zoo.attention import ChannelAttention
+from zoo.attention import ChannelAttention, ConvAttention
 from zoo.errors import AttentionMapError
-from zoo.registry.family import ImageFamily, feature_take_indices
+from zoo.registry.family import ImageFamily, feature_take_indices, image_size
 
 from ..layers import (
+    ConvNormAct,
     DropPath,
     GlobalPool,
     PoolType,
@@ -55,6 +69,11 @@ class ResNetConfig(BaseModel):
     stem_type: Literal["", "deep"] = ""
     avg_down: bool = False
     attn: ChannelAttention | None = None
+    conv_attn: ConvAttention | None = None
+    """The attention that is each block's spatial conv (`selective_kernel`, `split_attention`, `bot`)."""
+    img_size: Positive | tuple[Positive, Positive] | None = None
+    """The input size, fixed for a `conv_attn` sized by its feature map (bot): None takes any
+    size, and builds such an attention for 224-pixel images."""
     drop_rate: Rate = 0.0
     drop_path_rate: Rate = 0.0
     zero_init_last: bool = True
@@ -82,19 +101,43 @@ def attention_slot(spec: ChannelAttention | None, channels: int, **factory) -> n
     return spec.build(channels, **factory) if spec is not None else None
 
 
+def conv_attention_slot(
+    spec: ConvAttention, in_channels: int, out_channels: int, stride: int, feat_size, **factory
+) -> nn.Module:
+    return spec.build(in_channels, out_channels, stride=stride, feat_size=feat_size, **factory)
+
+
 class BasicBlock(nn.Module):
-    """Two 3x3 convs (ResNet-18/34)."""
+    """Two 3x3 convs (ResNet-18/34); with a conv attention, it is the first."""
 
     expansion = 1
 
-    def __init__(self, inplanes, planes, *, stride, downsample, attn, drop_path, device=None, dtype=None):
+    def __init__(
+        self,
+        inplanes,
+        planes,
+        *,
+        stride,
+        downsample,
+        attn,
+        conv_attn=None,
+        feat_size=None,
+        drop_path,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
-        self.conv1 = conv3x3(inplanes, planes, stride, **factory)
-        self.bn1 = nn.BatchNorm2d(planes, **factory)
-        self.act1 = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(planes, planes, **factory)
-        self.bn2 = nn.BatchNorm2d(planes, **factory)
+        if conv_attn is None:
+            self.conv1 = conv3x3(inplanes, planes, stride, **factory)
+            self.bn1 = nn.BatchNorm2d(planes, **factory)
+            self.act1 = nn.ReLU(inplace=True)
+            self.conv2 = conv3x3(planes, planes, **factory)
+            self.bn2 = nn.BatchNorm2d(planes, **factory)
+        else:  # timm's SKNet layout: the attention owns its norms; conv2 is conv2.conv, conv2.bn
+            self.conv1 = conv_attention_slot(conv_attn, inplanes, planes, stride, feat_size, **factory)
+            self.conv2 = ConvNormAct(planes, planes, 3, act=False, **factory)
+            self.bn2 = None
         self.se = attention_slot(attn, planes, **factory)
         self.drop_path = DropPath(drop_path)
         self.downsample = downsample
@@ -102,32 +145,53 @@ class BasicBlock(nn.Module):
 
     @property
     def last_norm(self) -> nn.BatchNorm2d:
-        return self.bn2
+        return self.conv2.bn if self.bn2 is None else self.bn2
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bn2 is None:
+            return self.conv2(self.conv1(x))
+        return self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.bn2(self.conv2(x))
+        x = self.residual(x)
         if self.se is not None:
             x = self.se(x)
         return self.act2(self.drop_path(x) + shortcut)
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (strided), 1x1 expand by 4 (ResNet-50/101)."""
+    """1x1 reduce, 3x3 (strided; or a conv attention), 1x1 expand by 4 (ResNet-50/101)."""
 
     expansion = 4
 
-    def __init__(self, inplanes, planes, *, stride, downsample, attn, drop_path, device=None, dtype=None):
+    def __init__(
+        self,
+        inplanes,
+        planes,
+        *,
+        stride,
+        downsample,
+        attn,
+        conv_attn=None,
+        feat_size=None,
+        drop_path,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         outplanes = planes * self.expansion
         self.conv1 = conv1x1(inplanes, planes, **factory)
         self.bn1 = nn.BatchNorm2d(planes, **factory)
         self.act1 = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(planes, planes, stride, **factory)
-        self.bn2 = nn.BatchNorm2d(planes, **factory)
-        self.act2 = nn.ReLU(inplace=True)
+        if conv_attn is None:
+            self.conv2 = conv3x3(planes, planes, stride, **factory)
+            self.bn2 = nn.BatchNorm2d(planes, **factory)
+            self.act2 = nn.ReLU(inplace=True)
+        else:  # timm's ResNeSt layout: the attention owns its norms, there is no bn2
+            self.conv2 = conv_attention_slot(conv_attn, planes, planes, stride, feat_size, **factory)
+            self.bn2 = None
         self.conv3 = conv1x1(planes, outplanes, **factory)
         self.bn3 = nn.BatchNorm2d(outplanes, **factory)
         self.se = attention_slot(attn, outplanes, **factory)
@@ -139,11 +203,13 @@ class Bottleneck(nn.Module):
     def last_norm(self) -> nn.BatchNorm2d:
         return self.bn3
 
+    def spatial(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(x) if self.bn2 is None else self.act2(self.bn2(self.conv2(x)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         x = self.act1(self.bn1(self.conv1(x)))
-        x = self.act2(self.bn2(self.conv2(x)))
-        x = self.bn3(self.conv3(x))
+        x = self.bn3(self.conv3(self.spatial(x)))
         if self.se is not None:
             x = self.se(x)
         return self.act3(self.drop_path(x) + shortcut)
@@ -163,6 +229,12 @@ def downsample(inplanes: int, outplanes: int, stride: int, avg_down: bool, **fac
 
 
 PLAIN_STEM_WIDTH = 64
+DEFAULT_IMG_SIZE = (224, 224)
+
+
+def reduced(size: tuple[int, int] | None, stride: int) -> tuple[int, int] | None:
+    """A map's size after `stride` (padded convs and pools round up); None stays unknown."""
+    return None if size is None else (-(-size[0] // stride), -(-size[1] // stride))
 
 
 def stem(config: ResNetConfig, **factory) -> tuple[nn.Module, int]:
@@ -188,6 +260,18 @@ def stem(config: ResNetConfig, **factory) -> tuple[nn.Module, int]:
     return layers, 2 * width
 
 
+def capture_gate(captured: dict, key: str, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+    """Forward pre-hook: a spatial gate's map of its input, (B, 1, h, w) -> (B, h, w)."""
+    captured[key] = module.spatial_map(args[0])[:, 0]
+
+
+def capture_received(captured: dict, key: str, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+    """Forward pre-hook: the mean attention each position of the input receives, (B, h, w)."""
+    height, width = args[0].shape[-2:]
+    weights = module.attention_weights(args[0])  # (B, heads, h * w queries, h * w keys)
+    captured[key] = weights.mean(dim=(1, 2)).reshape(-1, height, width)
+
+
 class ResNet(nn.Module):
     # What the loader asks to adapt pretrained weights (see `zoo.weights.adaptation`).
     classifier_names = ("fc",)
@@ -205,6 +289,7 @@ class ResNet(nn.Module):
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
         rates = iter(drop_path_rates(config.drop_path_rate, sum(config.layers)))
+        feat_size = reduced(image_size(config) or (config.conv_attn and DEFAULT_IMG_SIZE), 4)  # stem's stride
         self.stage_names = []
         for index, (num_blocks, planes) in enumerate(zip(config.layers, config.channels, strict=True)):
             stride = 1 if index == 0 else 2
@@ -221,11 +306,15 @@ class ResNet(nn.Module):
                         if needs_projection
                         else None,
                         attn=config.attn,
+                        conv_attn=config.conv_attn,
+                        feat_size=feat_size,
                         drop_path=next(rates),
                         **factory,
                     )
                 )
                 inplanes = outplanes
+                if block_index == 0:
+                    feat_size = reduced(feat_size, stride)
             self.stage_names.append(f"layer{index + 1}")
             self.add_module(self.stage_names[-1], nn.Sequential(*blocks))
             stage = {"module": self.stage_names[-1], "num_chs": inplanes, "reduction": 4 * 2**index}
@@ -301,8 +390,15 @@ class ResNet(nn.Module):
     def blocks_in_order(self) -> list[nn.Module]:
         return [block for stage in self.stages() for block in stage]
 
+    def check_input_size(self, x: torch.Tensor) -> None:
+        """Refuse, in one line, an input of another size than `img_size` where one is fixed."""
+        size = image_size(self.config)
+        if size is not None and tuple(x.shape[-2:]) != size:
+            raise ValueError(f"input is {tuple(x.shape[-2:])} pixels; this model takes {size[0]}x{size[1]}")
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> last feature map (B, num_features, H/32, W/32)."""
+        self.check_input_size(x)
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
         for stage in self.stages():
             x = run_blocks(stage, x, checkpointed=self.grad_checkpointing)
@@ -326,6 +422,7 @@ class ResNet(nn.Module):
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt '{output_fmt}': a ResNet gives 'NCHW' feature maps")
         take = feature_take_indices(len(self.feature_info), indices)
+        self.check_input_size(x)
         x = self.act1(self.bn1(self.conv1(x)))
         intermediates = [x] if 0 in take else []
         x = self.maxpool(x)
@@ -341,25 +438,26 @@ class ResNet(nn.Module):
         """The spatial attention of each stage's last block, deepest first, each (B, h, w)
         (the zoo's attention-map protocol, see `zoo.maps`): `"stage4"`, ..., `"stage1"`.
 
-        Only attentions that gate space take part (CBAM: its `spatial_map`); channel-only
-        ones (SE, ECA) have no map to show.
+        Two kinds of attention have a map: a conv attention that attends over positions
+        (bottleneck self-attention: its `attention_weights`, shown as the mean attention each
+        position receives over heads and queries), else a block attention that gates space
+        (CBAM: its `spatial_map`). Channel-only ones (SE, ECA, Selective Kernel, split
+        attention) have none.
         """
         captured: dict[str, torch.Tensor] = {}
         hooks = []
         for number, stage in enumerate(self.stages(), 1):
-            attention = stage[-1].se
-            if attention is None or not callable(getattr(attention, "spatial_map", None)):
-                continue
-
-            def capture(module: nn.Module, args: tuple[torch.Tensor, ...], key=f"stage{number}") -> None:
-                captured[key] = module.spatial_map(args[0])[:, 0]  # (B, 1, h, w) -> (B, h, w)
-
-            hooks.append(attention.register_forward_pre_hook(capture))
+            block, key = stage[-1], f"stage{number}"
+            attending = block.conv2 if isinstance(block, Bottleneck) else block.conv1
+            if callable(getattr(attending, "attention_weights", None)):
+                hooks.append(attending.register_forward_pre_hook(partial(capture_received, captured, key)))
+            elif callable(getattr(block.se, "spatial_map", None)):
+                hooks.append(block.se.register_forward_pre_hook(partial(capture_gate, captured, key)))
         if not hooks:
-            name = self.config.attn.name if self.config.attn is not None else "none"
+            names = [spec.name for spec in (self.config.attn, self.config.conv_attn) if spec is not None]
             raise AttentionMapError(
-                f"this ResNet's block attention ({name}) has no spatial gate, so no attention map; "
-                "CBAM has one"
+                f"this ResNet's attention ({', '.join(names) or 'none'}) has no spatial map, so nothing "
+                "to draw; CBAM's spatial gate and bottleneck self-attention (bot) have one"
             )
         try:
             self.forward_features(x)
@@ -386,6 +484,7 @@ class ResNetFamily(ImageFamily):
         "layers": (1, 1, 1, 1),
         "channels": (8, 16, 32, 64),
         "num_classes": 10,
+        "img_size": 32,
     }
 
     def build(self, config: ResNetConfig, *, device=None, dtype=None) -> ResNet:

@@ -74,6 +74,18 @@ window
     image's windows alike (Swin's shifted windows: 0 within a region, a large negative
     across). Position information is the variant's own (a relative position bias, say), as
     the window layout is fixed by `window_size`. Plugs into any Swin block.
+conv
+    `__init__(self, in_channels: int, out_channels: int, *, stride: int, feat_size:
+    tuple[int, int] | None = None, device=None, dtype=None, **options)`; `forward(x)` maps a
+    `(B, in_channels, H, W)` feature map to `(B, out_channels, H / stride, W / stride)` (H and
+    W divisible by `stride`): a residual block's spatial convolution *with its norm and
+    activation*, which the variant owns and names (Selective Kernel's `paths.N.{conv,bn}`,
+    split attention's `conv`, `bn0`, ...). `feat_size` is the `(H, W)` the slot will see,
+    where the architecture fixes it; a variant whose parameters depend on it (bottleneck
+    self-attention's relative position tables) needs it, refuses None when built and any
+    other input size when run, in one line each. Plugs into the ResNet basic block, in place
+    of `conv1`, `bn1`, `act1` (the block's second conv then takes timm's `conv2.conv`,
+    `conv2.bn` names), and the ResNet bottleneck, in place of `conv2`, `bn2`, `act2`.
 
 Every other constructor parameter is an *option*: keyword-only, annotated and defaulted, so
 that options given by name in the registry or to `zoo.create` are type-checked before any
@@ -188,6 +200,7 @@ N, DIM, HEADS = 5, 16, 2
 LQ, LK, KDIM, VDIM, OUT = 3, 4, 12, 10, 8
 S, QUERY_DIM = 6, 12
 WINDOW, WINDOWS = (2, 3), 4  # (Wh, Ww): N = 6 tokens per window; nW windows per image
+CONV_OUT, CONV_H, CONV_W = 12, 6, 10  # even sizes, so that a stride of 2 divides them
 
 
 def _probe_channel(probe: _Probe) -> None:
@@ -301,6 +314,16 @@ def _probe_class(probe: _Probe) -> None:
     probe.expect("weights", weights, "(B, num_heads, 1, N)", (B, HEADS, 1, N))
 
 
+def _probe_conv(probe: _Probe) -> None:
+    """conv: `(B, in, H, W) -> (B, out, H / stride, W / stride)` at strides 1 and 2, told the
+    input size."""
+    for stride in (1, 2):
+        module = probe.build(C, CONV_OUT, stride=stride, feat_size=(CONV_H, CONV_W))
+        output = probe.forward(module, probe.tensor(B, C, CONV_H, CONV_W))
+        shape = (B, CONV_OUT, CONV_H // stride, CONV_W // stride)
+        probe.expect(f"output at stride {stride}", output, "(B, out_channels, H / stride, W / stride)", shape)
+
+
 @runtime_checkable
 class IncrementalAttention(Protocol):
     """A sequence attention with a key-value cache (see the `sequence` kind above): a decoder
@@ -384,6 +407,14 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
             keywords=("num_heads", "qkv_bias", "attn_drop", "proj_drop", "device", "dtype"),
             summary="(B, N, dim) -> (B, 1, dim): the class token (token 0) attends over all tokens",
             probe=_probe_class,
+        ),
+        AttentionKind(
+            "conv",
+            positional=("in_channels", "out_channels"),
+            keywords=("stride", "feat_size", "device", "dtype"),
+            summary="(B, C, H, W) -> (B, C', H / s, W / s): a block's spatial conv with its norm, attending",
+            probe=_probe_conv,
+            optional=("feat_size",),
         ),
     )
 }

@@ -25,6 +25,7 @@ __all__ = [
     "AttentionSpec",
     "ChannelAttention",
     "ClassAttention",
+    "ConvAttention",
     "PoolingAttention",
     "SequenceAttention",
     "TokenAttention",
@@ -136,6 +137,13 @@ class ClassAttention(AttentionSpec):
     """An attention from the class token over all tokens (CaiT's class attention)."""
 
     kind: ClassVar[str] = "class"
+
+
+class ConvAttention(AttentionSpec):
+    """An attention that is a residual block's spatial convolution (Selective Kernel, split
+    attention, bottleneck self-attention)."""
+
+    kind: ClassVar[str] = "conv"
 
 
 def registry_form(value: Any) -> Any:
