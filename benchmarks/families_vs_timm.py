@@ -38,8 +38,12 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "efficientnet": ("efficientnet_b0", "efficientnet_b0", {}),
     "mobilenetv3": ("mobilenetv3_large_100", "mobilenetv3_large_100", {}),
     "regnety": ("regnety_032", "regnety_032", {}),
+    "sknet": ("skresnet18", "skresnet18", {}),
+    "resnest": ("resnest50d", "resnest50d", {}),
+    "botnet": ("botnet26t_256", "botnet26t_256", {}),
 }
-CNNS = {"efficientnet", "mobilenetv3", "regnety"}  # the families channels-last applies to
+# the families channels-last applies to
+CNNS = {"efficientnet", "mobilenetv3", "regnety", "sknet", "resnest", "botnet"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -115,7 +119,7 @@ def main() -> int:
             rows.append((family, "-", None, None))
             continue
         print(f"{family}: {n_ours:,} parameters in both")
-        size = extra.get("img_size", 224)
+        size = extra.get("img_size") or zoo.data_config(zoo_name).input_size[-1]  # published size
         channels_last = args.channels_last and family in CNNS
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         for dtype_name, dtype in dtypes:

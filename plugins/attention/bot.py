@@ -17,6 +17,9 @@ any other. A stride of 2 average-pools the attention's output 2x2, as in the pap
 Tensor names and numerics follow timm's `BottleneckAttn` (`qkv`, `pos_embed.height_rel`,
 `pos_embed.width_rel`), so timm's BoTNet checkpoints load unchanged.
 
+Each step is marked with `zoo.attention.flop_term`, so that `zoo flops` shows the attention's
+terms (and the position logits) apart.
+
 `BottleneckSelfAttention` is the variant registered as attention kind `conv`: the attention,
 then BatchNorm and ReLU (`post_attn`), as a block's spatial conv with its norm.
 """
@@ -26,7 +29,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zoo.attention import ATTENTION_AV, ATTENTION_QK, ATTENTION_SOFTMAX, flop_term
+
 from ..layers import BatchNormAct2d, make_divisible
+
+POSITION_LOGITS = "relative position logits"  # a term of its own in `zoo flops`
 
 __all__ = [
     "BottleneckAttention",
@@ -159,11 +166,15 @@ class BottleneckAttention(nn.Module):
 
     def _weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Softmax over the keys of content and position logits: (B * heads, HW, HW)."""
-        if self.scale_pos_embed:
-            logits = (q @ k + self.pos_embed(q)) * self.scale
-        else:
-            logits = (q @ k) * self.scale + self.pos_embed(q)
-        return logits.softmax(dim=-1)
+        with flop_term(ATTENTION_QK):
+            content = q @ k
+        with flop_term(POSITION_LOGITS):
+            position = self.pos_embed(q)
+        logits = (
+            (content + position) * self.scale if self.scale_pos_embed else content * self.scale + position
+        )
+        with flop_term(ATTENTION_SOFTMAX):
+            return logits.softmax(dim=-1)
 
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
         """Where each position looks: (B, dim, H, W) -> (B, heads, H * W, H * W), each query's
@@ -175,7 +186,9 @@ class BottleneckAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
         q, k, v = self._project(x)
-        out = self._weights(q, k) @ v  # (B * heads, HW, d_v)
+        weights = self._weights(q, k)
+        with flop_term(ATTENTION_AV):
+            out = weights @ v  # (B * heads, HW, d_v)
         out = out.transpose(-1, -2).reshape(batch, self.dim_out_v, height, width)
         return self.pool(out)
 
@@ -192,8 +205,11 @@ def attention_received(weights: torch.Tensor, feat_size: tuple[int, int]) -> tor
 
 
 class BottleneckSelfAttention(nn.Module):
-    """Attention kind `conv`: bottleneck self-attention, BatchNorm and ReLU, a block's spatial
-    conv with its norm (timm's SelfAttnBlock `self_attn`, `post_attn`)."""
+    """Bottleneck self-attention (BoTNet): multi-head, with relative position logits.
+
+    Attention kind `conv`: the attention, then BatchNorm and ReLU, a block's spatial conv with
+    its norm (timm's SelfAttnBlock `self_attn`, `post_attn`).
+    """
 
     def __init__(
         self,

@@ -46,7 +46,10 @@ class SelectiveKernelAttn(nn.Module):
 
 
 class SelectiveKernel(nn.Module):
-    """Attention kind `conv`: (B, in_channels, H, W) -> (B, out_channels, H / stride, W / stride)."""
+    """Selective Kernel convolution: 3x3 and dilated 3x3 paths, mixed per channel.
+
+    Attention kind `conv`: (B, in_channels, H, W) -> (B, out_channels, H / stride, W / stride).
+    """
 
     def __init__(
         self,

@@ -27,7 +27,10 @@ __all__ = ["SplitAttention"]
 
 
 class SplitAttention(nn.Module):
-    """Attention kind `conv`: (B, in_channels, H, W) -> (B, out_channels, H / stride, W / stride)."""
+    """Split attention (ResNeSt): the radix splits of a grouped conv, mixed per channel.
+
+    Attention kind `conv`: (B, in_channels, H, W) -> (B, out_channels, H / stride, W / stride).
+    """
 
     def __init__(
         self,

@@ -154,7 +154,7 @@ class TestResNetWithCbamImplementsTheProtocol:
 
     def test_channel_only_attention_has_no_map(self):
         model = zoo.create("resnet18_se", layers=[1, 1, 1, 1], channels=[8, 16, 32, 64])
-        with pytest.raises(AttentionMapError, match=r"\(se\) has no spatial gate"):
+        with pytest.raises(AttentionMapError, match=r"\(se\) has no spatial map"):
             zoo.attention_maps(model, torch.randn(1, 3, 32, 32))
 
     def test_a_model_without_the_protocol_is_refused_clearly(self):
