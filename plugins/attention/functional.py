@@ -309,17 +309,19 @@ def scaled_dot_product_attention(
         mask, is_causal = None, True
     if is_causal and (need_weights or mask is not None or bias is not None):
         mask, is_causal = _combine(mask, _causal(lq, lk, q.device)), False
-    mask = _combine(bias, mask)
     if need_weights:
         scale = q.shape[-1] ** -0.5 if scale is None else scale
         with flop_term(ATTENTION_QK):
             scores = (q * scale) @ k.transpose(-2, -1)
         with flop_term(ATTENTION_SOFTMAX):
-            weights = _softmax(scores, mask)
+            weights = _softmax(scores, _combine(bias, mask))
         attended = F.dropout(weights, dropout_p) if dropout_p > 0.0 else weights
         with flop_term(ATTENTION_AV):
             return attended @ v, weights
+    # rows die of the mask only (a bias is finite): open them before the bias is added, so
+    # that a bias alone (Swin's) costs no pass over the scores
     mask, live = _open_dead_rows(mask, q.dtype)
+    mask = _combine(bias, mask)
     output = F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale
     )

@@ -114,13 +114,14 @@ def test_causal_rows_see_no_future():
 
 @pytest.mark.parametrize("need_weights", [False, True], ids=["fused", "eager"])
 @pytest.mark.parametrize("kind", ["bool", "float"])
-def test_a_fully_masked_row_yields_zeros_and_zero_gradients_never_nan(need_weights, kind):
+@pytest.mark.parametrize("bias", [None, torch.randn(5, 7)], ids=["no bias", "a bias besides"])
+def test_a_fully_masked_row_yields_zeros_and_zero_gradients_never_nan(need_weights, kind, bias):
     q, k, v = (t.requires_grad_() for t in qkv())
     keep = torch.ones(2, 1, 5, 7, dtype=torch.bool)
     keep[0, 0, 2] = False  # sample 0, query 2 may attend nowhere
     keep[1] = False  # sample 1 may attend nowhere at all
     mask = keep if kind == "bool" else torch.zeros(keep.shape).masked_fill(~keep, float("-inf"))
-    result = scaled_dot_product_attention(q, k, v, mask, need_weights=need_weights)
+    result = scaled_dot_product_attention(q, k, v, mask, need_weights=need_weights, bias=bias)
     out = result[0] if need_weights else result
     assert not out.isnan().any()
     assert torch.all(out[0, :, 2] == 0) and torch.all(out[1] == 0)
