@@ -23,6 +23,7 @@ __all__ = [
     "LSTMEncoder",
     "PoolType",
     "activation",
+    "attention_received",
     "drop_path_rates",
     "factory_of",
     "init_fan_out",
@@ -159,6 +160,12 @@ def run_blocks(blocks: Iterable[nn.Module], x: torch.Tensor, *, checkpointed: bo
 def tokens_as_grid(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(B, h*w, D) -> (B, D, h, w)."""
     return tokens.reshape(tokens.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
+
+
+def attention_received(weights: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The mean attention each position of an (h, w) map receives, over heads and queries:
+    (B, heads, h * w, h * w) weights -> (B, h, w), summing to 1 over the map."""
+    return weights.mean(dim=(1, 2)).reshape(weights.shape[0], height, width)
 
 
 def reconfigured(config: Config, **changes: Any) -> Config:

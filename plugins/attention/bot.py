@@ -39,7 +39,6 @@ __all__ = [
     "BottleneckAttention",
     "BottleneckSelfAttention",
     "RelPosEmbedding",
-    "attention_received",
     "rel_logits_1d",
 ]
 
@@ -196,12 +195,6 @@ class BottleneckAttention(nn.Module):
         return (
             f"num_heads={self.num_heads}, feat_size={self.feat_size}, scale_pos_embed={self.scale_pos_embed}"
         )
-
-
-def attention_received(weights: torch.Tensor, feat_size: tuple[int, int]) -> torch.Tensor:
-    """The mean attention each position receives, over heads and queries: (B, heads, HW, HW)
-    weights -> (B, H, W), non-negative, summing to 1 over the map."""
-    return weights.mean(dim=(1, 2)).reshape(weights.shape[0], *feat_size)
 
 
 class BottleneckSelfAttention(nn.Module):

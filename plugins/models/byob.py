@@ -39,12 +39,13 @@ from torch import nn
 from zoo.errors import AttentionMapError
 from zoo.registry.family import ImageFamily, feature_take_indices, image_size
 
-from ..attention.bot import BottleneckAttention, attention_received
+from ..attention.bot import BottleneckAttention
 from ..layers import (
     BatchNormAct2d,
     ConvNormAct,
     DropPath,
     PoolType,
+    attention_received,
     drop_path_rates,
     init_fan_out,
     init_submodules,
@@ -233,10 +234,7 @@ class BottleneckBlock(nn.Module):
         self.shortcut = shortcut(block, **factory)
         self.conv1_1x1 = ConvNormAct(block.in_chs, mid, 1, **factory)
         self.conv2_kxk = ConvNormAct(mid, mid, 3, stride=block.stride, groups=block.groups, **factory)
-        self.conv2b_kxk = nn.Identity()
-        self.attn = nn.Identity()
         self.conv3_1x1 = ConvNormAct(mid, block.out_chs, 1, act=False, **factory)
-        self.attn_last = nn.Identity()
         self.drop_path = DropPath(block.drop_path)
         self.act = nn.ReLU(inplace=True)
 
@@ -245,8 +243,7 @@ class BottleneckBlock(nn.Module):
         return self.conv3_1x1.bn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branch = self.conv2b_kxk(self.conv2_kxk(self.conv1_1x1(x)))
-        branch = self.attn_last(self.conv3_1x1(self.attn(branch)))
+        branch = self.conv3_1x1(self.conv2_kxk(self.conv1_1x1(x)))
         return self.act(self.drop_path(branch) + self.shortcut(x))
 
 
@@ -261,7 +258,6 @@ class SelfAttnBlock(nn.Module):
         self.feat_size = block.feat_size
         self.shortcut = shortcut(block, **factory)
         self.conv1_1x1 = ConvNormAct(block.in_chs, mid, 1, **factory)
-        self.conv2_kxk = nn.Identity()
         self.self_attn = BottleneckAttention(
             mid,
             mid,
@@ -280,7 +276,7 @@ class SelfAttnBlock(nn.Module):
         return self.conv3_1x1.bn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branch = self.self_attn(self.conv2_kxk(self.conv1_1x1(x)))
+        branch = self.self_attn(self.conv1_1x1(x))
         branch = self.conv3_1x1(self.post_attn(branch))
         return self.act(self.drop_path(branch) + self.shortcut(x))
 
@@ -487,7 +483,7 @@ class ByobNet(nn.Module):
                 continue
 
             def capture(module: nn.Module, args: tuple[torch.Tensor, ...], key=f"stage{number}") -> None:
-                captured[key] = attention_received(module.attention_weights(args[0]), module.feat_size)
+                captured[key] = attention_received(module.attention_weights(args[0]), *module.feat_size)
 
             hooks.append(block.self_attn.register_forward_pre_hook(capture))
         if not hooks:

@@ -42,6 +42,7 @@ from ..layers import (
     DropPath,
     GlobalPool,
     PoolType,
+    attention_received,
     drop_path_rates,
     factory_of,
     init_submodules,
@@ -267,9 +268,7 @@ def capture_gate(captured: dict, key: str, module: nn.Module, args: tuple[torch.
 
 def capture_received(captured: dict, key: str, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
     """Forward pre-hook: the mean attention each position of the input receives, (B, h, w)."""
-    height, width = args[0].shape[-2:]
-    weights = module.attention_weights(args[0])  # (B, heads, h * w queries, h * w keys)
-    captured[key] = weights.mean(dim=(1, 2)).reshape(-1, height, width)
+    captured[key] = attention_received(module.attention_weights(args[0]), *args[0].shape[-2:])
 
 
 class ResNet(nn.Module):
