@@ -8,6 +8,8 @@
 - `make_registry(yaml_text)`: a fresh `Registry` with the built-in plugin and extra entries.
 - `use_registry(registry)`: make it the registry the CLI (and `zoo.create` without
   `registry=`) sees, for the test's duration.
+- `environment` (session): a new virtual environment with the zoo installed, not editable,
+  and the example plugin (`installed.py`).
 - `zoo_cache_dir` (autouse): `ZOO_CACHE_DIR` in the test's temporary folder, so that no test
   reads or writes the listing cache of the home folder, nor one another test left.
 """
@@ -24,6 +26,7 @@ from zoo.plugins import PluginManager
 from zoo.registry import Registry
 
 from .hub_server import HubServer
+from .installed import Environment, make_environment
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 
@@ -36,6 +39,13 @@ def fresh_builtin_registry() -> Registry:
     record = manager.register("builtin", zoo_plugins.register, distribution="zoo")
     assert record.error is None, record.error
     return manager.registry
+
+
+@pytest.fixture(scope="session")
+def environment(tmp_path_factory: pytest.TempPathFactory) -> Environment:
+    """A new virtual environment with the zoo (not editable) and the example plugin, shared by
+    the tests of real installs."""
+    return make_environment(tmp_path_factory.mktemp("install"))
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,9 @@
     >>> x = zoo.transforms("vit_base_patch16_224")(zoo.load_image("cat.jpg"))
     >>> zoo.flops("vit_base_patch16_224").macs    # 17.6 G multiply-adds, counted on meta
 
-Importing `zoo` imports nothing but this module: each public name is imported from the
-module that defines it on first access, so that `zoo --help` and `zoo list` stay fast.
+Importing `zoo` imports nothing but this module and `zoo.version`: each public name is
+imported from the module that defines it on first access, so that `zoo --help` and
+`zoo list` stay fast.
 Building a model imports torch.
 """
 
@@ -17,8 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .lazy import lazy_exports
-
-__version__ = "0.1.0"
+from .version import INTERFACE_VERSION, __version__
 
 # Where each public name is defined, relative to this package.
 _LOCATIONS: dict[str, str] = {
@@ -71,53 +71,7 @@ _LOCATIONS: dict[str, str] = {
     **dict.fromkeys(("create_sharded", "shard_model"), ".weights.sharded"),
 }
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "AlignmentAttention",
-    "ArgumentError",
-    "AttentionMapError",
-    "AttentionSpec",
-    "ChannelAttention",
-    "CheckpointError",
-    "ClassAttention",
-    "DeviceError",
-    "FlopReport",
-    "HubError",
-    "ImageError",
-    "IntegrityError",
-    "ModelInfo",
-    "NameConflictError",
-    "NotCachedError",
-    "NoWeightsError",
-    "PluginContext",
-    "PluginError",
-    "PluginManager",
-    "PoolingAttention",
-    "Registry",
-    "RegistryError",
-    "SequenceAttention",
-    "TokenAttention",
-    "UnknownModelError",
-    "WindowAttention",
-    "WeightInfo",
-    "ZooError",
-    "attention_maps",
-    "create",
-    "create_sharded",
-    "data_config",
-    "default_registry",
-    "export",
-    "flops",
-    "get",
-    "list_models",
-    "list_pretrained",
-    "load_checkpoint",
-    "load_image",
-    "model_info",
-    "sequence_maps",
-    "shard_model",
-    "transforms",
-]
+__all__ = sorted(["INTERFACE_VERSION", *_LOCATIONS])
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LOCATIONS, __all__)

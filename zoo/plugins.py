@@ -1,9 +1,11 @@
-"""Stable path for plugins: `PluginContext` and plugin discovery (`zoo.registry.plugins`)."""
+"""Stable path for plugins: `PluginContext`, the interface version and plugin discovery
+(`zoo.registry.plugins`)."""
 
 from __future__ import annotations
 
 from .registry.plugins import (
     ENTRY_POINT_GROUP,
+    INTERFACE_VERSION,
     PluginContext,
     PluginManager,
     PluginRecord,
@@ -14,6 +16,7 @@ from .registry.plugins import (
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "INTERFACE_VERSION",
     "PluginContext",
     "PluginManager",
     "PluginRecord",

@@ -51,7 +51,7 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
 
 def import_graph() -> dict[str, set[str]]:
     paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
-    return {name: imported_modules(path, set(paths)) - {"zoo"} for name, path in paths.items()}
+    return {name: imported_modules(path, set(paths)) for name, path in paths.items()}
 
 
 def layer_of(module: str) -> int:

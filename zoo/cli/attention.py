@@ -95,8 +95,7 @@ def describe(variant: AttentionVariant) -> dict[str, Any]:
 def interface(kind: AttentionKind) -> str:
     """The constructor every variant of `kind` has: `__init__(channels, *, rd_channels=None,
     device, dtype, **options)` (a keyword a slot may leave out shows its default)."""
-    keywords = [f"{k}=None" if k in kind.optional else k for k in kind.keywords]
-    return f"__init__({', '.join(kind.positional)}, *, {', '.join(keywords)}, **options)"
+    return f"__init__{kind.signature()}"
 
 
 def type_name(annotation: Any) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..version import INTERFACE_VERSION, __version__
 from .output import echo_json, json_option
 
 if TYPE_CHECKING:
@@ -25,8 +26,9 @@ def plugins_command(as_json: bool) -> None:
 
     Plugins are packages declaring an entry point in the group 'zoo.plugins'. Every
     plugin's code is imported and every builder, attention variant and key adapter is
-    checked against its interface; each broken one is shown in one line. Exits 1 if a
-    plugin failed to load or a component is broken.
+    checked against its interface; each broken one is shown in one line. The first line
+    gives the plugin interface version this zoo provides; a plugin that declared the
+    version it targets shows it. Exits 1 if a plugin failed to load or a component is broken.
 
     \b
     Examples:
@@ -41,6 +43,7 @@ def plugins_command(as_json: bool) -> None:
     if as_json:
         echo_json([_summary(record, problems) for record in records])
     else:
+        click.echo(f"zoo {__version__}, plugin interface {INTERFACE_VERSION}")
         for record in records:
             _echo_record(record, [p for p in problems if p.plugin == record.name])
     failed = sum(1 for record in records if record.error)
@@ -62,6 +65,8 @@ def _echo_record(record: PluginRecord, problems: list[ComponentProblem]) -> None
         click.echo(f"{record.name} ({origin}): FAILED: {record.error}")
         return
     click.echo(f"{record.name} ({origin})")
+    if record.interface:
+        click.echo(f"  {'interface:':<11}{record.interface}")
     for category, label in LABELS.items():
         names = summary["provides"].get(category, [])
         if names:

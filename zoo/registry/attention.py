@@ -4,14 +4,14 @@ An attention variant is a `torch.nn.Module` class registered under a name and a 
 kind fixes the constructor arguments a model passes and the forward contract:
 
 channel
-    `__init__(self, channels: int, *, rd_channels: int | None = None, device=None,
-    dtype=None, **options)`; `forward(x)` maps a `(B, C, H, W)` feature map to one of the same
-    shape (a re-weighting). `rd_channels` is the reduced (bottleneck) width a slot may ask
-    for, as its architecture fixes it (EfficientNet and RegNet reduce from the block's input
-    width, MobileNetV3 from the expanded width rounded to multiples of 8); a slot may leave
-    it out, and None means the variant's own rule (SE's `rd_ratio`). A variant without a
-    bottleneck (ECA) accepts and ignores it. Plugs into any ResNet, EfficientNet,
-    MobileNetV3 and RegNet block.
+    `__init__(self, channels: int, *, device=None, dtype=None, **options)`; `forward(x)` maps
+    a `(B, C, H, W)` feature map to one of the same shape (a re-weighting). Optional keyword
+    `rd_channels: int | None = None` (interface 1.2): the reduced (bottleneck) width a slot
+    asks for, as its architecture fixes it (EfficientNet and RegNet reduce from the block's
+    input width, MobileNetV3 from the expanded width rounded to multiples of 8); None means
+    the variant's own rule (SE's `rd_ratio`). A variant without a reduced width (ECA, a
+    parameter-free attention) leaves it out of its constructor and is never passed it. Plugs
+    into any ResNet, EfficientNet, MobileNetV3 and RegNet block.
 token
     `__init__(self, dim: int, *, num_heads: int, qkv_bias: bool, attn_drop: float,
     proj_drop: float, device=None, dtype=None, **options)`;
@@ -75,8 +75,9 @@ window
     across). Position information is the variant's own (a relative position bias, say), as
     the window layout is fixed by `window_size`. Plugs into any Swin block.
 conv
-    `__init__(self, in_channels: int, out_channels: int, *, stride: int, feat_size:
-    tuple[int, int] | None = None, device=None, dtype=None, **options)`; `forward(x)` maps a
+    `__init__(self, in_channels: int, out_channels: int, *, stride: int, device=None,
+    dtype=None, **options)`, with the optional keyword `feat_size: tuple[int, int] | None =
+    None`; `forward(x)` maps a
     `(B, in_channels, H, W)` feature map to `(B, out_channels, H / stride, W / stride)` (H and
     W divisible by `stride`): a residual block's spatial convolution *with its norm and
     activation*, which the variant owns and names (Selective Kernel's `paths.N.{conv,bn}`,
@@ -91,12 +92,19 @@ Every other constructor parameter is an *option*: keyword-only, annotated and de
 that options given by name in the registry or to `zoo.create` are type-checked before any
 module is built.
 
+A kind's *required* keywords are its contract: a slot always passes them, and they change
+only with a new major version of the plugin interface (`zoo.version`). Its *optional*
+keywords (`rd_channels`, `feat_size`) are how the interface grows within a major version: a
+slot passes one only to a variant whose constructor names it (the rule pluggy follows for
+hook arguments), so a variant written before the keyword existed keeps working. A variant
+that names an optional keyword gives it a default, for the slots that do not pass it.
+
 Two checks hold a class to its kind: `check_attention_class` reads the constructor's
-signature (a keyword a slot may leave out, such as `rd_channels`, needs a default), and
-`probe_attention_class` builds the class with its default options on the `meta` device
-(no memory, no compute) and runs `forward` on small inputs, checking the shapes above.
-Both run when a variant is first used and when `zoo plugins` or `zoo validate` check every
-installed component.
+signature, and `probe_attention_class` builds the class with its default options and runs
+`forward` on tiny inputs on the CPU (on `meta` for a variant too large for that), checking
+the shapes above. Both run when a variant is first used and when `zoo plugins` or
+`zoo validate` check every installed component; a variant that passed is remembered between
+processes (`zoo.registry.probes`), as long as its code is unchanged.
 """
 
 from __future__ import annotations
@@ -118,49 +126,70 @@ __all__ = [
     "ATTENTION_KINDS",
     "AttentionKind",
     "IncrementalAttention",
+    "accepted_keywords",
     "check_attention_class",
     "options_model",
     "probe_attention_class",
+    "slot_keywords",
 ]
 
 
 class _Probe:
-    """Builds one attention class on `meta` and checks what its `forward` returns."""
+    """Builds one attention class for its kind's probe inputs and checks what `forward` returns.
 
-    def __init__(self, cls: type, kind: str, name: str) -> None:
+    Each module is built on `meta` first, which costs nothing whatever its size, then built
+    again on the CPU and run there on tiny tensors if it is small, as every ordinary variant
+    is. Only a variant too large for that runs on `meta`, where a linear layer's forward runs
+    Python decompositions that import the compiler (`torch._dynamo`): a cost no process should
+    pay to build a model.
+    """
+
+    def __init__(self, cls: type, kind: AttentionKind, name: str) -> None:
         self.cls = cls
         self.kind = kind
         self.where = f"attention '{name}' ({getattr(cls, '__qualname__', repr(cls))})"
+        self.device = "cpu"
+        """Where the module built last lives, and so its inputs."""
 
     def fail(self, reason: str) -> AttentionInterfaceError:
         return AttentionInterfaceError(f"{self.where}: {reason}")
 
     def build(self, *args: Any, **kwargs: Any) -> torch.nn.Module:
+        kwargs = slot_keywords(self.cls, self.kind, kwargs)
+        module = self._construct("meta", args, kwargs)
+        self.device = "cpu" if _size_in_bytes(module) <= PROBE_BYTES else "meta"
+        if self.device == "cpu":
+            module = self._construct("cpu", args, kwargs)
+        return module.eval()  # stochastic variants decide deterministically in evaluation mode
+
+    def _construct(self, device: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.nn.Module:
         import torch
 
         try:
-            module = self.cls(*args, **kwargs, device="meta", dtype=None)
+            with torch.device(device):  # even tensors made without a device go there
+                module = self.cls(*args, **kwargs, device=device, dtype=None)
         except Exception as error:
             raise self.fail(f"building it for a probe failed: {type(error).__name__}: {error}") from error
         if not isinstance(module, torch.nn.Module):
             raise self.fail(f"built a {type(module).__name__}, not a torch.nn.Module")
-        return module.eval()  # stochastic variants decide deterministically in evaluation mode
+        return module
 
-    @staticmethod
-    def tensor(*shape: int) -> torch.Tensor:
+    def tensor(self, *shape: int) -> torch.Tensor:
         import torch
 
-        return torch.zeros(shape, device="meta")
+        return torch.zeros(shape, device=self.device)
 
-    @staticmethod
-    def mask(*shape: int) -> torch.Tensor:
+    def mask(self, *shape: int) -> torch.Tensor:
         import torch
 
-        return torch.ones(shape, dtype=torch.bool, device="meta")
+        return torch.ones(shape, dtype=torch.bool, device=self.device)
 
     def forward(self, module: torch.nn.Module, *inputs: Any, **kwargs: Any) -> Any:
+        import torch
+
         try:
-            return module(*inputs, **kwargs)
+            with torch.device(self.device):
+                return module(*inputs, **kwargs)
         except Exception as error:
             shapes = ", ".join(str(tuple(x.shape)) if x is not None else "None" for x in inputs)
             raise self.fail(
@@ -169,7 +198,7 @@ class _Probe:
 
     def parts(self, result: Any, count: int, what: str) -> Sequence[Any]:
         if not isinstance(result, tuple) or len(result) != count:
-            raise self.fail(f"a {self.kind} attention returns {what}; it returned {_describe(result)}")
+            raise self.fail(f"a {self.kind.name} attention returns {what}; it returned {_describe(result)}")
         return result
 
     def expect(self, what: str, value: Any, form: str, shape: tuple[int, ...]) -> None:
@@ -180,7 +209,7 @@ class _Probe:
             raise self.fail(f"its {what} must be a {form} tensor; it returned {_describe(value)}")
         if tuple(value.shape) != shape:
             raise self.fail(
-                f"a {self.kind} attention's {what} must be {form} = {shape} on the probe input; "
+                f"a {self.kind.name} attention's {what} must be {form} = {shape} on the probe input; "
                 f"it returned {tuple(value.shape)}"
             )
 
@@ -194,6 +223,8 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+PROBE_BYTES = 1 << 24
+"""A variant whose probe-sized module holds more than this (16 MiB) is run on `meta` only."""
 # Probe sizes: small, and all different, so that a swapped dimension cannot pass unseen.
 B, C, H, W, RD = 2, 16, 5, 7, 3
 N, DIM, HEADS = 5, 16, 2
@@ -204,8 +235,8 @@ CONV_OUT, CONV_H, CONV_W = 12, 6, 10  # even sizes, so that a stride of 2 divide
 
 
 def _probe_channel(probe: _Probe) -> None:
-    """channel: `(B, C, H, W) -> (B, C, H, W)`, at the variant's own reduced width and at one a
-    slot asks for (`rd_channels`)."""
+    """channel: `(B, C, H, W) -> (B, C, H, W)`, at the variant's own reduced width and, if it
+    takes one, at one a slot asks for (`rd_channels`)."""
     for reduced in ({}, {"rd_channels": RD}):
         module = probe.build(C, **reduced)
         output = probe.forward(module, probe.tensor(B, C, H, W))
@@ -351,7 +382,21 @@ class AttentionKind:
     summary: str
     probe: Callable[[_Probe], None] = field(repr=False, compare=False)
     optional: tuple[str, ...] = ()
-    """Keywords (among `keywords`) a slot may leave out: the constructor gives them a default."""
+    """Keywords (among `keywords`) added within the major version: a slot passes one only to a
+    variant whose constructor names it, and a constructor that names one gives it a default."""
+    since: str = "1.0"
+    """The plugin interface version that added the kind."""
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The keywords every variant of the kind takes: its contract."""
+        return tuple(keyword for keyword in self.keywords if keyword not in self.optional)
+
+    def signature(self) -> str:
+        """The constructor as the docs write it: `(channels, *, rd_channels=None, device, dtype,
+        **options)` (an optional keyword shows its default)."""
+        keywords = [f"{k}=None" if k in self.optional else k for k in self.keywords]
+        return f"({', '.join(self.positional)}, *, {', '.join(keywords)}, **options)"
 
 
 ATTENTION_KINDS: dict[str, AttentionKind] = {
@@ -399,6 +444,7 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
             keywords=("num_heads", "window_size", "qkv_bias", "attn_drop", "proj_drop", "device", "dtype"),
             summary="(B * nW, Wh * Ww, dim) -> same: self-attention within windows of a token grid",
             probe=_probe_window,
+            since="1.1",
         ),
         # class: CaiT's class-attention kind.
         AttentionKind(
@@ -407,6 +453,7 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
             keywords=("num_heads", "qkv_bias", "attn_drop", "proj_drop", "device", "dtype"),
             summary="(B, N, dim) -> (B, 1, dim): the class token (token 0) attends over all tokens",
             probe=_probe_class,
+            since="1.1",
         ),
         AttentionKind(
             "conv",
@@ -415,6 +462,7 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
             summary="(B, C, H, W) -> (B, C', H / s, W / s): a block's spatial conv with its norm, attending",
             probe=_probe_conv,
             optional=("feat_size",),
+            since="1.2",
         ),
     )
 }
@@ -426,12 +474,11 @@ def check_attention_class(cls: Any, kind: AttentionKind, *, name: str) -> None:
         raise AttentionInterfaceError(f"attention '{name}': {cls!r} is not a class")
     parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
     names = [p.name for p in parameters]
-    for required in (*kind.positional, *kind.keywords):
+    for required in (*kind.positional, *kind.required):
         if required not in names:
             raise AttentionInterfaceError(
                 f"attention '{name}' ({cls.__qualname__}): a {kind.name} attention's "
-                f"constructor takes '{required}' (interface: "
-                f"{', '.join(kind.positional)}, *, {', '.join(kind.keywords)}, **options)"
+                f"constructor takes '{required}' (interface: {kind.signature()})"
             )
     for parameter in parameters:
         if parameter.name in kind.optional and parameter.default is inspect.Parameter.empty:
@@ -458,12 +505,29 @@ def check_attention_class(cls: Any, kind: AttentionKind, *, name: str) -> None:
 
 
 def probe_attention_class(cls: type, kind: AttentionKind, *, name: str) -> None:
-    """Raise `AttentionInterfaceError` unless `cls`, built with its default options on the
-    `meta` device, returns what `kind`'s contract requires on small probe inputs."""
+    """Raise `AttentionInterfaceError` unless `cls`, built with its default options, returns
+    what `kind`'s contract requires on small probe inputs (see `_Probe` for where it runs)."""
     import torch
 
-    with torch.device("meta"), torch.no_grad():  # even tensors made without a device stay on meta
-        kind.probe(_Probe(cls, kind.name, name))
+    with torch.no_grad():
+        kind.probe(_Probe(cls, kind, name))
+
+
+def _size_in_bytes(module: torch.nn.Module) -> int:
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+
+
+def accepted_keywords(cls: type, kind: AttentionKind) -> frozenset[str]:
+    """The optional keywords of `kind` that `cls`'s constructor names."""
+    parameters = inspect.signature(cls.__init__).parameters
+    return frozenset(keyword for keyword in kind.optional if keyword in parameters)
+
+
+def slot_keywords(cls: type, kind: AttentionKind, keywords: dict[str, Any]) -> dict[str, Any]:
+    """What a slot passes to `cls`: `keywords` less the optional ones it does not name."""
+    accepted = accepted_keywords(cls, kind)
+    return {k: v for k, v in keywords.items() if k not in kind.optional or k in accepted}
 
 
 def options_model(cls: type, kind: AttentionKind) -> type[BaseModel]:

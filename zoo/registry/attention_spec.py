@@ -81,14 +81,15 @@ class AttentionSpec(BaseModel):
         return variant
 
     def build(self, *args: Any, **kwargs: Any) -> torch.nn.Module:
-        """Instantiate the variant with the interface arguments of its kind."""
+        """Instantiate the variant with the interface arguments of its kind (an optional
+        keyword only if the variant's constructor names it)."""
         variant = self._variant
         if variant is None:
             from .plugins import default_registry
 
             variant = self._bind(default_registry())
         options = variant.options_model().model_validate(self.options)
-        return variant.module_class()(*args, **kwargs, **dict(options))
+        return variant.instantiate(*args, **kwargs, **dict(options))
 
     def __str__(self) -> str:
         if not self.options:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PluginError, RegistryError, RegistryProblem, ZooError
+from ..version import INTERFACE_VERSION, parse_interface_version
 from . import discovery
 from .discovery import BUILTIN_DISTRIBUTION, ENTRY_POINT_GROUP  # noqa: F401  (BUILTIN_DISTRIBUTION: its old home)
 from .registry import (
@@ -49,11 +50,13 @@ from .registry import (
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "INTERFACE_VERSION",
     "ComponentProblem",
     "ValidationReport",
     "PluginContext",
     "PluginRecord",
     "PluginManager",
+    "check_interface",
     "default_plugin_manager",
     "default_registry",
     "loaded_default_plugin_manager",
@@ -75,6 +78,8 @@ class PluginRecord:
     error: str | None = None
     registry_problems: list[RegistryProblem] = field(default_factory=list)
     """Every problem of the registry file that refused the plugin, if one did."""
+    interface: str | None = None
+    """The plugin interface version the plugin declared it targets (`require_interface`)."""
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able description of the plugin."""
@@ -86,6 +91,7 @@ class PluginRecord:
             "entry_point": self.entry_point,
             "distribution": self.distribution,
             "version": self.version,
+            "interface": self.interface,
             "provides": provides,
             "overrides": [
                 {"category": c.category, "name": c.name, "replaced": c.overrides}
@@ -156,9 +162,23 @@ class ValidationReport:
 class PluginContext:
     """Handed to a plugin's `register` function; stages what the plugin contributes."""
 
+    interface_version: str = INTERFACE_VERSION
+    """The plugin interface this zoo provides, `MAJOR.MINOR` (see `zoo.version`)."""
+
     def __init__(self, owner: str) -> None:
         self.owner = owner
         self.staged: list[Component] = []
+        self.interface: str | None = None
+
+    def require_interface(self, version: str) -> None:
+        """Declare the plugin interface version the plugin is written against.
+
+        Optional. A plugin declaring one is loaded only by a zoo that provides that version
+        or a later minor version of the same major one; any other is refused in one line
+        (`PluginError`), instead of failing later on a changed contract.
+        """
+        check_interface(version, owner=self.owner)
+        self.interface = version
 
     def add_builder(self, name: str, target: Any, *, override: bool = False) -> None:
         """A model builder, as an object or a `"module:function"` string."""
@@ -233,6 +253,7 @@ class PluginManager:
         except Exception as error:
             return self._failed(record, f"register() failed: {type(error).__name__}: {error}")
         record.contributions = context.staged
+        record.interface = context.interface
         self.records[name] = record
         return record
 
@@ -277,6 +298,25 @@ class PluginManager:
         problems += [p for file_problems in refused.values() for p in file_problems]
         problems += self.registry.validate()
         return ValidationReport(sorted(owners), problems, owners)
+
+
+def check_interface(version: str, *, owner: str) -> None:
+    """Raise `PluginError` unless this zoo provides plugin interface `version`."""
+    try:
+        wanted = parse_interface_version(version)
+    except ValueError as error:
+        raise PluginError(owner, str(error)) from None
+    provided = parse_interface_version(INTERFACE_VERSION)
+    if wanted[0] != provided[0]:
+        raise PluginError(
+            owner,
+            f"written for plugin interface {version}; this zoo provides {INTERFACE_VERSION}, "
+            f"of another major version: install a release of the plugin for interface {provided[0]}.x",
+        )
+    if wanted[1] > provided[1]:
+        raise PluginError(
+            owner, f"needs plugin interface {version}; this zoo provides {INTERFACE_VERSION}: upgrade zoo"
+        )
 
 
 def _component_problem(component: Component) -> str | None:

@@ -36,12 +36,14 @@ from ..errors import (
     UnknownModelError,
     ZooError,
 )
+from . import probes
 from .attention import (
     ATTENTION_KINDS,
     AttentionKind,
     check_attention_class,
     options_model,
     probe_attention_class,
+    slot_keywords,
 )
 from .family import TASKS, Family, FunctionFamily
 from .names import matches, weights_match
@@ -240,7 +242,9 @@ class AttentionVariant(_LazyComponent):
     @cached_property
     def _probed_class(self) -> type:
         cls = self._checked_class
-        self._owned(probe_attention_class, cls)
+        if not probes.passed(cls, self.kind):
+            self._owned(probe_attention_class, cls)
+            probes.record(cls, self.kind)
         return cls
 
     def _owned(self, check: Callable[..., None], cls: type) -> None:
@@ -251,6 +255,12 @@ class AttentionVariant(_LazyComponent):
 
     def check(self) -> None:
         self.module_class()
+
+    def instantiate(self, *args: Any, **kwargs: Any) -> Any:
+        """The module, built with what a slot passes: an optional keyword of the kind (see
+        `zoo.registry.attention`) only if the class's constructor names it."""
+        cls = self.module_class()
+        return cls(*args, **slot_keywords(cls, self.kind, kwargs))
 
     def options_model(self) -> type[BaseModel]:
         return self._options_model

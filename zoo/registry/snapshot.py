@@ -39,7 +39,6 @@ skipped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -50,13 +49,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..files import atomic_path
+from ..version import INTERFACE_VERSION, __version__
+from .cache_dir import cache_dir, environment_digest
 from .discovery import distribution_of, plugin_entry_points
 from .names import matches, weights_match
 
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["Listing", "ModelRow", "RecordingContext", "WeightRow", "cache_dir", "cache_key", "load_listing"]
+__all__ = [
+    "Listing",
+    "ModelRow",
+    "RecordingContext",
+    "WeightRow",
+    "cache_dir",
+    "cache_key",
+    "load_listing",
+]
 
 FORMAT = 2
 """The cache file's format; a file of another format is rebuilt."""
@@ -155,6 +164,11 @@ class RecordingContext:
     def add_models(self, path: Any, *, override: bool = False) -> None:
         self.staged.append(["models", *_file_stamp(path), override])
 
+    interface_version = INTERFACE_VERSION
+
+    def require_interface(self, version: str) -> None:
+        self.staged.append(["interface", version])
+
 
 def _target(target: Any) -> str:
     if isinstance(target, str):
@@ -185,8 +199,6 @@ def _recorded_calls(entry_point: metadata.EntryPoint) -> list[list[Any]]:
 
 
 def _zoo_stamp() -> list[Any]:
-    from .. import __version__
-
     versions = []
     for name in _VALIDATION_DEPENDENCIES:
         try:
@@ -228,19 +240,9 @@ def cache_key(entry_points: list[metadata.EntryPoint] | None = None) -> list[Any
 # ---------------------------------------------------------------------------- the cache
 
 
-def cache_dir() -> Path:
-    """`ZOO_CACHE_DIR`, else `$XDG_CACHE_HOME/zoo`, else `~/.cache/zoo`."""
-    folder = os.environ.get("ZOO_CACHE_DIR")
-    if folder:
-        return Path(folder)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "zoo"
-
-
 def cache_file() -> Path:
-    """The listing's cache file: one per environment, so that environments do not evict each other."""
-    environment = f"{sys.prefix}\0{Path(__file__).resolve().parent}".encode()
-    return cache_dir() / f"listing-{hashlib.sha256(environment).hexdigest()[:16]}.json"
+    """The listing's cache file: one per environment."""
+    return cache_dir() / f"listing-{environment_digest()}.json"
 
 
 def _read(path: Path, key: list[Any]) -> Listing | None:

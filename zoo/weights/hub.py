@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ..errors import ArgumentError, HubError, IntegrityError, NotCachedError, ZooError
+from ..version import __version__
 from . import cache, network
 from .header import INDEX_SUFFIX, read_checkpoint, read_index
 
@@ -177,8 +178,6 @@ def hf_download(repo_id: str, filename: str, revision: str | None, *, name: str,
     settings = None if offline else network.Settings.read(cache.hub_endpoint())  # before the import,
     from huggingface_hub import hf_hub_download  # which fails on some malformed HF_ENDPOINT values
 
-    from .. import __version__
-
     fetching = _Fetching(name, repo_id, filename, revision, settings)
     try:
         if settings is not None:
@@ -263,8 +262,6 @@ def _probe(url: str, settings: network.Settings) -> network.Failure | None:
     failed in the network or with a transient status (the download reports any other)."""
     from huggingface_hub import get_session
     from huggingface_hub.utils import build_hf_headers
-
-    from .. import __version__
 
     headers = build_hf_headers(library_name="zoo", library_version=__version__)
     try:

@@ -45,7 +45,6 @@ def test_a_conforming_class_passes_and_its_options_are_typed():
     [
         ("def __init__(self, dim, *, rd_channels=None, device=None, dtype=None): ...", "takes 'channels'"),
         ("def __init__(self, channels, *, rd_channels=None, dtype=None): ...", "takes 'device'"),
-        ("def __init__(self, channels, *, device=None, dtype=None): ...", "takes 'rd_channels'"),
         (
             "def __init__(self, channels, *, rd_channels, device=None, dtype=None): ...",
             "'rd_channels' needs a default .None: the variant's own choice., as a channel slot may leave it out",
@@ -69,6 +68,39 @@ def test_a_class_off_the_interface_is_refused_with_the_reason(signature, complai
     exec(f"class Bad:\n    {signature}\n    def forward(self, x): ...", namespace)
     with pytest.raises(AttentionInterfaceError, match=complaint):
         check_attention_class(namespace["Bad"], CHANNEL, name="bad")
+
+
+class ParameterFree(nn.Module):
+    """A channel attention with no reduced width, written before slots could pass one."""
+
+    def __init__(self, channels: int, *, device=None, dtype=None):
+        super().__init__()
+
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+def test_an_optional_keyword_is_no_part_of_the_contract():
+    assert CHANNEL.required == ("device", "dtype") and CHANNEL.optional == ("rd_channels",)
+    check_attention_class(ParameterFree, CHANNEL, name="parameter_free")
+    probe_attention_class(ParameterFree, CHANNEL, name="parameter_free")
+
+
+def test_a_slot_passes_an_optional_keyword_only_to_a_constructor_that_names_it():
+    from zoo.registry.attention import accepted_keywords, slot_keywords
+
+    asked = {"rd_channels": 4, "device": None, "dtype": None, "init": 0.5}
+    assert accepted_keywords(ParameterFree, CHANNEL) == frozenset()
+    assert slot_keywords(ParameterFree, CHANNEL, asked) == {"device": None, "dtype": None, "init": 0.5}
+    assert accepted_keywords(Scale, CHANNEL) == {"rd_channels"}
+    assert slot_keywords(Scale, CHANNEL, asked) == asked
+
+
+@pytest.mark.parametrize("family", ["resnet18", "efficientnet_b0", "mobilenetv3_large_100", "regnety_002"])
+def test_a_variant_without_a_reduced_width_plugs_into_slots_that_fix_one(builtin_registry, family):
+    builtin_registry.add_attention("parameter_free", ParameterFree, kind="channel", owner="tests")
+    model = zoo.create(family, attn="parameter_free", device="meta", registry=builtin_registry)
+    assert any(isinstance(module, ParameterFree) for module in model.modules())
 
 
 def test_a_spec_reads_short_and_long_forms():

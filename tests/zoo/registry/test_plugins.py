@@ -31,6 +31,48 @@ def test_the_builtin_plugin_registers_through_the_public_entry_point_group():
     assert "resnet50_cbam" in provides["model"]
 
 
+def test_the_plugin_interface_has_one_version_readable_everywhere():
+    from zoo.plugins import INTERFACE_VERSION, PluginContext
+
+    assert zoo.INTERFACE_VERSION == INTERFACE_VERSION == PluginContext("p").interface_version
+    assert max(zoo.version.INTERFACE_HISTORY, key=zoo.version.parse_interface_version) == INTERFACE_VERSION
+    assert default_plugin_manager().records["builtin"].summary()["interface"] == INTERFACE_VERSION
+
+
+@pytest.mark.parametrize("declared", ["1.0", "1.1", zoo.version.INTERFACE_VERSION])
+def test_a_plugin_targeting_this_or_an_older_minor_version_loads(builtin_registry, declared):
+    def register(context):
+        context.require_interface(declared)
+        context.add_attention("targeted", "pkg:Targeted", kind="channel")
+
+    record = PluginManager(builtin_registry).register("targeting", register)
+    assert (record.error, record.interface) == (None, declared)
+
+
+@pytest.mark.parametrize(
+    ("declared", "reason"),
+    [
+        ("1.99", "needs plugin interface 1.99; this zoo provides {provided}: upgrade zoo"),
+        (
+            "2.0",
+            "written for plugin interface 2.0; this zoo provides {provided}, of another major version: "
+            "install a release of the plugin for interface 1.x",
+        ),
+        ("one", "'one' is not a plugin interface version: MAJOR.MINOR, such as '1.0'"),
+    ],
+)
+def test_a_plugin_targeting_an_interface_this_zoo_lacks_is_refused_in_one_line(
+    builtin_registry, declared, reason
+):
+    def register(context):
+        context.require_interface(declared)
+        context.add_attention("targeted", "pkg:Targeted", kind="channel")
+
+    record = PluginManager(builtin_registry).register("targeting", register)
+    assert record.error == reason.format(provided=zoo.version.INTERFACE_VERSION)
+    assert "targeted" not in {v.name for v in builtin_registry.components("attention")}
+
+
 def test_a_plugin_that_raises_is_recorded_once_and_the_rest_works(builtin_registry, caplog):
     manager = PluginManager(builtin_registry)
 
