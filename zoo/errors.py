@@ -1,15 +1,22 @@
 """Every error the zoo raises on purpose: one root, builtin bases where they fit.
 
-The CLI turns any `ZooError` into one line on stderr and the exit code its class carries;
-anything else is a bug and keeps its traceback.
+The CLI turns any `ZooError` into one line on stderr and the exit code `EXIT_CODES` gives
+its class; anything else is a bug and keeps its traceback.
+
+An error about an argument names it as the caller wrote it: a message is a template in
+which `{name}` stands for an `Argument`, worded `num_classes=10` by `str(error)` (Python)
+and `--num-classes 10` by the command line, which knows its own flags (`render`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
+    "EXIT_CODES",
+    "Argument",
     "ZooError",
     "UnknownModelError",
     "NoWeightsError",
@@ -26,19 +33,60 @@ __all__ = [
     "AttentionMapError",
     "NotCachedError",
     "IntegrityError",
+    "exit_code_of",
 ]
 
 
-class ZooError(Exception):
-    """Root of the zoo's errors. `exit_code` is what the CLI exits with."""
+@dataclass(frozen=True)
+class Argument:
+    """An argument of a function (and of the command that calls it) that a message names."""
 
-    exit_code: int = 1
+    name: str
+    """The Python parameter: `num_classes`."""
+    value: str | None = None
+    """What the message shows as its value (`10`, `FILE`); None for the name alone."""
+
+    def python(self) -> str:
+        """`num_classes=10`, or `seq_len` without a value."""
+        return self.name if self.value is None else f"{self.name}={self.value}"
+
+    def flag(self, option: str, *, is_flag: bool = False) -> str:
+        """`--num-classes 10` for the command-line `option`; a boolean flag stands alone."""
+        if self.value is None or is_flag:
+            return option
+        return f"{option} {self.value}"
+
+
+class ZooError(Exception):
+    """Root of the zoo's errors.
+
+    `message` may name arguments as `{name}` placeholders, filled from `arguments` by `str()`
+    in Python's words and by `render` in a caller's (the command line's flags).
+    """
+
+    def __init__(self, message: str = "", *args: Any, arguments: Iterable[Argument] = ()) -> None:
+        self.template = message
+        self.arguments = tuple(arguments)
+        super().__init__(self.render() if self.arguments else message, *args)
+
+    def render(self, spell: Callable[[Argument], str | None] | None = None) -> str:
+        """The message with each argument worded by `spell` (Python's words where it gives None)."""
+        if not self.arguments:
+            return str(self)
+        text = self.template
+        for argument in self.arguments:
+            worded = spell(argument) if spell is not None else None
+            text = text.replace("{" + argument.name + "}", worded or argument.python())
+        return text
+
+    @property
+    def exit_code(self) -> int:
+        """What the command line exits with (`EXIT_CODES`)."""
+        return exit_code_of(self)
 
 
 class UnknownModelError(ZooError, KeyError):
     """A model name, weight tag or registered component that does not exist."""
-
-    exit_code = 2
 
     def __init__(self, what: str, name: str, suggestions: Sequence[str] = (), *, context: str = "") -> None:
         self.what = what
@@ -56,13 +104,9 @@ class UnknownModelError(ZooError, KeyError):
 class NoWeightsError(ZooError, LookupError):
     """`pretrained=True` for a model that has no published weights."""
 
-    exit_code = 2
-
 
 class ArgumentError(ZooError, TypeError):
     """Builder or attention arguments that do not fit their schema."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -129,8 +173,6 @@ class CheckpointError(ZooError, ValueError):
 class DeviceError(ZooError, ValueError):
     """A device or dtype that does not exist or is not available here."""
 
-    exit_code = 2
-
 
 class HubError(ZooError, OSError):
     """Downloading from the Hub failed."""
@@ -151,8 +193,6 @@ class ImageError(ZooError, ValueError):
 class AttentionMapError(ZooError, TypeError):
     """A model that offers no attention maps, or not the one asked for."""
 
-    exit_code = 2
-
 
 class NotCachedError(HubError, FileNotFoundError):
     """A file that is not in the cache while the Hub is offline or cannot be reached."""
@@ -160,3 +200,22 @@ class NotCachedError(HubError, FileNotFoundError):
 
 class IntegrityError(CheckpointError):
     """A downloaded or cached file whose sha256 is not the one pinned or recorded for it."""
+
+
+EXIT_CODES: dict[type[ZooError], int] = {
+    UnknownModelError: 2,
+    NoWeightsError: 2,
+    ArgumentError: 2,
+    DeviceError: 2,
+    AttentionMapError: 2,
+    ZooError: 1,
+}
+"""The exit code of each kind of error; an error takes the code of its nearest class here."""
+
+
+def exit_code_of(error: ZooError) -> int:
+    """The exit code of `error`: that of the first of its classes in `EXIT_CODES`."""
+    for cls in type(error).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return 1

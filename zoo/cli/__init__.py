@@ -1,8 +1,9 @@
 """The `zoo` command line: a thin layer that parses flags, calls the library and prints.
 
 torch is never imported at module level here, so `zoo --help` and `zoo list` stay fast.
-Any `ZooError` becomes one line on stderr and its exit code; set `ZOO_DEBUG=1` to see the
-traceback instead. Ctrl-C is `zoo: aborted` (exit 130); a SIGTERM that arrives while an
+Any `ZooError` becomes one line on stderr and its exit code (`zoo.errors.EXIT_CODES`), the
+arguments it names worded as the command's own flags; set `ZOO_DEBUG=1` to see the traceback
+instead. Ctrl-C is `zoo: aborted` (exit 130); a SIGTERM that arrives while an
 output file is being written removes the partial file and is `zoo: terminated` (exit 143).
 """
 
@@ -12,13 +13,14 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 import click
 
-from ..errors import ZooError
+from ..errors import Argument, ZooError
 from ..files import Terminated
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "in_flags_of", "main"]
 
 
 class CommandError(click.ClickException):
@@ -93,7 +95,35 @@ class ZooGroup(click.Group):
         except ZooError as error:
             if os.environ.get("ZOO_DEBUG"):
                 raise
-            raise CommandError(str(error), error.exit_code) from None
+            command = self.commands.get(ctx.invoked_subcommand or "")
+            message = error.render(in_flags_of(command)) if command is not None else str(error)
+            raise CommandError(message, error.exit_code) from None
+
+
+def in_flags_of(command: click.Command) -> Callable[[Argument], str | None]:
+    """Words an argument as `command` takes it: `--num-classes 10` for a flag of its own,
+    `-a depth=12` for a builder argument it takes as an assignment, else Python's words."""
+    options = {param.name: param for param in _params(command) if isinstance(param, click.Option)}
+
+    def spell(argument: Argument) -> str | None:
+        option = options.get(argument.name)
+        if option is not None:
+            longest = max(option.opts, key=len)
+            return argument.flag(longest, is_flag=option.is_flag)
+        if "assignments" in options and argument.value is not None:
+            return f"-a {argument.python()}"
+        return None
+
+    return spell
+
+
+def _params(command: click.Command) -> list[click.Parameter]:
+    """A command's parameters, and its subcommands' for a group (`zoo cache ls`)."""
+    params = list(command.params)
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            params.extend(_params(subcommand))
+    return params
 
 
 class _ClickStderr(logging.Handler):

@@ -157,9 +157,13 @@ class _Probe:
     def build(self, *args: Any, **kwargs: Any) -> torch.nn.Module:
         kwargs = slot_keywords(self.cls, self.kind, kwargs)
         module = self._construct("meta", args, kwargs)
-        self.device = "cpu" if _size_in_bytes(module) <= PROBE_BYTES else "meta"
-        if self.device == "cpu":
-            module = self._construct("cpu", args, kwargs)
+        self.device = "meta"
+        if _size_in_bytes(module) <= PROBE_BYTES:
+            on_cpu = self._construct("cpu", args, kwargs)
+            # A context of the caller's (a hook that puts parameters on meta as they are
+            # registered, as loading a checkpoint does) may have kept it off the CPU.
+            if all(tensor.device.type == "cpu" for tensor in _tensors(on_cpu)):
+                module, self.device = on_cpu, "cpu"
         return module.eval()  # stochastic variants decide deterministically in evaluation mode
 
     def _construct(self, device: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.nn.Module:
@@ -509,13 +513,18 @@ def probe_attention_class(cls: type, kind: AttentionKind, *, name: str) -> None:
     what `kind`'s contract requires on small probe inputs (see `_Probe` for where it runs)."""
     import torch
 
-    with torch.no_grad():
+    # The CPU's random numbers are put back after: whether a probe ran (or was remembered from
+    # an earlier process) must not change the weights a seeded build draws next.
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
         kind.probe(_Probe(cls, kind, name))
 
 
+def _tensors(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [*module.parameters(), *module.buffers()]
+
+
 def _size_in_bytes(module: torch.nn.Module) -> int:
-    tensors = [*module.parameters(), *module.buffers()]
-    return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+    return sum(tensor.numel() * tensor.element_size() for tensor in _tensors(module))
 
 
 def accepted_keywords(cls: type, kind: AttentionKind) -> frozenset[str]:

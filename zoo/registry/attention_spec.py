@@ -30,6 +30,7 @@ __all__ = [
     "SequenceAttention",
     "TokenAttention",
     "WindowAttention",
+    "attention_in",
     "registry_form",
 ]
 
@@ -145,6 +146,22 @@ class ConvAttention(AttentionSpec):
     attention, bottleneck self-attention)."""
 
     kind: ClassVar[str] = "conv"
+
+
+def attention_in(config: Any) -> list[AttentionVariant]:
+    """The attention variants a validated config names, in any of its fields (nested
+    configs and lists included)."""
+    found: list[AttentionVariant] = []
+    if isinstance(config, AttentionSpec):
+        if config._variant is not None:
+            found.append(config._variant)
+    elif isinstance(config, BaseModel):
+        for name in type(config).model_fields:
+            found.extend(attention_in(getattr(config, name)))
+    elif isinstance(config, (list, tuple)):
+        for item in config:
+            found.extend(attention_in(item))
+    return found
 
 
 def registry_form(value: Any) -> Any:

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..devices import resolve_dtype
-from ..errors import ArgumentError, ZooError
+from ..errors import Argument, ArgumentError, ZooError
 from ..registry import Registry, Resolved, default_registry
 from ..registry.family import IMAGE_TASKS, image_size, model_of
 from ..registry.flop_terms import (
@@ -548,7 +548,9 @@ def example_inputs(
     model_args = dict(model_args)
     if task in IMAGE_TASKS:
         if seq_len is not None:
-            raise ArgumentError(f"'{resolved}' takes images: --seq-len does not apply")
+            raise ArgumentError(
+                f"'{resolved}' takes images: {{seq_len}} does not apply", arguments=[Argument("seq_len")]
+            )
         family_config = registry.builder(resolved.entry.builder).config_type
         if img_size is not None and "img_size" in family_config.model_fields:
             model_args["img_size"] = img_size
@@ -556,7 +558,8 @@ def example_inputs(
         return model_args, lambda batch: (torch.randn(batch, *size, device=device, dtype=dtype),)
     if img_size is not None:
         raise ArgumentError(
-            f"'{resolved}' is {model_of(task)}: it takes no images, so --img-size does not apply"
+            f"'{resolved}' is {model_of(task)}: it takes no images, so {{img_size}} does not apply",
+            arguments=[Argument("img_size")],
         )
     family = registry.builder(resolved.entry.builder).family
     config = registry.build_config(resolved, model_args)

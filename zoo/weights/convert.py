@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ArgumentError, CheckpointError
+from ..errors import Argument, ArgumentError, CheckpointError
 from ..files import atomic_path, sha256_of
 from .header import pickle_kind, read_header
 
@@ -110,7 +110,10 @@ def _check_paths(source: Path, output: Path, force: bool) -> None:
     if output.exists() and (output.resolve() == source.resolve() or output.samefile(source)):
         raise ArgumentError(f"output '{output}' is the input; write the safetensors file elsewhere")
     if output.exists() and not force:
-        raise ArgumentError(f"output '{output}' already exists; pass --force (force=True) to replace it")
+        raise ArgumentError(
+            f"output '{output}' already exists; pass {{force}} to replace it",
+            arguments=[Argument("force", "True")],
+        )
     if output.is_dir():
         raise ArgumentError(f"output '{output}' is a folder; name the safetensors file to write")
     if not output.parent.is_dir():
@@ -181,7 +184,8 @@ def _checked_state(state: Any, source: str | Path, where: str | None) -> dict[st
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise CheckpointError(
             f"checkpoint '{source}' holds values that are not tensors{at}: {shown}; "
-            f"only a state dict of tensors is converted (choose one with --key)"
+            "only a state dict of tensors is converted (choose one with {key})",
+            arguments=[Argument("key", "KEY")],
         )
     bad_layout = [k for k, v in state.items() if v.layout != torch.strided or v.is_quantized]
     if bad_layout:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..devices import resolve_device, resolve_dtype
-from ..errors import ArgumentError
+from ..errors import Argument, ArgumentError
 from ..registry import Registry, Resolved, default_registry
+from ..registry.attention_spec import attention_in
 from . import hub
 from .loading import LoadReport, load_checkpoint, parameters_on_meta
 from .resolve import pretrained_weights, resolve, with_default_tag
@@ -151,8 +152,8 @@ def plan(
         raise ArgumentError("pass either pretrained=True or checkpoint=..., not both")
     if fresh_modules and not (pretrained or checkpoint is not None):
         raise ArgumentError(
-            "fresh_modules=True (--fresh-modules) loads a checkpoint as a backbone: "
-            "pass checkpoint=FILE (--checkpoint FILE) too"
+            "{fresh_modules} loads a checkpoint as a backbone: pass {checkpoint} too",
+            arguments=[Argument("fresh_modules", "True"), Argument("checkpoint", "FILE")],
         )
     resolved = resolve(name, registry)
     weights = pretrained_weights(resolved, registry) if pretrained else None
@@ -163,6 +164,8 @@ def plan(
         overrides["num_classes"] = num_classes
     head = weights.weights.builder_args() if borrowed else {}  # the borrowed checkpoint's head
     config = registry.build_config(resolved, {**head, **overrides})
+    for variant in attention_in(config):  # probed here, not inside the meta context of a load
+        variant.check()
     target_device = resolve_device(device)  # before any download: a bad device is refused at once
     target_dtype = resolve_dtype(dtype)
     build = registry.builder(resolved.entry.builder).build

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CheckpointError, ZooError
+from ..errors import Argument, CheckpointError, ZooError
 from ..registry.family import HasClassifier, InitialisesModules, reset_to_defaults
 from .adaptation import Adapted, adapt_state, count_modules, head_classes, mark_new_modules, within
 from .header import Checkpoint, Header, read_checkpoint, state_mismatch
@@ -326,8 +326,8 @@ def _plan(
         tried.append((prefix, candidate))
     if not tried:
         raise adapter_error
-    problem = _explain(model, tried, expected, changed, fresh_modules)
-    raise CheckpointError(f"checkpoint '{path}' does not fit the model: {problem}")
+    problem, arguments = _explain(model, tried, expected, changed, fresh_modules)
+    raise CheckpointError(f"checkpoint '{path}' does not fit the model: {problem}", arguments=arguments)
 
 
 def shared_prefixes(state: Mapping[str, Any], depth: int = 3) -> list[str]:
@@ -369,9 +369,9 @@ def _explain(
     expected: Mapping[str, tuple[int, ...]],
     changed: bool | Collection[str],
     fresh_modules: bool,
-) -> str:
+) -> tuple[str, list[Argument]]:
     """The mismatch in words, of the names as they are or without the prefix, whichever fits
-    better, and what would make it load."""
+    better, and what would make it load (with the argument it names)."""
     prefix, best = min(tried, key=lambda item: _misfits(item[1], expected))
     problem = state_mismatch(*_fitted(best, expected))
     seen = next((stripped for stripped, _ in tried if stripped), "")
@@ -380,22 +380,26 @@ def _explain(
     elif seen:
         problem += f"; every checkpoint name starts with '{seen}'{_who(seen)}, and does not fit without it"
     hint = _head_hint(model, best, expected, changed)
-    if not hint and not fresh_modules:
+    if hint is None and not fresh_modules:
         hint = _new_modules_hint(model, best, expected)
-    return problem + hint
+    if hint is None:
+        return problem, []
+    text, argument = hint
+    return problem + text, [argument]
 
 
 def _new_modules_hint(
     model: torch.nn.Module, adapted: Adapted, expected: Mapping[str, tuple[int, ...]]
-) -> str:
+) -> tuple[str, Argument] | None:
     """`fresh_modules=True` that would load the checkpoint, when it lacks only whole modules."""
     trial = Adapted(dict(adapted.state), set(adapted.fresh))
     mark_new_modules(model, trial, expected)
     if not trial.new_modules or _misfits(trial, expected):
-        return ""
+        return None
     return (
         f"; the missing tensors are those of {count_modules(trial.new_modules)} the checkpoint has none of: "
-        "pass fresh_modules=True (--fresh-modules) to initialise them fresh"
+        "pass {fresh_modules} to initialise them fresh",
+        Argument("fresh_modules", "True"),
     )
 
 
@@ -408,14 +412,14 @@ def _head_hint(
     adapted: Adapted,
     expected: Mapping[str, tuple[int, ...]],
     changed: bool | Collection[str],
-) -> str:
-    """`--num-classes N` that would load the checkpoint, when only its head differs."""
+) -> tuple[str, Argument] | None:
+    """`num_classes=N` that would load the checkpoint, when only its head differs."""
     if (
         not isinstance(model, HasClassifier)
         or changed is True
         or {"num_classes", "global_pool"} & set(changed or ())
     ):
-        return ""
+        return None
     heads = model.classifier_names
 
     def body(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
@@ -423,11 +427,11 @@ def _head_hint(
 
     wanted, found = _fitted(adapted, expected)
     if not heads or state_mismatch(body(wanted), body(found)) is not None:
-        return ""
+        return None
     head = {key: shape for key, shape in found.items() if any(within(key, h) for h in heads)}
     classes = head_classes(head) if head else 0
     has = f"has a {classes}-class head" if classes else "has no head"
-    return f"; the checkpoint {has}: pass --num-classes {classes} (num_classes={classes}) to load it"
+    return f"; the checkpoint {has}: pass {{num_classes}} to load it", Argument("num_classes", str(classes))
 
 
 def _check_dtypes(model: torch.nn.Module, adapted: Adapted, path: Path) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import torch
 from torch import nn
 
 from zoo.attention import ATTENTION_KINDS
@@ -90,3 +91,19 @@ def test_probing_every_builtin_variant_imports_no_compiler():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_probe_leaves_the_random_numbers_of_a_seeded_build_as_they_were():
+    class Drawing(Counted):
+        def __init__(self, channels: int, *, device=None, dtype=None):
+            super().__init__(channels)
+            self.weight = nn.Parameter(torch.randn(channels, device=device))
+
+    torch.manual_seed(0)
+    probes._stamp_of.cache_clear()
+    registry = Registry()
+    registry.add_attention("drawing", Drawing, kind="channel", owner="tests")
+    registry.attention("drawing").module_class()  # probed: builds it on the CPU
+    after_the_probe = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(after_the_probe, torch.rand(3))

@@ -125,5 +125,5 @@ def test_sequence_length_sets_the_example_input_of_sequence_models_only():
     long = benchmark("text_transformer_small", model_args=args, seq_len=24, **QUICK)
     assert short.input_size == (8,) and long.input_size == (24,)
     assert long.gflops_per_sample > 2 * short.gflops_per_sample
-    with pytest.raises(zoo.ArgumentError, match="takes images: --seq-len does not apply"):
+    with pytest.raises(zoo.ArgumentError, match="takes images: seq_len does not apply"):
         benchmark(NAME, model_args=SHAPE, seq_len=8, **QUICK)

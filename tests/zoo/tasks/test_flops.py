@@ -216,8 +216,8 @@ def test_activation_memory_follows_the_dtype():
     [
         ("vit_base_patch16_224", {"img_size": 100}, "img_size 100 is not a multiple of patch_size 16"),
         ("swin_tiny_patch4_window7_224", {"img_size": 256}, "does not fit patch_size 4"),
-        ("resnet50", {"seq_len": 8}, "'resnet50' takes images: --seq-len does not apply"),
-        ("text_transformer_small", {"img_size": 224}, "takes no images, so --img-size does not apply"),
+        ("resnet50", {"seq_len": 8}, "'resnet50' takes images: seq_len does not apply"),
+        ("text_transformer_small", {"img_size": 224}, "takes no images, so img_size does not apply"),
         ("text_transformer_small", {"seq_len": 5000}, "cannot take sequences of 5000 steps"),
     ],
 )
