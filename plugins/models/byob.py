@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -42,17 +43,19 @@ from zoo.registry.family import ImageFamily, feature_take_indices, image_size
 from ..attention.bot import BottleneckAttention
 from ..layers import (
     BatchNormAct2d,
+    ClassifierHead,
     ConvNormAct,
     DropPath,
     PoolType,
     attention_received,
     drop_path_rates,
-    init_fan_out,
+    factory_of,
+    init_convs,
+    init_normal,
     init_submodules,
     make_divisible,
     run_blocks,
 )
-from .regnet import ClassifierHead
 
 __all__ = ["BlockSpec", "ByobConfig", "ByobNet", "BottleneckBlock", "SelfAttnBlock", "build", "family"]
 
@@ -363,15 +366,7 @@ class ByobNet(nn.Module):
         """Convs normal with std sqrt(2 / fan_out) (fan_out per group), unit BatchNorm, linears
         normal with std 0.01; then the attentions' own initialisation (truncated normal), and
         each block's last BN zeroed if asked."""
-        for module in root.modules():
-            if isinstance(module, nn.Conv2d):
-                init_fan_out(module)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.01)
-                nn.init.zeros_(module.bias)
+        init_convs(root, linear=partial(init_normal, std=0.01))
         for module in root.modules():
             if isinstance(module, BottleneckAttention):
                 module.reset_parameters()
@@ -380,7 +375,7 @@ class ByobNet(nn.Module):
 
     def init_classifier(self) -> None:
         """Initialise the classifier as a fresh model's is, e.g. after a new `num_classes`."""
-        self.head.init_fc()
+        init_normal(self.head.fc, std=0.01)
 
     def blocks_in_order(self) -> list[nn.Module]:
         return [block for stage in self.stages() for block in stage]
@@ -390,8 +385,8 @@ class ByobNet(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: PoolType | None = None) -> None:
         """A new, freshly initialised classifier for `num_classes` (0: none), and another pooling if given."""
-        weight = self.stem.conv1.conv.weight
-        self.head.reset(num_classes, global_pool, device=weight.device, dtype=weight.dtype)
+        self.head.reset(num_classes, global_pool, **factory_of(self))
+        self.init_classifier()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each block's activations in the backward pass instead of keeping them."""

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
@@ -33,14 +32,16 @@ from zoo.registry.family import ImageFamily, feature_take_indices
 
 from ..layers import (
     DropPath,
+    Mlp,
+    PatchEmbed,
     factory_of,
     init_linears,
     init_submodules,
     reconfigured,
+    resample_pos_embed,
     run_blocks,
     tokens_as_grid,
 )
-from .vit import Mlp
 
 __all__ = ["CaiT", "CaiTConfig", "build"]
 
@@ -79,31 +80,6 @@ class CaiTConfig(BaseModel):
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
         return self
-
-
-class PatchEmbed(nn.Module):
-    """Non-overlapping patches, linearly embedded: (B, C, H, W) -> (B, N, D)."""
-
-    def __init__(self, config: CaiTConfig, *, device=None, dtype=None):
-        super().__init__()
-        self.img_size = config.img_size
-        self.grid = config.img_size // config.patch_size
-        self.num_patches = self.grid**2
-        self.proj = nn.Conv2d(
-            config.in_chans,
-            config.embed_dim,
-            config.patch_size,
-            stride=config.patch_size,
-            device=device,
-            dtype=dtype,
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2:] != (self.img_size, self.img_size):
-            raise ValueError(
-                f"input is {tuple(x.shape[-2:])} pixels; this model takes {self.img_size}x{self.img_size}"
-            )
-        return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
 
 
 class LayerScaleBlock(nn.Module):
@@ -175,7 +151,7 @@ class CaiT(nn.Module):
         self.config = config
         self.num_features = dim
 
-        self.patch_embed = PatchEmbed(config, **factory)
+        self.patch_embed = PatchEmbed(config.img_size, config.patch_size, config.in_chans, dim, **factory)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim, **factory))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches, dim, **factory))
         self.pos_drop = nn.Dropout(config.drop_rate)
@@ -244,13 +220,13 @@ class CaiT(nn.Module):
         tensors: None."""
         if name != "pos_embed" or tensor.ndim != 3 or tensor.shape[0] != 1:
             return None
-        old, new = math.isqrt(tensor.shape[1]), self.patch_embed.grid
+        old, (height, width) = math.isqrt(tensor.shape[1]), self.patch_embed.grid_size
         if old * old != tensor.shape[1] or tensor.shape[-1] != self.pos_embed.shape[-1]:
             return None
-        grid = tensor.reshape(1, old, old, -1).permute(0, 3, 1, 2).float()  # (1, D, old, old)
-        grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
-        resampled = grid.permute(0, 2, 3, 1).reshape(1, new * new, -1).to(tensor.dtype)
-        return resampled, f"pos_embed: position embeddings resampled from {old}x{old} to {new}x{new}, bicubic"
+        resampled = resample_pos_embed(tensor, 0, (old, old), (height, width), antialias=False)
+        return resampled, (
+            f"pos_embed: position embeddings resampled from {old}x{old} to {height}x{width}, bicubic"
+        )
 
     def _patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> patch tokens after the LayerScale blocks (B, N, D)."""
@@ -308,8 +284,7 @@ class CaiT(nn.Module):
             if index in take:
                 intermediates.append(self.norm(x) if norm else x)
         if output_fmt == "NCHW":
-            grid = self.patch_embed.grid
-            intermediates = [tokens_as_grid(y, grid, grid) for y in intermediates]
+            intermediates = [tokens_as_grid(y, *self.patch_embed.grid_size) for y in intermediates]
         return intermediates if intermediates_only else (self._with_class_token(x), intermediates)
 
     def prune_intermediate_layers(
@@ -342,9 +317,8 @@ class CaiT(nn.Module):
     def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Where the class token looks in the last class-attention block (the zoo's
         attention-map protocol, see `zoo.maps`): `"last"`, (B, h, w) over the patch grid."""
-        grid = (self.patch_embed.grid, self.patch_embed.grid)
         last = self.forward_class_attention(x)[-1]
-        return {"last": class_token_attention(last, num_prefix_tokens=1, grid=grid)}
+        return {"last": class_token_attention(last, num_prefix_tokens=1, grid=self.patch_embed.grid_size)}
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Class logits from the tokens; with `pre_logits`, what the head reads instead (the

@@ -3,7 +3,7 @@
 Tan and Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
 ICML 2019. https://arxiv.org/abs/1905.11946
 
-B0 is seven stages of MBConv blocks (`plugins.models.mbconv`) with SiLU, each with SE at a
+B0 is seven stages of MBConv blocks (`plugins.layers.mobile`) with SiLU, each with SE at a
 quarter of the block's *input* width; B1 to B3 scale B0 by a channel multiplier (widths
 rounded to multiples of 8) and a depth multiplier (each stage's repeats rounded up), for
 inputs of 240, 260 and 300 pixels. The head is a 1x1 conv to 1280 (scaled) channels, BN +
@@ -28,7 +28,7 @@ from zoo.attention import ChannelAttention
 from zoo.registry.family import ImageFamily
 
 from ..layers import Activation, BatchNormAct2d, GlobalPool, PoolType
-from .mbconv import BlockDef, MobileTrunk, TrunkSpec, round_channels
+from ..layers.mobile import BlockDef, MobileTrunk, TrunkSpec, round_channels
 
 __all__ = ["EFFICIENTNET_STAGES", "EfficientNet", "EfficientNetConfig", "build", "family"]
 

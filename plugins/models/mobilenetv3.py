@@ -3,7 +3,7 @@ efficient head.
 
 Howard et al., "Searching for MobileNetV3", ICCV 2019. https://arxiv.org/abs/1905.02244
 
-The blocks are EfficientNet's (`plugins.models.mbconv`), found by architecture search: the
+The blocks are EfficientNet's (`plugins.layers.mobile`), found by architecture search: the
 first stages use ReLU, the later ones hard-swish `x * relu6(x + 3) / 6`; some have SE,
 whose reduced width is a quarter of the *expanded* width rounded to a multiple of 8, with a
 ReLU and a hard-sigmoid gate `relu6(x + 3) / 6`. The last stage is a 1x1 conv to 960
@@ -29,7 +29,7 @@ from zoo.attention import ChannelAttention
 from zoo.registry.family import ImageFamily
 
 from ..layers import Activation, GlobalPool, PoolType, activation, init_fan_out
-from .mbconv import BlockDef, MobileTrunk, TrunkSpec, round_channels
+from ..layers.mobile import BlockDef, MobileTrunk, TrunkSpec, round_channels
 
 __all__ = ["MOBILENETV3_LARGE_STAGES", "MobileNetV3", "MobileNetV3Config", "build", "family"]
 

@@ -32,12 +32,14 @@ from zoo.attention import ChannelAttention
 from zoo.registry.family import ImageFamily
 
 from ..layers import (
+    ClassifierHead,
     ConvNormAct,
     DropPath,
-    GlobalPool,
     PoolType,
     drop_path_rates,
-    init_fan_out,
+    factory_of,
+    init_convs,
+    init_normal,
 )
 
 __all__ = ["Bottleneck", "RegNet", "RegNetConfig", "build", "family", "regnet_widths"]
@@ -206,12 +208,7 @@ class RegNet(nn.Module):
         classifier normal with std 0.01; each block's last BN zeroed if asked."""
         if self.stem.conv.weight.is_meta:
             return  # nothing to initialise: weights are about to be assigned
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                init_fan_out(module)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_convs(self)
         self.init_classifier()
         if self.config.zero_init_last:
             for block in self.blocks_in_order():
@@ -219,7 +216,7 @@ class RegNet(nn.Module):
 
     def init_classifier(self) -> None:
         """Initialise the classifier as a fresh model's is, e.g. after a new `num_classes`."""
-        self.head.init_fc()
+        init_normal(self.head.fc, std=0.01)
 
     def stages(self) -> list[RegStage]:
         return [getattr(self, name) for name in self.stage_names]
@@ -232,8 +229,8 @@ class RegNet(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: PoolType | None = None) -> None:
         """A new, freshly initialised classifier for `num_classes` (0: none), and another pooling if given."""
-        weight = self.stem.conv.weight
-        self.head.reset(num_classes, global_pool, device=weight.device, dtype=weight.dtype)
+        self.head.reset(num_classes, global_pool, **factory_of(self))
+        self.init_classifier()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each block's activations in the backward pass instead of keeping them."""
@@ -257,38 +254,6 @@ class RegNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-class ClassifierHead(nn.Module):
-    """Global pooling, dropout, linear classifier (timm's `head.global_pool`, `head.fc`)."""
-
-    def __init__(
-        self, in_features, num_classes, pool_type: PoolType, drop_rate, *, device=None, dtype=None
-    ) -> None:
-        super().__init__()
-        self.in_features = in_features
-        self.global_pool = GlobalPool(pool_type)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = self._fc(num_classes, device=device, dtype=dtype)
-
-    def _fc(self, num_classes: int, **factory) -> nn.Module:
-        width = self.in_features * self.global_pool.feat_mult
-        return nn.Linear(width, num_classes, **factory) if num_classes > 0 else nn.Identity()
-
-    def init_fc(self) -> None:
-        if isinstance(self.fc, nn.Linear) and not self.fc.weight.is_meta:
-            nn.init.normal_(self.fc.weight, 0.0, 0.01)
-            nn.init.zeros_(self.fc.bias)
-
-    def reset(self, num_classes: int, pool_type: PoolType | None = None, *, device=None, dtype=None) -> None:
-        if pool_type is not None:
-            self.global_pool = GlobalPool(pool_type)
-        self.fc = self._fc(num_classes, device=device, dtype=dtype)
-        self.init_fc()
-
-    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(self.global_pool(x))
-        return x if pre_logits else self.fc(x)
 
 
 class RegNetFamily(ImageFamily):

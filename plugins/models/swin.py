@@ -35,7 +35,10 @@ from zoo.attention import WindowAttention
 from zoo.registry.family import ImageFamily, feature_take_indices
 
 from ..layers import (
+    ClassifierHead,
     DropPath,
+    Mlp,
+    PatchEmbed,
     drop_path_rates,
     factory_of,
     init_linears,
@@ -43,7 +46,6 @@ from ..layers import (
     reconfigured,
     run_blocks,
 )
-from .vit import Mlp
 
 __all__ = ["SwinConfig", "SwinTransformer", "build"]
 
@@ -244,46 +246,6 @@ class SwinTransformerStage(nn.Module):
         return run_blocks(self.blocks, self.downsample(x), checkpointed=self.grad_checkpointing)
 
 
-class PatchEmbed(nn.Module):
-    """Non-overlapping patches, linearly embedded and normed: (B, C, H, W) -> (B, h, w, D)."""
-
-    def __init__(self, config: SwinConfig, *, device=None, dtype=None):
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        size, patch = config.img_size, config.patch_size
-        self.img_size = size
-        self.proj = nn.Conv2d(config.in_chans, config.embed_dim, patch, stride=patch, **factory)
-        self.norm = nn.LayerNorm(config.embed_dim, **factory)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2:] != (self.img_size, self.img_size):
-            raise ValueError(
-                f"input is {tuple(x.shape[-2:])} pixels; this model takes {self.img_size}x{self.img_size}"
-            )
-        return self.norm(self.proj(x).permute(0, 2, 3, 1))
-
-
-class ClassifierHead(nn.Module):
-    """Average over the token grid (unless `global_pool` is ""), dropout, then the classifier
-    (`fc`, none for 0 classes): (B, H, W, C) -> (B, classes), or (B, H, W, classes)."""
-
-    def __init__(
-        self, dim: int, num_classes: int, drop_rate: float, global_pool: str, *, device=None, dtype=None
-    ):
-        super().__init__()
-        self.global_pool = global_pool
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = self.classifier(dim, num_classes, device=device, dtype=dtype)
-
-    @staticmethod
-    def classifier(dim: int, num_classes: int, **factory) -> nn.Module:
-        return nn.Linear(dim, num_classes, **factory) if num_classes else nn.Identity()
-
-    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(x.mean(dim=(1, 2)) if self.global_pool == "avg" else x)
-        return x if pre_logits else self.fc(x)
-
-
 # -- the model ---------------------------------------------------------------------------
 
 
@@ -297,7 +259,15 @@ class SwinTransformer(nn.Module):
         factory = {"device": device, "dtype": dtype}
         self.config = config
         self.num_features = stage_dim(config.embed_dim, len(config.depths) - 1)
-        self.patch_embed = PatchEmbed(config, **factory)
+        self.patch_embed = PatchEmbed(
+            config.img_size,
+            config.patch_size,
+            config.in_chans,
+            config.embed_dim,
+            output_fmt="NHWC",
+            norm=True,
+            **factory,
+        )
         rates = drop_path_rates(config.drop_path_rate, sum(config.depths))
         starts = [sum(config.depths[:stage]) for stage in range(len(config.depths))]
         self.layers = nn.Sequential(
@@ -308,7 +278,12 @@ class SwinTransformer(nn.Module):
         )
         self.norm = nn.LayerNorm(self.num_features, **factory)
         self.head = ClassifierHead(
-            self.num_features, config.num_classes, config.drop_rate, config.global_pool, **factory
+            self.num_features,
+            config.num_classes,
+            config.global_pool,
+            config.drop_rate,
+            input_fmt="NHWC",  # the tokens, (B, H, W, C)
+            **factory,
         )
         self.feature_info = [  # each stage's tokens, as a map over its grid
             {"module": f"layers.{i}", "num_chs": stage_dim(config.embed_dim, i), "reduction": patch * 2**i}
@@ -332,9 +307,7 @@ class SwinTransformer(nn.Module):
 
     def init_classifier(self) -> None:
         """Initialise the head as `reset_parameters` does, e.g. after a new `num_classes`."""
-        if isinstance(self.head.fc, nn.Linear):
-            nn.init.trunc_normal_(self.head.fc.weight, std=0.02)
-            nn.init.zeros_(self.head.fc.bias)
+        init_linears(self.head)
 
     def get_classifier(self) -> nn.Module:
         return self.head.fc
@@ -344,8 +317,7 @@ class SwinTransformer(nn.Module):
         reading the mean token or (`global_pool=""`) every token."""
         pool = self.config.global_pool if global_pool is None else global_pool
         self.config = reconfigured(self.config, num_classes=num_classes, global_pool=pool)
-        self.head.global_pool = pool
-        self.head.fc = ClassifierHead.classifier(self.num_features, num_classes, **factory_of(self))
+        self.head.reset(num_classes, pool, **factory_of(self))
         self.init_classifier()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:

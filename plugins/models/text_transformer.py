@@ -17,7 +17,6 @@ zoo's multi-head attention.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -29,10 +28,9 @@ from zoo.attention import SequenceAttention
 from zoo.registry.family import Family, SequenceInput, SequenceMap
 
 from ..attention.functional import sequence_mask
-from ..layers import DropPath, drop_path_rates
-from .vit import Mlp
+from ..layers import DropPath, Mlp, drop_path_rates, sinusoidal_positions
 
-__all__ = ["TextTransformer", "TextTransformerConfig", "build", "sinusoidal_positions"]
+__all__ = ["TextTransformer", "TextTransformerConfig", "build"]
 
 Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
 Positive = Annotated[int, Field(gt=0)]
@@ -71,21 +69,6 @@ class TextTransformerConfig(BaseModel):
         if self.padding_idx is not None and self.padding_idx >= self.vocab_size:
             raise ValueError(f"padding_idx {self.padding_idx} is not below vocab_size {self.vocab_size}")
         return self
-
-
-def sinusoidal_positions(
-    length: int, dim: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
-) -> torch.Tensor:
-    """(length, dim): PE[p, 2i] = sin(p / 10000^(2i/dim)), PE[p, 2i+1] = cos(p / 10000^(2i/dim))."""
-    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
-    frequency = torch.exp(
-        torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim)
-    )
-    angles = position * frequency  # (length, ceil(dim / 2))
-    table = torch.empty(length, dim, device=device, dtype=torch.float32)
-    table[:, 0::2] = torch.sin(angles)
-    table[:, 1::2] = torch.cos(angles[:, : dim // 2])
-    return table.to(dtype or torch.get_default_dtype())
 
 
 class Block(nn.Module):

@@ -51,8 +51,7 @@ from zoo.attention import IncrementalAttention, SequenceAttention
 from zoo.registry.family import Family, SequenceInput, SequenceMap
 
 from ..attention.functional import causal_mask, padding_mask
-from .text_transformer import sinusoidal_positions
-from .vit import Mlp
+from ..layers import Mlp, sinusoidal_positions
 
 __all__ = [
     "Generated",

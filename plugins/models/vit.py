@@ -39,7 +39,6 @@ from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, model_validator
 from torch import nn
 
@@ -49,11 +48,14 @@ from zoo.registry.family import ImageFamily, feature_take_indices
 
 from ..layers import (
     DropPath,
+    Mlp,
+    PatchEmbed,
     drop_path_rates,
     factory_of,
     init_linears,
     init_submodules,
     reconfigured,
+    resample_pos_embed,
     run_blocks,
     tokens_as_grid,
 )
@@ -134,106 +136,6 @@ class ViTConfig(BaseModel):
     @property
     def use_fc_norm(self) -> bool:
         return self.global_pool == "avg" if self.fc_norm is None else self.fc_norm
-
-
-class PatchEmbed(nn.Module):
-    """Non-overlapping patches, linearly embedded: (B, C, H, W) -> (B, N, D).
-
-    With `dynamic_img_size` any input whose size is a multiple of the patch size is taken;
-    with `dynamic_img_pad` an input is first padded on the right and bottom to one.
-    """
-
-    def __init__(
-        self,
-        img_size: int | tuple[int, int],
-        patch_size: int,
-        in_chans: int,
-        embed_dim: int,
-        *,
-        bias: bool = True,
-        dynamic_img_size: bool = False,
-        dynamic_img_pad: bool = False,
-        device=None,
-        dtype=None,
-    ):
-        super().__init__()
-        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        self.patch_size = patch_size
-        self.grid_size = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.dynamic_img_size = dynamic_img_size
-        self.dynamic_img_pad = dynamic_img_pad
-        self.proj = nn.Conv2d(
-            in_chans, embed_dim, patch_size, stride=patch_size, bias=bias, device=device, dtype=dtype
-        )
-
-    def dynamic_grid(self, height: int, width: int) -> tuple[int, int]:
-        """The patch grid of an input of this size (after padding, with `dynamic_img_pad`)."""
-        if self.dynamic_img_pad:
-            return -(-height // self.patch_size), -(-width // self.patch_size)
-        return height // self.patch_size, width // self.patch_size
-
-    def _check(self, x: torch.Tensor) -> None:
-        if not self.dynamic_img_size:
-            if tuple(x.shape[-2:]) != self.img_size:
-                height, width = self.img_size
-                raise ValueError(f"input is {tuple(x.shape[-2:])} pixels; this model takes {height}x{width}")
-        elif not self.dynamic_img_pad and any(size % self.patch_size for size in x.shape[-2:]):
-            raise ValueError(
-                f"input is {tuple(x.shape[-2:])} pixels, not a multiple of patch_size {self.patch_size}"
-            )
-
-    def forward_grid(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, D, h, w)."""
-        self._check(x)
-        if self.dynamic_img_pad:
-            height, width = self.dynamic_grid(*x.shape[-2:])
-            pad_h, pad_w = height * self.patch_size - x.shape[-2], width * self.patch_size - x.shape[-1]
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        return self.proj(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_grid(x).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
-
-
-def resample_pos_embed(
-    pos_embed: torch.Tensor, prefix: int, old: tuple[int, int], new: tuple[int, int]
-) -> torch.Tensor:
-    """Position embeddings (1, prefix + h*w, D) of an `old` grid resampled to a `new` one as
-    timm does: bicubic with antialias (whose kernel differs from plain bicubic even when
-    enlarging); the `prefix` tokens' embeddings are kept as they are."""
-    grid = pos_embed[:, prefix:].reshape(1, *old, -1).permute(0, 3, 1, 2).float()  # (1, D, h, w)
-    grid = F.interpolate(grid, size=new, mode="bicubic", align_corners=False, antialias=True)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], -1).to(pos_embed.dtype)
-    return torch.cat([pos_embed[:, :prefix], grid], dim=1)
-
-
-class QuickGELU(nn.Module):
-    """CLIP's sigmoid approximation of GELU, x * sigmoid(1.702 x): the OpenAI weights were
-    trained with it, and exact GELU shifts their outputs."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
-
-
-ACTIVATIONS = {"gelu": nn.GELU, "quick_gelu": QuickGELU, "relu": nn.ReLU}
-
-
-class Mlp(nn.Module):
-    """Position-wise feed-forward: Linear, GELU (or QuickGELU, or ReLU), Linear."""
-
-    def __init__(
-        self, dim: int, hidden: int, drop: float, act_layer: str = "gelu", *, device=None, dtype=None
-    ):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden, device=device, dtype=dtype)
-        self.act = ACTIVATIONS[act_layer]()
-        self.drop1 = nn.Dropout(drop)
-        self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
-        self.drop2 = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
 
 
 class LayerScale(nn.Module):

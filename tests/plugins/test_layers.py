@@ -1,9 +1,105 @@
-"""Layers shared by the families: stochastic depth (DropPath)."""
+"""Layers shared by the families: each model file imports them, never another model file;
+one patch embedding and one classifier head for every layout; stochastic depth (DropPath)."""
+
+import ast
+from pathlib import Path
 
 import pytest
 import torch
 
-from zoo_plugins.layers import DropPath, drop_path_rates
+import zoo_plugins.models
+from zoo_plugins.layers import ClassifierHead, DropPath, PatchEmbed, drop_path_rates
+
+MODELS = Path(zoo_plugins.models.__file__).parent
+MODEL_FILES = sorted(path for path in MODELS.glob("*.py") if path.name != "__init__.py")
+PACKAGE = "zoo_plugins.models"
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every name a file of `zoo_plugins.models` imports, made absolute, at module level or
+    inside functions; `from m import x` counts as `m` and `m.x` (x may be a module)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = PACKAGE.rsplit(".", node.level - 1)[0]
+                base = f"{package}.{base}" if base else package
+            names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
+def models_imported_by(path: Path) -> set[str]:
+    """The modules of `zoo_plugins.models` a file imports."""
+    prefix = f"{PACKAGE}."
+    return {
+        name.removeprefix(prefix).split(".")[0] for name in imported_names(path) if name.startswith(prefix)
+    }
+
+
+def test_there_are_model_files_to_check():
+    assert len(MODEL_FILES) > 5 and MODELS / "vit.py" in MODEL_FILES
+
+
+@pytest.mark.parametrize("path", MODEL_FILES, ids=lambda path: path.name)
+def test_a_model_file_imports_no_other_model_file_only_shared_layers(path):
+    assert models_imported_by(path) == set(), f"{path.name}: what it shares belongs in zoo_plugins.layers"
+
+
+def test_the_import_check_sees_every_way_of_naming_a_model_module(tmp_path):
+    source = tmp_path / "family.py"
+    source.write_text(
+        "from .vit import Mlp\n"
+        "from . import regnet\n"
+        "from ..layers import DropPath\n"
+        "import zoo_plugins.models.swin\n"
+        "def build():\n"
+        "    from zoo_plugins.models.cait import CaiT\n"
+    )
+    assert models_imported_by(source) == {"vit", "regnet", "swin", "cait"}
+
+
+def test_patch_embedding_gives_the_same_tokens_as_a_sequence_or_as_a_grid():
+    torch.manual_seed(0)
+    sequence = PatchEmbed(16, 4, 3, 8, norm=True)
+    grid = PatchEmbed(16, 4, 3, 8, norm=True, output_fmt="NHWC")
+    grid.load_state_dict(sequence.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    assert sequence(x).shape == (2, 16, 8) and grid(x).shape == (2, 4, 4, 8)
+    torch.testing.assert_close(grid(x).flatten(1, 2), sequence(x))
+
+
+def test_patch_embedding_holds_a_norm_only_when_asked():
+    assert set(PatchEmbed(16, 4, 3, 8).state_dict()) == {"proj.weight", "proj.bias"}
+    assert set(PatchEmbed(16, 4, 3, 8, norm=True, bias=False).state_dict()) == {
+        "proj.weight",
+        "norm.weight",
+        "norm.bias",
+    }
+    with pytest.raises(ValueError, match=r"this model takes 16x16"):
+        PatchEmbed(16, 4, 3, 8)(torch.randn(1, 3, 12, 12))
+
+
+@pytest.mark.parametrize("pool", ["avg", "max", "avgmax", "catavgmax"])
+def test_the_classifier_head_pools_a_channels_last_map_as_a_channels_first_one(pool):
+    torch.manual_seed(0)
+    first = ClassifierHead(6, 5, pool)
+    last = ClassifierHead(6, 5, pool, input_fmt="NHWC")
+    last.load_state_dict(first.state_dict())
+    x = torch.randn(2, 6, 3, 4)
+    torch.testing.assert_close(last(x.permute(0, 2, 3, 1)), first(x))
+    assert set(first.state_dict()) == {"fc.weight", "fc.bias"}
+
+
+def test_the_classifier_head_without_pooling_gives_logits_per_position_and_resets_in_place():
+    head = ClassifierHead(6, 5, "", input_fmt="NHWC")
+    assert head(torch.randn(2, 3, 4, 6)).shape == (2, 3, 4, 5)
+    head.reset(0, "avg")
+    assert isinstance(head.fc, torch.nn.Identity)
+    assert head(torch.randn(2, 3, 4, 6)).shape == (2, 6)
+    assert head.global_pool.input_fmt == "NHWC", "a reset keeps where the channels are"
 
 
 def test_drop_path_drops_whole_samples_and_scales_the_survivors_by_one_over_keep():

@@ -9,7 +9,7 @@ import zoo
 from zoo_plugins.attention.cbam import CBAM
 from zoo_plugins.attention.eca import EfficientChannelAttention
 from zoo_plugins.attention.se import SqueezeExcite
-from zoo_plugins.models.mbconv import InvertedResidual
+from zoo_plugins.layers.mobile import InvertedResidual
 
 from .tiny import assert_reproduces_timm
 

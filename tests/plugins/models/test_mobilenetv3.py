@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import zoo
-from zoo_plugins.models.mbconv import InvertedResidual
+from zoo_plugins.layers.mobile import InvertedResidual
 
 from .tiny import assert_reproduces_timm
 

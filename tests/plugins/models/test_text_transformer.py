@@ -10,7 +10,8 @@ from safetensors.torch import save_file
 
 import zoo
 from zoo_plugins.attention.mha import MultiHeadAttention
-from zoo_plugins.models.text_transformer import TextTransformerConfig, sinusoidal_positions
+from zoo_plugins.layers import sinusoidal_positions
+from zoo_plugins.models.text_transformer import TextTransformerConfig
 
 TINY = {"vocab_size": 40, "max_len": 12, "embed_dim": 16, "depth": 2, "num_heads": 4}
 

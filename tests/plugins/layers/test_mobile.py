@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from zoo_plugins.layers import make_divisible
-from zoo_plugins.models.mbconv import (
+from zoo_plugins.layers.mobile import (
     BlockDef,
     DepthwiseSeparable,
     InvertedResidual,

@@ -36,7 +36,11 @@ from torch import nn
 from zoo.attention import ChannelAttention
 from zoo.registry.family import feature_take_indices
 
-from ..layers import Activation, BatchNormAct2d, DropPath, init_fan_out, make_divisible, run_blocks
+from .activations import Activation
+from .blocks import run_blocks
+from .conv import BatchNormAct2d, make_divisible
+from .drop import DropPath
+from .init import init_convs
 
 __all__ = [
     "BlockDef",
@@ -249,14 +253,7 @@ class MobileTrunk(nn.Module):
         sqrt(2 / fan_out) (fan_out per group), unit BatchNorm, uniform linear layers."""
         if self.conv_stem.weight.is_meta:
             return  # nothing to initialise: weights are about to be assigned
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                init_fan_out(module)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                init_linear(module)
+        init_convs(self, linear=init_linear)
 
     def init_classifier(self) -> None:
         """Initialise the classifier as a fresh model's is, e.g. after a new `num_classes`."""
