@@ -31,7 +31,7 @@ from torch import nn
 
 from zoo.attention import ATTENTION_AV, ATTENTION_QK, ATTENTION_SOFTMAX, flop_term
 
-from ..layers import BatchNormAct2d, make_divisible
+from ..layers import BatchNormAct2d, make_divisible, trunc_normal_
 
 POSITION_LOGITS = "relative position logits"  # a term of its own in `zoo flops`
 
@@ -78,8 +78,8 @@ class RelPosEmbedding(nn.Module):
 
     def reset_parameters(self) -> None:
         """Truncated normal with the attention's scale as std, as timm initialises them."""
-        nn.init.trunc_normal_(self.height_rel, std=self.scale)
-        nn.init.trunc_normal_(self.width_rel, std=self.scale)
+        trunc_normal_(self.height_rel, std=self.scale)
+        trunc_normal_(self.width_rel, std=self.scale)
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         """(N, H * W, d) queries -> (N, H * W, H * W) position logits."""
@@ -141,7 +141,7 @@ class BottleneckAttention(nn.Module):
 
     def reset_parameters(self) -> None:
         """The projection truncated normal with std fan_in**-0.5; the position tables too."""
-        nn.init.trunc_normal_(self.qkv.weight, std=self.qkv.weight.shape[1] ** -0.5)
+        trunc_normal_(self.qkv.weight, std=self.qkv.weight.shape[1] ** -0.5)
         if self.qkv.bias is not None:
             nn.init.zeros_(self.qkv.bias)
         self.pos_embed.reset_parameters()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..layers import trunc_normal_
 from .functional import scaled_dot_product_attention
 
 __all__ = ["WindowSelfAttention", "relative_position_index"]
@@ -65,7 +66,7 @@ class WindowSelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim, **factory)
         self.proj_drop = nn.Dropout(proj_drop)
         if not self.relative_position_bias_table.is_meta:
-            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+            trunc_normal_(self.relative_position_bias_table, std=0.02)
 
     def relative_position_bias(self) -> torch.Tensor:
         """(heads, N, N): the bias B of every head, read from the table."""

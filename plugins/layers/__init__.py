@@ -24,7 +24,7 @@ from .conv import BatchNormAct2d, ConvNormAct, make_divisible
 from .drop import DropPath, drop_path_rates
 from .grids import attention_received, tokens_as_grid
 from .heads import ClassifierHead
-from .init import init_convs, init_fan_out, init_linears, init_normal, init_submodules
+from .init import init_convs, init_fan_out, init_linears, init_normal, init_submodules, trunc_normal_
 from .mlp import Mlp
 from .patch_embed import PatchEmbed
 from .pooling import GlobalPool, MapFormat, PoolType
@@ -61,4 +61,5 @@ __all__ = [
     "run_blocks",
     "sinusoidal_positions",
     "tokens_as_grid",
+    "trunc_normal_",
 ]

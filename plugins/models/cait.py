@@ -41,6 +41,7 @@ from ..layers import (
     resample_pos_embed,
     run_blocks,
     tokens_as_grid,
+    trunc_normal_,
 )
 
 __all__ = ["CaiT", "CaiTConfig", "build"]
@@ -177,8 +178,8 @@ class CaiT(nn.Module):
         """timm's initialisation: truncated normal (std 0.02) weights, zero biases."""
         if self.pos_embed.is_meta:
             return  # nothing to initialise: weights are about to be assigned
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        trunc_normal_(self.pos_embed, std=0.02)
+        trunc_normal_(self.cls_token, std=0.02)
         init_linears(self)
 
     def init_modules(self, names: Sequence[str]) -> None:
@@ -189,7 +190,7 @@ class CaiT(nn.Module):
     def init_classifier(self) -> None:
         """Initialise the head as `reset_parameters` does, e.g. after a new `num_classes`."""
         if isinstance(self.head, nn.Linear):
-            nn.init.trunc_normal_(self.head.weight, std=0.02)
+            trunc_normal_(self.head.weight, std=0.02)
             nn.init.zeros_(self.head.bias)
 
     def get_classifier(self) -> nn.Module:

@@ -28,7 +28,7 @@ from zoo.attention import SequenceAttention
 from zoo.registry.family import Family, SequenceInput, SequenceMap
 
 from ..attention.functional import sequence_mask
-from ..layers import DropPath, Mlp, drop_path_rates, sinusoidal_positions
+from ..layers import DropPath, Mlp, drop_path_rates, sinusoidal_positions, trunc_normal_
 
 __all__ = ["TextTransformer", "TextTransformerConfig", "build"]
 
@@ -145,7 +145,7 @@ class TextTransformer(nn.Module):
             return  # nothing to initialise: weights are about to be assigned
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.trunc_normal_(module.weight, std=0.02)
+                trunc_normal_(module.weight, std=0.02)
                 if isinstance(module, nn.Linear) and module.bias is not None:
                     nn.init.zeros_(module.bias)
         if self.config.padding_idx is not None:
@@ -153,7 +153,7 @@ class TextTransformer(nn.Module):
                 self.token_embed.weight[self.config.padding_idx].zero_()
         for parameter in (self.cls_token, self.pos_embed):
             if parameter is not None:
-                nn.init.trunc_normal_(parameter, std=0.02)
+                trunc_normal_(parameter, std=0.02)
 
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L) token ids -> (B, prefix + L, D) with positions added."""

@@ -58,6 +58,7 @@ from ..layers import (
     resample_pos_embed,
     run_blocks,
     tokens_as_grid,
+    trunc_normal_,
 )
 
 __all__ = ["ViTConfig", "VisionTransformer", "build"]
@@ -263,10 +264,10 @@ class VisionTransformer(nn.Module):
         """timm's initialisation: truncated normal (std 0.02) weights, zero biases."""
         if self.pos_embed.is_meta:
             return  # nothing to initialise: weights are about to be assigned
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
         if self.dist_token is not None:
-            nn.init.trunc_normal_(self.dist_token, std=0.02)
+            trunc_normal_(self.dist_token, std=0.02)
         if self.reg_token is not None:
             nn.init.normal_(self.reg_token, std=1e-6)
         init_linears(self)
@@ -287,7 +288,7 @@ class VisionTransformer(nn.Module):
         """Initialise the head(s) as `reset_parameters` does, e.g. after a new `num_classes`."""
         for head in (self.head, self.head_dist):
             if isinstance(head, nn.Linear):
-                nn.init.trunc_normal_(head.weight, std=0.02)
+                trunc_normal_(head.weight, std=0.02)
                 nn.init.zeros_(head.bias)
 
     def get_classifier(self) -> nn.Module:

@@ -137,3 +137,17 @@ def test_drop_path_is_the_identity_in_evaluation_and_at_rate_zero(rate):
 def test_drop_path_rates_rise_linearly_from_zero_over_the_blocks():
     assert drop_path_rates(0.3, 4) == pytest.approx([0.0, 0.1, 0.2, 0.3])
     assert drop_path_rates(0.3, 1) == [0.0]
+
+
+@pytest.mark.parametrize(("std", "bounds"), [(0.02, (-2.0, 2.0)), (0.5, (-2.0, 2.0)), (0.1, (-0.5, 1.0))])
+def test_trunc_normal_draws_what_torch_draws(std, bounds):
+    from torch import nn
+
+    from zoo_plugins.layers import trunc_normal_
+
+    ours, torchs = torch.empty(300, 200), torch.empty(300, 200)
+    torch.manual_seed(0)
+    trunc_normal_(ours, std=std, a=bounds[0], b=bounds[1])
+    torch.manual_seed(0)
+    nn.init.trunc_normal_(torchs, std=std, a=bounds[0], b=bounds[1])
+    assert torch.equal(ours, torchs)
