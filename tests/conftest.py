@@ -8,6 +8,8 @@
 - `make_registry(yaml_text)`: a fresh `Registry` with the built-in plugin and extra entries.
 - `use_registry(registry)`: make it the registry the CLI (and `zoo.create` without
   `registry=`) sees, for the test's duration.
+- `decisions`: how often the registry chooses the weights of a name (`select_weight`) and
+  checks builder arguments (`checked_config`) during the test; `.clear()` it after set-up.
 - `environment` (session): a new virtual environment with the zoo installed, not editable,
   and the example plugin (`installed.py`).
 - `zoo_cache_dir` (autouse): `ZOO_CACHE_DIR` in the test's temporary folder, so that no test
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -138,3 +141,22 @@ def use_registry(monkeypatch: pytest.MonkeyPatch) -> Callable[[object], None]:
         monkeypatch.setattr(zoo.registry.plugins, "_default", PluginManager(registry))
 
     return use
+
+
+@pytest.fixture
+def decisions(monkeypatch: pytest.MonkeyPatch) -> Counter:
+    """Calls of `Registry.select_weight` and `Registry.checked_config`, by method name."""
+    counts: Counter = Counter()
+
+    def counting(method: str) -> None:
+        original = getattr(Registry, method)
+
+        def counted(self, *args, **kwargs):
+            counts[method] += 1
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Registry, method, counted)
+
+    counting("select_weight")
+    counting("checked_config")
+    return counts

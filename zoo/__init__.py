@@ -64,6 +64,7 @@ _LOCATIONS: dict[str, str] = {
     "sequence_maps": ".tasks.sequence_maps",
     **dict.fromkeys(("FlopReport", "flops"), ".tasks.flops"),
     **dict.fromkeys(("data_config", "load_image", "transforms"), ".tasks.preprocessing"),
+    **dict.fromkeys(("PredictedFiles", "embed_files", "predict_files", "predictor"), ".tasks.predict"),
     "export": ".weights.export",
     "create": ".weights.factory",
     "get": ".weights.factory",
@@ -109,6 +110,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     from .tasks.catalog import ModelInfo, WeightInfo, list_models, list_pretrained, model_info
     from .tasks.flops import FlopReport, flops
     from .tasks.maps import attention_maps
+    from .tasks.predict import PredictedFiles, embed_files, predict_files, predictor
     from .tasks.preprocessing import data_config, load_image, transforms
     from .tasks.sequence_maps import sequence_maps
     from .weights.export import export

@@ -143,7 +143,7 @@ def test_resolve_gives_the_same_builder_arguments_and_weights(forms, form):
     reference = zoo.weights.resolve.resolve(forms["name.tag"], forms.registry)
     assert resolved.entry.builder == "vit"
     assert forms.registry.build_config(resolved) == forms.registry.build_config(reference)
-    weights = zoo.weights.resolve.with_default_tag(resolved).weights
+    weights = resolved.selected.weights
     same = ("task", "num_classes", "labels", "license", "preprocessing")
     assert {k: getattr(weights, k) for k in same} == {k: getattr(reference.weights, k) for k in same}
 
@@ -436,6 +436,15 @@ def test_each_function_resolves_its_name_once(forms, form, call, resolutions, tm
     (tmp_path / "model.safetensors").write_bytes(forms.checkpoint.read_bytes())
     CALLS[call](forms[form], tmp_path)
     assert resolutions == [forms[form]]
+
+
+@form
+def test_predicting_chooses_the_weights_once_and_checks_the_config_once(forms, form, images, decisions):
+    decisions.clear()
+    ready = zoo.predict.predictor(forms[form])
+    done = zoo.predict.predict_files(ready, images, topk=2)
+    assert decisions == {"select_weight": 1, "checked_config": 1}
+    assert ready.labels.name == "imagenet-1k" and len(done.predictions) == len(images)
 
 
 @form

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ArgumentError, AttentionMapError
+from ..errors import ArgumentError
 from .options import (
     args_option,
     checkpoint_option,
@@ -20,6 +19,11 @@ from .options import (
 )
 from .output import echo_json, json_option
 from .overwrite import check_output
+
+if TYPE_CHECKING:
+    from ..tasks.attention_pictures import ImageAttentionPicture, SequenceAttentionPicture
+
+    Picture = ImageAttentionPicture | SequenceAttentionPicture
 
 __all__ = ["attn_command"]
 
@@ -142,63 +146,53 @@ def attn_command(
         assignments, {"num_classes": num_classes, "device": device, "dtype": dtype}
     )
     refuse_meta(flags["device"], "attn")
-    from ..registry import default_registry
-    from ..registry.family import IMAGE_TASKS
+    from ..tasks import attention_pictures as pictures
     from ..tasks.maps import picture_format
+    from ..tasks.sequence_maps import FEATURE_FORMATS
     from ..weights.resolve import resolve
 
     try:
         picture_format(output)
     except ArgumentError as error:
         raise ArgumentError(f"--output {error}") from None
-    registry = default_registry()
-    resolved = resolve(name, registry)
-    images = registry.task(resolved) in IMAGE_TASKS
+    resolved = resolve(name)
+    images = pictures.over_images(resolved)
     _refuse_options_of_the_other_kind(ctx, images, name)
     if images:
-        if len(inputs) != 1:
-            raise ArgumentError(f"{name} takes one image, got {len(inputs)} inputs")
-        if map_name is not None and (method is not None or stage is not None):
-            raise ArgumentError("--map excludes --method and --stage")
-        if method is not None and stage is not None:
-            raise ArgumentError("--method and --stage exclude each other")
-        wanted = method if method is not None else f"stage{stage}" if stage is not None else map_name
-        asked = (
-            f"--method {method}"
-            if method is not None
-            else f"--stage {stage}"
-            if stage is not None
-            else f"--map {map_name}"
-        )
+        wanted, asked = _image_map(inputs, map_name, method, stage, name)
         check_output(output, "--output", inputs=[Path(inputs[0]), checkpoint], force=force)
-        result = _image_picture(
+        drawn = pictures.image_attention_picture(
             resolved,
-            Path(inputs[0]),
-            output,
-            wanted,
-            asked,
-            max_size or 2048,
-            0.5 if alpha is None else alpha,
-            checkpoint,
-            flags,
-            model_args,
-            name,
+            inputs[0],
+            map=wanted,
+            asked=asked,
+            max_size=max_size or pictures.DEFAULT_MAX_SIZE,
+            alpha=pictures.DEFAULT_ALPHA if alpha is None else alpha,
+            checkpoint=checkpoint,
+            model_args=model_args,
+            **flags,
         )
     else:
-        files = [Path(value) for value in inputs if Path(value).suffix.lower() in FEATURE_SUFFIXES]
+        files = [Path(value) for value in inputs if Path(value).suffix.lower() in FEATURE_FORMATS]
         check_output(
             output, "--output", inputs=[*files, checkpoint, *_vocabulary_paths(vocabularies)], force=force
         )
-        result = _sequence_picture(
-            resolved, inputs, output, map_name, _head(head), vocabularies, checkpoint, flags, model_args, name
+        drawn = pictures.sequence_attention_picture(
+            resolved,
+            inputs,
+            map=map_name,
+            head=_head(head),
+            vocabularies=vocabularies,
+            checkpoint=checkpoint,
+            model_args=model_args,
+            **flags,
         )
+    drawn.save(output)
     if as_json:
-        echo_json(result.pop("json"))
-        return
-    click.echo(result["line"])
+        echo_json(_as_json(drawn, output))
+    else:
+        click.echo(_summary(drawn, output))
 
-
-FEATURE_SUFFIXES = (".npy", ".safetensors")  # an INPUT with one of these is a file, not token ids
 
 _IMAGE_OPTIONS = ("max_size", "method", "stage", "alpha")
 _SEQUENCE_OPTIONS = ("head", "vocabularies")
@@ -216,6 +210,23 @@ def _refuse_options_of_the_other_kind(ctx: click.Context, images: bool, name: st
             )
 
 
+def _image_map(
+    inputs: tuple[str, ...], map_name: str | None, method: str | None, stage: int | None, name: str
+) -> tuple[str | None, str]:
+    """The map --map, --method or --stage asks for, and the option that asked."""
+    if len(inputs) != 1:
+        raise ArgumentError(f"{name} takes one image, got {len(inputs)} inputs")
+    if map_name is not None and (method is not None or stage is not None):
+        raise ArgumentError("--map excludes --method and --stage")
+    if method is not None and stage is not None:
+        raise ArgumentError("--method and --stage exclude each other")
+    if method is not None:
+        return method, f"--method {method}"
+    if stage is not None:
+        return f"stage{stage}", f"--stage {stage}"
+    return map_name, f"--map {map_name}"
+
+
 def _head(text: str | None) -> int | str | None:
     """`--head`: None (the mean), "all" or a head number."""
     if text is None or text == "mean":
@@ -231,165 +242,24 @@ def _vocabulary_paths(vocabularies: tuple[str, ...]) -> list[Path]:
     return [Path(value.partition("=")[2] if "=" in value else value) for value in vocabularies]
 
 
-def _image_picture(
-    resolved: Any,
-    image: Path,
-    output: Path,
-    wanted: str | None,
-    asked: str,
-    max_size: int,
-    alpha: float,
-    checkpoint: Path | None,
-    flags: dict[str, Any],
-    model_args: dict[str, Any],
-    name: str,
-) -> dict[str, Any]:
-    from ..tasks.maps import attention_maps, overlay, save_picture
-    from ..tasks.predict import predictor
-    from ..tasks.preprocessing import load_image
+def _as_json(drawn: Picture, output: Path) -> dict[str, Any]:
+    from ..tasks.attention_pictures import SequenceAttentionPicture
 
-    picture = load_image(image)
-    model = predictor(resolved, checkpoint=checkpoint, model_args=model_args, **flags)
-    size, x = picture.size, model.batch([picture])
-    del picture  # the map is drawn on a reduced copy: the full image need not stay in memory
-    wanted, chosen = _choose_map(attention_maps(model.model, x), wanted, asked, name)
-    shown = load_image(image, max_size=max_size)
-    box = _scaled(model.transform.crop_box(size), size, shown.size)
-    drawn = overlay(shown, chosen, box=box, alpha=alpha, what=f"the {wanted} map of {name}")
-    save_picture(drawn, output)
-    rows, columns = chosen.shape
-    return {
-        "json": {
-            "output": str(output),
-            "model": name,
-            "map": wanted,
-            "size": [drawn.width, drawn.height],
-            "grid": [rows, columns],
-        },
-        "line": f"wrote {output} ({drawn.width}x{drawn.height}): {wanted} attention of {name}, "
-        f"a {rows}x{columns} map over the centre crop",
-    }
-
-
-def _sequence_picture(
-    resolved: Any,
-    given: tuple[str, ...],
-    output: Path,
-    map_name: str | None,
-    head: int | str | None,
-    vocabulary_options: tuple[str, ...],
-    checkpoint: Path | None,
-    flags: dict[str, Any],
-    model_args: dict[str, Any],
-    name: str,
-) -> dict[str, Any]:
-    from ..tasks import sequence_maps as sm
-
-    if flags["num_classes"] is not None:
-        model_args = {**model_args, "num_classes": flags["num_classes"]}
-    model = sm.sequence_model(
-        resolved, checkpoint=checkpoint, device=flags["device"], dtype=flags["dtype"], model_args=model_args
-    )
-    declared = sm.sequence_inputs(model)
-    if len(given) != len(declared):
-        takes = ", ".join(f"{spec.name} ({_kind_words(spec.kind)})" for spec in declared)
-        raise ArgumentError(f"{name} takes {len(declared)} input(s), {takes}; got {len(given)}")
-    inputs = {
-        spec.name: sm.parse_token_ids(value, spec) if spec.kind == "tokens" else sm.read_features(value, spec)
-        for spec, value in zip(declared, given, strict=True)
-    }
-    vocabularies = _vocabularies(vocabulary_options, declared)
-    maps = sm.sequence_maps(model, inputs)
-    wanted, chosen = _choose_map(maps, map_name, f"--map {map_name}", name)
-    heads = chosen.weights.shape[1]
-    if isinstance(head, int) and head >= heads:
-        raise ArgumentError(
-            f"--head {head}: the {wanted} map of {name} has {heads} head(s), 0 to {heads - 1}"
-        )
-    described = _heads_drawn(head, heads)
-    drawn = sm.draw_sequence_map(
-        chosen,
-        inputs,
-        head=head,
-        vocabularies=vocabularies,
-        title=f"{name}: {wanted}, {described}",
-        what=f"the {wanted} map of {name}",
-    )
-    drawn.save(output)
-    rows, columns = sm.axis_labels(chosen, inputs, vocabularies=vocabularies)
     width, height = drawn.image.size
-    axes = f"{chosen.queries or ' / '.join(chosen.query_prefix)} over {chosen.keys}"
-    return {
-        "json": {
-            "output": str(output),
-            "model": name,
-            "map": wanted,
-            "size": [width, height],
-            "grid": [len(rows), len(columns)],
-            "head": "mean" if head is None else head,
-            "rows": rows,
-            "columns": columns,
-        },
-        "line": f"wrote {output} ({width}x{height}): {wanted} attention of {name}, {described}, "
-        f"{axes} ({len(rows)}x{len(columns)})",
-    }
+    report = {"output": str(output), "model": drawn.model, "map": drawn.map}
+    report |= {"size": [width, height], "grid": list(drawn.grid)}
+    if isinstance(drawn, SequenceAttentionPicture):
+        report |= {"head": "mean" if drawn.head is None else drawn.head}
+        report |= {"rows": drawn.rows, "columns": drawn.columns}
+    return report
 
 
-def _heads_drawn(head: int | str | None, heads: int) -> str:
-    if head == "all":
-        return "every head"
-    if head is not None:
-        return f"head {head}"
-    return "one head" if heads == 1 else "heads averaged"
+def _summary(drawn: Picture, output: Path) -> str:
+    from ..tasks.attention_pictures import SequenceAttentionPicture
 
-
-def _kind_words(kind: str) -> str:
-    return "token ids" if kind == "tokens" else "a features file"
-
-
-def _vocabularies(options: tuple[str, ...], declared: Any) -> dict[str, tuple[str, ...]]:
-    """`--vocab FILE` for every token input, `--vocab INPUT=FILE` for one."""
-    from ..tasks import sequence_maps as sm
-
-    token_inputs = {spec.name: spec for spec in declared if spec.kind == "tokens"}
-    if options and not token_inputs:
-        raise ArgumentError("--vocab: the model takes no token ids")
-    found: dict[str, tuple[str, ...]] = {}
-    for option in options:
-        target, sep, path = option.partition("=")
-        names = [target] if sep and target in token_inputs else list(token_inputs)
-        path = path if sep and target in token_inputs else option
-        tokens = sm.read_vocabulary(path)
-        for input_name in names:
-            sm.check_vocabulary(tokens, token_inputs[input_name], f"--vocab {option}")
-            found[input_name] = tokens
-    return found
-
-
-def _scaled(
-    box: tuple[float, float, float, float], size: tuple[int, int], shown: tuple[int, int]
-) -> tuple[float, float, float, float]:
-    """A box in the pixels of an image of `size`, in those of its copy of size `shown`."""
-    sx, sy = shown[0] / size[0], shown[1] / size[1]
-    left, top, right, bottom = box
-    return left * sx, top * sy, right * sx, bottom * sy
-
-
-def _choose_map(maps: Mapping[str, Any], wanted: str | None, asked: str, name: str) -> tuple[str, Any]:
-    """The map asked for (the model's first when none is) and its key. An image map is
-    given as the first sample's (h, w); a sequence map as it is."""
-    wanted = wanted if wanted is not None else next(iter(maps))
-    images = all(hasattr(value, "ndim") for value in maps.values())
-    if wanted not in maps:
-        offered = ", ".join(_how_to_ask(key, images) for key in maps)
-        raise AttentionMapError(f"{asked}: {name} has no such map; it offers {offered}")
-    chosen = maps[wanted]
-    return wanted, chosen[0] if images else chosen
-
-
-def _how_to_ask(key: str, images: bool) -> str:
-    if not images:
-        return f"{key} (--map {key})"
-    if key.startswith("stage") and key[5:].isdigit():
-        return f"{key} (--stage {key[5:]})"
-    return f"{key} (--method {key})"
+    width, height = drawn.image.size
+    rows, columns = drawn.grid
+    shown = f"wrote {output} ({width}x{height}): {drawn.map} attention of {drawn.model}"
+    if isinstance(drawn, SequenceAttentionPicture):
+        return f"{shown}, {drawn.heads}, {drawn.axes} ({rows}x{columns})"
+    return f"{shown}, a {rows}x{columns} map over the centre crop"

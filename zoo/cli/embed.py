@@ -16,7 +16,7 @@ from .options import (
     refuse_meta,
     split_assignments,
 )
-from .output import echo_json, json_option
+from .output import echo_error, echo_json, json_option
 from .overwrite import check_output
 
 __all__ = ["embed_command"]
@@ -99,17 +99,13 @@ def embed_command(
     with joined() as ranks:
         with local_first(ranks):  # one download per node into a shared cache
             model = predictor(name, checkpoint=checkpoint, model_args=model_args, **flags)
-        embedded = embed_files(model, images, batch_size=batch_size, on_error=_echo_error, ranks=ranks)
+        embedded = embed_files(model, images, batch_size=batch_size, on_error=echo_error, ranks=ranks)
         if ranks.leads:
             if embedded.embeddings is not None:
                 save_embeddings(output, embedded.embeddings, embedded.files, metadata={"model": model.name})
             _report(model.name, output, embedded, as_json)
     if embedded.failed:
         sys.exit(1)
-
-
-def _echo_error(error) -> None:
-    click.echo(f"zoo: error: {error}", err=True)
 
 
 def _report(name: str, output: Path, embedded, as_json: bool) -> None:

@@ -8,13 +8,18 @@ from typing import Any
 
 import click
 
-__all__ = ["echo_json", "format_size", "json_option", "print_table"]
+__all__ = ["echo_error", "echo_json", "format_size", "json_option", "print_table"]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+def echo_error(error: Exception) -> None:
+    """One line on stderr for an input that failed while the others go on (an unreadable image)."""
+    click.echo(f"zoo: error: {error}", err=True)
 
 
 def print_table(rows: Sequence[Sequence[str]], header: Sequence[str], *, right: Sequence[int] = ()) -> None:

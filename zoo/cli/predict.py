@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ArgumentError, ImageError
+from ..errors import ArgumentError
 from .options import (
     args_option,
     checkpoint_option,
@@ -20,12 +18,11 @@ from .options import (
     refuse_meta,
     split_assignments,
 )
-from .output import echo_json, json_option
+from .output import echo_error, echo_json, json_option
 from .overwrite import check_output
 
 if TYPE_CHECKING:
-    from ..tasks.predict import Predictor
-    from ..tasks.ranks import Ranks
+    from ..tasks.predict import PredictedFiles, Predictor
 
 __all__ = ["predict_command"]
 
@@ -110,7 +107,7 @@ def predict_command(
         assignments, {"num_classes": num_classes, "device": device, "dtype": dtype}
     )
     refuse_meta(flags["device"], "predict")
-    from ..tasks.predict import embedding_format, predictor
+    from ..tasks.predict import embedding_format, predict_files, predictor, save_embeddings
     from ..tasks.ranks import joined, local_first
 
     if embeddings_file is not None:
@@ -125,156 +122,67 @@ def predict_command(
                 f"{name} has no classifier head: it gives embeddings; write them with "
                 f"'zoo embed {name} IMAGE... -o OUT.safetensors'"
             )
-        want_embeddings = embeddings_file is not None or not model.has_head
-        collected = _predict_all(model, images, batch_size, topk, want_embeddings, not as_json, ranks)
+        # Results are shown as they come in one process; once gathered, by rank 0, in several.
+        streamed = not as_json and ranks.world_size == 1
+        done = predict_files(
+            model,
+            images,
+            topk=topk,
+            embeddings=embeddings_file is not None or not model.has_head,
+            batch_size=batch_size,
+            on_error=echo_error,
+            on_batch=_echo_results if streamed else None,
+            ranks=ranks,
+        )
         if ranks.leads:
-            embedding_size = _write_embeddings(collected, embeddings_file, name)
+            if not as_json and not streamed:
+                _echo_results(done)
+            written = embeddings_file is not None and done.embeddings is not None
+            if written:
+                save_embeddings(embeddings_file, done.embeddings, done.files, metadata={"model": name})
             if as_json:
-                _echo_json_report(name, model, collected, embedding_size, embeddings_file)
+                _echo_json_report(name, model, done, embeddings_file if written else None)
             else:
-                _echo_summary(model, collected, embedding_size, embeddings_file)
-    if collected.failed:
+                _echo_summary(model, done, embeddings_file if written else None)
+    if done.failed:
         sys.exit(1)
 
 
-@dataclass
-class _Collected:
-    """What a run over the images gathered, in the order the images were given."""
-
-    results: list[dict[str, Any]] = field(default_factory=list)
-    failed: list[dict[str, str]] = field(default_factory=list)
-    embedded_files: list[str] = field(default_factory=list)
-    embedding_rows: list[Any] = field(default_factory=list)
-    shown: list[tuple[str, Any]] = field(default_factory=list)
-    """(file, its predictions or None) of each image, for printing."""
-
-    def extend(self, other: _Collected) -> None:
-        for name in ("results", "failed", "embedded_files", "embedding_rows", "shown"):
-            getattr(self, name).extend(getattr(other, name))
+def _echo_results(done: PredictedFiles) -> None:
+    for index, file in enumerate(done.files):
+        if done.predictions is None:
+            click.echo(f"{file}: embedded")
+            continue
+        click.echo(file)
+        for prediction in done.predictions[index]:
+            label = prediction.description if prediction.description else f"class {prediction.index}"
+            click.echo(f"  {prediction.probability:7.2%}  {label}  [{prediction.index}]")
 
 
-def _predict_all(
-    model: Predictor,
-    images: Sequence[Path],
-    batch_size: int,
-    topk: int,
-    want_embeddings: bool,
-    echo: bool,
-    ranks: Ranks,
-) -> _Collected:
-    """Run the model over the images, `batch_size` at a time: this rank's batches, gathered
-    with every other rank's in order (see `zoo.tasks.ranks`). `echo` prints each result, as
-    it comes in a single process, once gathered (by rank 0) in a launch of several."""
-    chunks = list(_chunks(images, batch_size))
-    mine = []
-    for index in ranks.share(len(chunks)):
-        part = _predict_chunk(model, chunks[index], topk, want_embeddings)
-        mine.append((index, part))
-        if echo and ranks.world_size == 1:
-            _echo_results(part)
-    collected = _Collected()
-    for part in ranks.in_order(mine):
-        collected.extend(part)
-    if echo and ranks.world_size > 1 and ranks.leads:
-        _echo_results(collected)
-    return collected
-
-
-def _predict_chunk(model: Predictor, chunk: Sequence[Path], topk: int, want_embeddings: bool) -> _Collected:
-    """The results of one batch of images."""
-    collected = _Collected()
-    ready, tensors = _read_chunk(model, chunk, collected.failed)
-    if not ready:
-        return collected
-    predictions, embeddings = model.run(model.stack(tensors), topk=topk, embeddings=want_embeddings)
-    if embeddings is not None:
-        collected.embedding_rows.append(embeddings)
-        collected.embedded_files += ready
-    for index, file in enumerate(ready):
-        result: dict[str, Any] = {"file": file}
-        if predictions is not None:
-            result["predictions"] = [p.as_dict() for p in predictions[index]]
-        collected.results.append(result)
-        collected.shown.append((file, predictions[index] if predictions is not None else None))
-    return collected
-
-
-def _echo_results(collected: _Collected) -> None:
-    for file, predictions in collected.shown:
-        _echo_result(file, predictions)
-
-
-def _read_chunk(
-    model: Predictor, chunk: Sequence[Path], failed: list[dict[str, str]]
-) -> tuple[list[str], list[Any]]:
-    """The files of a chunk that read as images, and their tensors; the others go to `failed`."""
-    from ..tasks.preprocessing import load_image
-
-    ready, tensors = [], []
-    for path in chunk:
-        try:
-            tensors.append(model.transform(load_image(path)))
-            ready.append(str(path))
-        except ImageError as error:
-            click.echo(f"zoo: error: {error}", err=True)
-            failed.append({"file": str(path), "error": error.reason})
-    return ready, tensors
-
-
-def _write_embeddings(collected: _Collected, embeddings_file: Path | None, name: str) -> int | None:
-    """The embedding size (None if nothing was embedded); writes them if a file is given."""
-    if not collected.embedding_rows:
-        return None
-    import torch
-
-    from ..tasks.predict import save_embeddings
-
-    stacked = torch.cat(collected.embedding_rows)
-    if embeddings_file is not None:
-        save_embeddings(embeddings_file, stacked, collected.embedded_files, metadata={"model": name})
-    return stacked.shape[1]
-
-
-def _echo_json_report(
-    name: str,
-    model: Predictor,
-    collected: _Collected,
-    embedding_size: int | None,
-    embeddings_file: Path | None,
-) -> None:
-    written = embeddings_file is not None and collected.embedding_rows
+def _echo_json_report(name: str, model: Predictor, done: PredictedFiles, written: Path | None) -> None:
+    results: list[dict[str, Any]] = [{"file": file} for file in done.files]
+    if done.predictions is not None:
+        for result, predictions in zip(results, done.predictions, strict=True):
+            result["predictions"] = [p.as_dict() for p in predictions]
     echo_json(
         {
             "model": name,
             "labels": model.labels.name if model.labels is not None else None,
-            "results": collected.results,
-            "embedding_size": embedding_size,
-            "embeddings_file": str(embeddings_file) if written else None,
-            "failed": collected.failed,
+            "results": results,
+            "embedding_size": _embedding_size(done),
+            "embeddings_file": str(written) if written is not None else None,
+            "failed": [{"file": error.path, "error": error.reason} for error in done.failed],
         }
     )
 
 
-def _echo_summary(
-    model: Predictor, collected: _Collected, embedding_size: int | None, embeddings_file: Path | None
-) -> None:
-    if embedding_size is not None and not model.has_head:
-        click.echo(f"embedding size: {embedding_size}")
-    if embeddings_file is not None and collected.embedding_rows:
-        count = len(collected.embedded_files)
-        click.echo(f"wrote {embeddings_file}: {count} embedding(s) of size {embedding_size}")
+def _echo_summary(model: Predictor, done: PredictedFiles, written: Path | None) -> None:
+    size = _embedding_size(done)
+    if size is not None and not model.has_head:
+        click.echo(f"embedding size: {size}")
+    if written is not None:
+        click.echo(f"wrote {written}: {len(done.files)} embedding(s) of size {size}")
 
 
-def _chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _echo_result(file: str, predictions) -> None:
-    if predictions is None:
-        click.echo(f"{file}: embedded")
-        return
-    click.echo(file)
-    for prediction in predictions:
-        label = prediction.description if prediction.description else f"class {prediction.index}"
-        click.echo(f"  {prediction.probability:7.2%}  {label}  [{prediction.index}]")
+def _embedding_size(done: PredictedFiles) -> int | None:
+    return done.embeddings.shape[1] if done.embeddings is not None else None

@@ -4,11 +4,12 @@
 - `source`: registry YAML files read with every problem located;
 - `attention`: the attention kinds and the interface a variant's class follows;
 - `attention_spec`: the typed `attn` argument of family configs;
-- `registry`: the `Registry` of builders, attention variants, key adapters and entries;
+- `registry`: the `Registry` of builders, attention variants, key adapters and entries, and
+  the `Resolved` name with the weights it stands for (`SelectedWeight`);
 - `plugins`: entry-point discovery, `PluginContext`, the default registry;
 - `labels`: the label sets that ship with the zoo;
 - `discovery`: the installed plugins' entry points, in load order;
-- `names`: the rule by which a pattern picks model names;
+- `names`: the forms a model name is written in, and the rule by which a pattern picks names;
 - `snapshot`: the cached listing `zoo list` prints.
 
 Nothing here downloads or loads weights; that is `zoo.weights`, one layer up.
@@ -25,7 +26,15 @@ _LOCATIONS: dict[str, str] = {
     "default_plugin_manager": ".plugins",
     "default_registry": ".plugins",
     **dict.fromkeys(
-        ("AttentionVariant", "Builder", "KeyAdapter", "ModelSource", "Registry", "Resolved"),
+        (
+            "AttentionVariant",
+            "Builder",
+            "KeyAdapter",
+            "ModelSource",
+            "Registry",
+            "Resolved",
+            "SelectedWeight",
+        ),
         ".registry",
     ),
     "validate_files": ".registry",
@@ -38,6 +47,7 @@ __all__ = [
     "ModelSource",
     "Registry",
     "Resolved",
+    "SelectedWeight",
     "default_plugin_manager",
     "default_registry",
     "validate_files",
@@ -56,5 +66,6 @@ if TYPE_CHECKING:
         ModelSource,
         Registry,
         Resolved,
+        SelectedWeight,
         validate_files,
     )

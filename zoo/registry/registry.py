@@ -18,11 +18,11 @@ import importlib
 import inspect
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -46,8 +46,8 @@ from .attention import (
     slot_keywords,
 )
 from .family import TASKS, Family, FunctionFamily
-from .names import matches, weights_match
-from .schema import ModelEntry, WeightTag
+from .names import matches, name_form, weights_match
+from .schema import ModelEntry, Preprocessing, WeightTag
 from .source import (
     ParsedFile,
     describe_errors,
@@ -68,6 +68,7 @@ __all__ = [
     "ModelSource",
     "Resolved",
     "Registry",
+    "SelectedWeight",
     "validate_files",
 ]
 
@@ -308,12 +309,64 @@ class ModelSource(Component):
 
 
 @dataclass(frozen=True)
+class SelectedWeight:
+    """The published weights a resolved name stands for, chosen once when the name is
+    resolved (`Registry.select_weight`) and read by everything that uses them: the file to
+    load, the head it fixes, its task, preprocessing and label set."""
+
+    name: str
+    """The name they are published under: the entry's own, the entry it borrows them from
+    (its `backbone`), or the exported model's (`hf-hub:ORG/REPO`, a folder)."""
+    tag: str
+    weights: WeightTag
+    """The registry's record of them: where the file is (`hf_hub_id`, `filename`,
+    `revision`, `sha256`, or `path`), its license, adapter and the task's fields."""
+    how: Literal["named", "default", "borrowed"]
+    """Why these: the name names their tag, they are its entry's default, or its entry has
+    none of its own and borrows them."""
+    label: str
+    """What messages call them: `name.tag`, or the exported model's name."""
+
+    @property
+    def borrowed(self) -> bool:
+        return self.how == "borrowed"
+
+    @property
+    def task(self) -> str:
+        return self.weights.task
+
+    @property
+    def preprocessing(self) -> Preprocessing | None:
+        """The image preprocessing they were trained for (image tasks)."""
+        return self.weights.preprocessing_or_none
+
+    @property
+    def labels(self) -> str | None:
+        """The name of the label set the head's outputs follow, if any."""
+        return getattr(self.weights, "labels", None)
+
+    def builder_args(self) -> dict[str, Any]:
+        """The builder arguments the checkpoint fixes (its head, its vocabularies)."""
+        return self.weights.builder_args()
+
+    def __str__(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True)
 class Resolved:
-    """A model name resolved to its entry, with the weight tag the name carried (if any)."""
+    """A model name resolved to its entry, with the weight tag the name carried (if any) and
+    the published weights it stands for (`selected`)."""
 
     name: str
     source: ModelSource
     tag: str | None
+    selected: SelectedWeight | None = field(default=None, kw_only=True, compare=False)
+    """The weights by the one rule (`Registry.select_weight`): the tag named, else the
+    entry's default tag, else the weights it borrows, else none."""
+    config: BaseModel | None = field(default=None, kw_only=True, compare=False, repr=False)
+    """The builder config of the name as it is (no overrides), where the resolver has
+    checked it already (exported models): `Registry.build_config` gives it again."""
 
     @property
     def entry(self) -> ModelEntry:
@@ -322,6 +375,16 @@ class Resolved:
     @property
     def weights(self) -> WeightTag | None:
         return self.entry.weights[self.tag] if self.tag else None
+
+    @property
+    def published(self) -> SelectedWeight | None:
+        """The selected weights if they are the entry's own; None if it borrows them or has none."""
+        return None if self.selected is None or self.selected.borrowed else self.selected
+
+    @property
+    def named_weights(self) -> SelectedWeight | None:
+        """The selected weights if the name names their tag (`name.tag`, an exported model)."""
+        return self.selected if self.tag is not None else None
 
     def __str__(self) -> str:
         return f"{self.name}.{self.tag}" if self.tag else self.name
@@ -410,12 +473,12 @@ class Registry:
         return table[name]
 
     def resolve(self, name: str) -> Resolved:
-        """Split `name[.tag]` and look both up; unknown parts raise with close matches."""
-        base, _, tag = name.partition(".")
+        """Split `name[.tag]`, look both up and select the weights it stands for; unknown
+        parts raise with close matches."""
+        form = name_form(name)
+        base, tag = form.base, form.tag
         source = self.source(base)
-        if not tag:
-            return Resolved(base, source, None)
-        if tag not in source.entry.weights:
+        if tag is not None and tag not in source.entry.weights:
             tags = list(source.entry.weights)
             published = ", ".join(tags) if tags else "none"
             raise UnknownModelError(
@@ -424,7 +487,30 @@ class Registry:
                 [f"{base}.{t}" for t in _close(tag, tags)],
                 context=f"for '{base}' (published: {published})",
             )
-        return Resolved(base, source, tag)
+        return self.with_selection(Resolved(base, source, tag))
+
+    def with_selection(self, resolved: Resolved) -> Resolved:
+        """`resolved` carrying the weights it stands for (`Resolved.selected`)."""
+        return replace(resolved, selected=self.select_weight(resolved))
+
+    def select_weight(self, resolved: Resolved) -> SelectedWeight | None:
+        """The published weights a resolved name stands for, by the one rule: the tag it
+        names, else its entry's default tag, else the weights its entry borrows (`backbone`),
+        else none.
+
+        Raises:
+            RegistryError: The entry borrows weights that do not exist (see `backbone`).
+        """
+        entry = resolved.entry
+        if resolved.tag is not None:
+            return SelectedWeight(resolved.name, resolved.tag, resolved.weights, "named", str(resolved))
+        default = entry.default_weight_tag
+        if default is not None:
+            label = f"{resolved.name}.{default}"
+            return SelectedWeight(resolved.name, default, entry.weights[default], "default", label)
+        if entry.backbone is not None:
+            return replace(self.backbone(resolved.source).selected, how="borrowed")
+        return None
 
     def backbone(self, source: ModelSource) -> Resolved:
         """The published weights an entry borrows (its `backbone`), resolved.
@@ -470,22 +556,48 @@ class Registry:
         return names
 
     def task(self, resolved: Resolved) -> str | None:
-        """What a resolved name is for: its tag's task, else its default tag's, else the first
-        task its family declares (None for a family that declares none)."""
-        tag = resolved.tag or resolved.entry.default_weight_tag
-        if tag is not None:
-            return resolved.entry.weights[tag].task
+        """What a resolved name is for: the task of the weights it stands for
+        (`Resolved.selected`), else the first task its family declares (None for a family
+        that declares none)."""
+        if resolved.selected is not None:
+            return resolved.selected.task
         return next(iter(self.builder(resolved.entry.builder).tasks), None)
 
     # ------------------------------------------------------------------ configs
 
-    def build_config(self, resolved: Resolved, overrides: Mapping[str, Any] = {}) -> BaseModel:
-        """The builder's config for an entry, its weight tag's head and any overrides."""
+    def build_config(
+        self,
+        resolved: Resolved,
+        overrides: Mapping[str, Any] = {},
+        *,
+        weights: SelectedWeight | None = None,
+    ) -> BaseModel:
+        """The builder's config for an entry, the head of its weights and any overrides.
+
+        Args:
+            resolved: The name.
+            overrides: Builder arguments replacing the entry's and the weights'.
+            weights: The weights whose head the config takes (`resolved.selected` for a model
+                that loads them); by default those the name names (`name.tag`), if any.
+        """
+        weights = weights if weights is not None else resolved.named_weights
+        if resolved.config is not None and not overrides and weights is resolved.named_weights:
+            return resolved.config
         args = dict(resolved.entry.args)
-        if resolved.weights is not None:
-            args.update(resolved.weights.builder_args())
+        if weights is not None:
+            args.update(weights.builder_args())
         args.update(overrides)
-        builder = self.builder(resolved.entry.builder)
+        # An entry's own weights name the model built; borrowed ones only lend it a head.
+        built = weights if weights is not None and not weights.borrowed else resolved
+        return self.checked_config(resolved.entry.builder, args, label=str(built))
+
+    def checked_config(self, builder_name: str, args: Mapping[str, Any], *, label: str) -> BaseModel:
+        """Builder arguments checked against the builder's schema, as its config.
+
+        Raises:
+            ArgumentError: One line, starting with `label`, naming what is wrong.
+        """
+        builder = self.builder(builder_name)
         try:
             return builder.config_type.model_validate(args, context={"registry": self})
         except ValidationError as error:
@@ -493,7 +605,7 @@ class Registry:
             reason = describe_errors(
                 error, label="argument", known=arguments, of=f" for builder '{builder.name}'"
             )
-            raise ArgumentError(f"{resolved}: {reason}") from None
+            raise ArgumentError(f"{label}: {reason}") from None
 
     # ------------------------------------------------------------------ validation
 

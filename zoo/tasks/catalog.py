@@ -93,7 +93,8 @@ class ModelInfo(BaseModel):
     tasks: list[str]
     """What the family builds models for."""
     task: str | None
-    """What this name (its tag, else its default tag, else its family's first task) is for."""
+    """What this name is for: the task of the weights it stands for (its tag, else its default
+    tag, else the weights it borrows), else its family's first task."""
     plugin: str
     distribution: str | None
     version: str | None

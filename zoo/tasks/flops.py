@@ -587,8 +587,8 @@ def _image_input_size(
     resolved: Resolved, registry: Registry, model_args: Mapping[str, Any], img_size: int | None
 ) -> tuple[int, int, int]:
     config = registry.build_config(resolved, model_args)
-    tag = resolved.tag or resolved.entry.default_weight_tag
-    preprocessing = resolved.entry.weights[tag].preprocessing_or_none if tag is not None else None
+    weights = resolved.published
+    preprocessing = weights.preprocessing if weights is not None else None
     published = tuple(preprocessing.input_size) if preprocessing is not None else None
     channels = getattr(config, "in_chans", None) or (published[0] if published else 3)
     if img_size is not None:

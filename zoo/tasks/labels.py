@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..registry import Registry, Resolved, default_registry
+from ..registry import Registry, Resolved
 from ..registry.labels import LabelSet, label_set
 from ..weights.resolve import resolve
 
@@ -13,11 +13,8 @@ def labels_for(name_or_tag: str | Resolved, *, registry: Registry | None = None)
     """The label set of a weight tag (a name without tag: its default tag), or None.
 
     None when the tag names no label set (a checkpoint without head, say) or the name has
-    no published weights. Takes every name form (see `zoo.weights.resolve`).
+    no published weights of its own. Takes every name form (see `zoo.weights.resolve`).
     """
-    resolved = resolve(name_or_tag, registry if registry is not None else default_registry())
-    tag = resolved.tag or resolved.entry.default_weight_tag
-    if tag is None:
-        return None
-    labels = getattr(resolved.entry.weights[tag], "labels", None)
-    return label_set(labels) if labels else None
+    resolved = resolve(name_or_tag, registry)
+    weights = resolved.published
+    return label_set(weights.labels) if weights is not None and weights.labels else None

@@ -1,33 +1,34 @@
 """Running a model on images: top-k classes with their names, or embeddings.
 
 A `Predictor` bundles what inference needs: the model in eval mode, the eval transform of
-its weight tag and the names of its classes. It is made the same way whether the weights
-come from the Hub (`pretrained`) or from a local file (`checkpoint=`); only where the file
-comes from differs.
+its weights and the names of its classes, all read from the weights the name stands for
+(`Resolved.selected`). It is made the same way whether the weights come from the Hub
+(`pretrained`) or from a local file (`checkpoint=`); only where the file comes from differs.
+`predict_files` and `embed_files` run it over image files, a batch at a time.
 
     >>> predictor = zoo.predict.predictor("vit_base_patch16_224")
     >>> [top] = predictor.predict([zoo.load_image("cat.jpg")], topk=1)
     >>> top[0].label, top[0].probability, top[0].index     # name, softmax probability, class
+    >>> done = zoo.predict.predict_files(predictor, ["cat.jpg", "dog.png"], topk=3)
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..devices import rank_device
-from ..errors import ArgumentError, CheckpointError, ImageError, NoWeightsError
+from ..errors import ArgumentError, CheckpointError, ImageError
 from ..files import atomic_path
 from ..registry import Registry, Resolved, default_registry
 from ..registry.family import IMAGE_TASKS, model_of
 from ..registry.labels import LabelSet, read_labels_file
-from ..weights.factory import create
 from ..weights.resolve import resolve
+from .inference import inference_model
 from .labels import labels_for
-from .preprocessing import ImageTransform, data_config, load_image
+from .preprocessing import ImageTransform, fitted_data_config, load_image
 from .ranks import Ranks
 
 if TYPE_CHECKING:
@@ -37,10 +38,12 @@ if TYPE_CHECKING:
 __all__ = [
     "EMBEDDING_FORMATS",
     "EmbeddedFiles",
+    "PredictedFiles",
     "Prediction",
     "Predictor",
     "embed_files",
     "embedding_format",
+    "predict_files",
     "predictor",
     "save_embeddings",
 ]
@@ -182,7 +185,6 @@ def predictor(
     """
     registry = registry if registry is not None else default_registry()
     model_args = dict(model_args or {})
-    pretrained = checkpoint is None
     resolved = resolve(name, registry)
     task = registry.task(resolved)
     if task not in IMAGE_TASKS:
@@ -190,37 +192,33 @@ def predictor(
             f"'{resolved}' is {model_of(task)}; prediction serves {' and '.join(IMAGE_TASKS)} "
             "models: build it with zoo.create and call it on its own inputs"
         )
-    if pretrained and resolved.tag is None and resolved.entry.default_weight_tag is None:
-        raise NoWeightsError(
-            f"'{name}' has no published weights; load a checkpoint of your own (--checkpoint FILE)"
-        )
-    model = create(
-        resolved,
-        pretrained=pretrained,
-        checkpoint=checkpoint,
-        num_classes=num_classes,
-        device=rank_device(device),
-        dtype=dtype,
-        registry=registry,
-        **model_args,
-    )
-    model.eval()
-
-    build_tag = resolved.tag or (resolved.entry.default_weight_tag if pretrained else None)
     head_args = {**model_args, **({"num_classes": num_classes} if num_classes is not None else {})}
-    config = registry.build_config(replace(resolved, tag=build_tag), head_args)
-    outputs = getattr(config, "num_classes", None)
+    ready = inference_model(
+        resolved, registry, checkpoint=checkpoint, device=device, dtype=dtype, model_args=head_args
+    )
+    outputs = getattr(ready.config, "num_classes", None)
+    class_names = _class_names(labels, resolved, outputs)
+    preprocessing = fitted_data_config(resolved, registry, model_args=model_args, config=ready.config)
+    return Predictor(
+        name=str(resolved),
+        model=ready.model,
+        transform=ImageTransform(preprocessing),
+        num_classes=outputs,
+        labels=class_names,
+    )
 
-    if labels is not None and not isinstance(labels, LabelSet):
-        labels = read_labels_file(labels)
-    if labels is not None and outputs is not None and len(labels) != outputs:
+
+def _class_names(
+    given: LabelSet | str | Path | None, resolved: Resolved, outputs: int | None
+) -> LabelSet | None:
+    """The class names given (checked against the head), else the weights' when they fit it."""
+    if given is None:
+        known = labels_for(resolved)
+        return known if known is not None and len(known) == outputs else None
+    labels = given if isinstance(given, LabelSet) else read_labels_file(given)
+    if outputs is not None and len(labels) != outputs:
         raise ArgumentError(f"{len(labels)} class names for a model with {outputs} classes")
-    if labels is None:
-        known = labels_for(resolved, registry=registry)
-        labels = known if known is not None and len(known) == outputs else None
-
-    transform = ImageTransform(data_config(resolved, model_args=model_args, registry=registry))
-    return Predictor(name=str(resolved), model=model, transform=transform, num_classes=outputs, labels=labels)
+    return labels
 
 
 EMBEDDING_FORMATS = (".safetensors", ".npy")
@@ -252,6 +250,52 @@ class EmbeddedFiles:
     """The files that could not be read as images."""
 
 
+@dataclass
+class PredictedFiles:
+    """The predictions (and embeddings) of image files, in the order the files were given."""
+
+    files: list[str] = field(default_factory=list)
+    """The files that were read as images."""
+    predictions: list[list[Prediction]] | None = None
+    """The top-k classes of each file read, most probable first; None for a model without head."""
+    embeddings: torch.Tensor | None = None
+    """(len(files), D) float32 on the CPU, when asked for (always for a model without head);
+    None when not asked for or no file could be read."""
+    failed: list[ImageError] = field(default_factory=list)
+    """The files that could not be read as images."""
+
+
+def predict_files(
+    ready: Predictor,
+    paths: Sequence[str | Path],
+    *,
+    topk: int = 5,
+    embeddings: bool = False,
+    batch_size: int = 16,
+    on_error: Callable[[ImageError], None] | None = None,
+    on_batch: Callable[[PredictedFiles], None] | None = None,
+    ranks: Ranks | None = None,
+) -> PredictedFiles:
+    """Classify image files, `batch_size` at a time (`Predictor.run` for each batch), and
+    embed them too if asked (a model without head only embeds them).
+
+    A file that cannot be read as an image is skipped, kept in `failed` and passed to
+    `on_error` as it is met; the others are still run. `on_batch` gets the results of each
+    batch as soon as this process has them, to show them as they come. With the `ranks` of a
+    torchrun launch, this rank runs its share of the batches and every rank gets all of
+    them, in order (see `zoo.tasks.ranks`).
+    """
+    ranks = ranks if ranks is not None else Ranks()
+    chunks = list(_chunks(paths, batch_size))
+    mine = []
+    for index in ranks.share(len(chunks)):
+        part = _run_chunk(ready, chunks[index], topk, embeddings, on_error)
+        if on_batch is not None:
+            on_batch(part)
+        mine.append((index, part))
+    return _joined(ranks.in_order(mine), has_head=ready.has_head)
+
+
 def embed_files(
     ready: Predictor,
     paths: Sequence[str | Path],
@@ -267,26 +311,21 @@ def embed_files(
     launch, this rank embeds its share of the batches and every rank gets all of them, in
     order (see `zoo.tasks.ranks`).
     """
-    import torch
-
-    ranks = ranks if ranks is not None else Ranks()
-    chunks = list(_chunks(paths, batch_size))
-    mine = [(index, _embed_chunk(ready, chunks[index], on_error)) for index in ranks.share(len(chunks))]
-    embedded, rows = EmbeddedFiles(), []
-    for part, embeddings in ranks.in_order(mine):
-        embedded.files += part.files
-        embedded.failed += part.failed
-        if embeddings is not None:
-            rows.append(embeddings)
-    embedded.embeddings = torch.cat(rows) if rows else None
-    return embedded
+    done = predict_files(
+        ready, paths, topk=1, embeddings=True, batch_size=batch_size, on_error=on_error, ranks=ranks
+    )
+    return EmbeddedFiles(done.files, done.embeddings, done.failed)
 
 
-def _embed_chunk(
-    ready: Predictor, chunk: Sequence[str | Path], on_error: Callable[[ImageError], None] | None
-) -> tuple[EmbeddedFiles, torch.Tensor | None]:
-    """The files of one batch that were read (and those that were not), and their embeddings."""
-    part, tensors = EmbeddedFiles(), []
+def _run_chunk(
+    ready: Predictor,
+    chunk: Sequence[str | Path],
+    topk: int,
+    embeddings: bool,
+    on_error: Callable[[ImageError], None] | None,
+) -> PredictedFiles:
+    """The results of one batch: the files that were read (and those that were not)."""
+    part, tensors = PredictedFiles(), []
     for path in chunk:
         try:
             tensors.append(ready.transform(load_image(path)))
@@ -295,8 +334,22 @@ def _embed_chunk(
             part.failed.append(error)
             if on_error is not None:
                 on_error(error)
-    embeddings = ready.run(ready.stack(tensors), topk=1, embeddings=True)[1] if tensors else None
-    return part, embeddings
+    if tensors:
+        part.predictions, part.embeddings = ready.run(ready.stack(tensors), topk=topk, embeddings=embeddings)
+    return part
+
+
+def _joined(parts: Sequence[PredictedFiles], *, has_head: bool) -> PredictedFiles:
+    """The results of every batch, as one."""
+    import torch
+
+    rows = [part.embeddings for part in parts if part.embeddings is not None]
+    return PredictedFiles(
+        files=[file for part in parts for file in part.files],
+        predictions=[row for part in parts for row in part.predictions or ()] if has_head else None,
+        embeddings=torch.cat(rows) if rows else None,
+        failed=[error for part in parts for error in part.failed],
+    )
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -36,7 +36,6 @@ import logging
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +48,7 @@ from ..weights.resolve import resolve
 if TYPE_CHECKING:
     import torch
     from PIL import Image
+    from pydantic import BaseModel
 
 __all__ = [
     "DEFAULT_CROP_PCT",
@@ -60,6 +60,7 @@ __all__ = [
     "ImageTransform",
     "bounded_size",
     "data_config",
+    "fitted_data_config",
     "load_image",
     "rgb_for_display",
     "standard_image",
@@ -102,17 +103,34 @@ def data_config(
         raise ArgumentError(
             f"'{resolved}' is {model_of(task)}: it takes no images, so it has no preprocessing"
         )
-    tag = resolved.tag or resolved.entry.default_weight_tag
-    model_args = dict(model_args or {})
-    weights, published = (resolved.entry.weights[tag], f"{resolved.name}.{tag}") if tag else (None, None)
-    if weights is None and resolved.entry.backbone is not None:  # the weights it borrows
-        borrowed = registry.backbone(resolved.source)
-        weights, published = borrowed.weights, str(borrowed)
-    base = weights.preprocessing_or_none if weights is not None else None
+    return fitted_data_config(resolved, registry, model_args=model_args, use_test_size=use_test_size)
+
+
+def fitted_data_config(
+    resolved: Resolved,
+    registry: Registry,
+    *,
+    model_args: Mapping[str, Any] | None = None,
+    config: BaseModel | None = None,
+    use_test_size: bool = False,
+) -> Preprocessing:
+    """`data_config` of a resolved image model, fitted to the builder config it is built with.
+
+    Args:
+        resolved: A model of images.
+        registry: The registry it was resolved in.
+        model_args: Builder arguments the model is built with on top of the registry's.
+        config: The builder config the model was built with (from `model_args`), already
+            checked; built here when needed and not given.
+        use_test_size: As for `data_config`.
+    """
+    weights = resolved.selected
+    base = weights.preprocessing if weights is not None else None
     if base is not None and not model_args:
         return _test_size(base) if use_test_size else base
 
-    config = registry.build_config(replace(resolved, tag=tag), model_args)
+    if config is None:
+        config = registry.build_config(resolved, dict(model_args or {}), weights=resolved.published)
     grid = image_size(config)
     in_chans = getattr(config, "in_chans", None)
     if base is None:
@@ -127,7 +145,7 @@ def data_config(
         return IMAGENET_PREPROCESSING.model_copy(update={"input_size": (channels, height, width)})
     if in_chans is not None and in_chans != base.input_size[0]:
         raise ArgumentError(
-            f"{published} was trained on {base.input_size[0]} channels; its mean and std "
+            f"{weights} was trained on {base.input_size[0]} channels; its mean and std "
             f"do not fit in_chans={in_chans}"
         )
     if grid is not None and grid != tuple(base.input_size[1:]):

@@ -41,13 +41,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import ArgumentError, AttentionMapError, NoWeightsError
+from ..errors import ArgumentError, AttentionMapError
 from ..registry import Registry, Resolved, default_registry
 from ..registry.family import IMAGE_TASKS, HasSequenceMaps, SequenceInput, SequenceMap, model_of
-from ..weights.factory import create
 from ..weights.header import pickle_kind, read_header
 from ..weights.resolve import resolve
 from .heatmaps import Heatmap, attention_heatmap, mask_heatmap
+from .inference import inference_model
 from .maps import FLAT_SPREAD, flat_map_warning
 
 if TYPE_CHECKING:
@@ -111,20 +111,10 @@ def sequence_model(
     task = registry.task(resolved)
     if task in IMAGE_TASKS:
         raise ArgumentError(f"'{resolved}' is {model_of(task)}: its attention is drawn over an image")
-    if checkpoint is None and resolved.tag is None and resolved.entry.default_weight_tag is None:
-        raise NoWeightsError(
-            f"'{name}' has no published weights; load a checkpoint of your own (--checkpoint FILE)"
-        )
-    model = create(
-        resolved,
-        pretrained=checkpoint is None,
-        checkpoint=checkpoint,
-        device=device,
-        dtype=dtype,
-        registry=registry,
-        **dict(model_args or {}),
+    ready = inference_model(
+        resolved, registry, checkpoint=checkpoint, device=device, dtype=dtype, model_args=model_args
     )
-    return model.eval()
+    return ready.model
 
 
 def sequence_inputs(model: torch.nn.Module) -> tuple[SequenceInput, ...]:

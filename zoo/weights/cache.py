@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import IntegrityError, NotCachedError
 from ..files import atomic_path, sha256_of
+from ..registry.names import NameForm, name_form
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -342,13 +343,19 @@ class CachedFile:
     pinned: str | None = None
 
     @property
+    def form(self) -> NameForm:
+        """The parts of `name` (see `zoo.registry.names`)."""
+        return name_form(self.name)
+
+    @property
     def tag(self) -> str | None:
-        return None if self.name.startswith("hf-hub:") else self.name.partition(".")[2] or None
+        return self.form.tag
 
     def as_dict(self) -> dict[str, Any]:
+        form = self.form
         return {
-            "name": self.name.partition(".")[0] if self.tag else self.name,
-            "tag": self.tag,
+            "name": form.base if form.tag else self.name,
+            "tag": form.tag,
             "repo_id": self.repo_id,
             "filename": self.filename,
             "size": self.size,
@@ -363,12 +370,14 @@ def list_cached(registry: Registry) -> list[CachedFile]:
     record = read_record()
     rows: dict[str, CachedFile] = {}
     for full in registry.pretrained_names():
-        weights = registry.resolve(full).weights
+        selected = registry.resolve(full).selected
+        weights = selected.weights
         if weights.hf_hub_id is None:
             continue  # a local file, not in the cache
         for path in cached_versions(weights.hf_hub_id, weights.filename):
+            entry = record.get(str(path))
             rows[str(path)] = _row(
-                full, weights.hf_hub_id, weights.filename, path, record.get(str(path)), weights.sha256
+                str(selected), weights.hf_hub_id, weights.filename, path, entry, weights.sha256
             )
     for key, entry in record.items():
         path = Path(key)
@@ -392,19 +401,17 @@ def _row(
     return CachedFile(name, repo_id, filename, path, stat.st_size, verified, digest, pinned)
 
 
-def _matches(row: CachedFile, name: str) -> bool:
-    return row.name == name or row.name.startswith((name + ".", name + "@"))
-
-
 def select_cached(registry: Registry, names: list[str] | tuple[str, ...]) -> list[CachedFile]:
-    """The cached files of some names (`name` for all its tags, `name.tag`, `hf-hub:...`)."""
+    """The cached files of some names (`name` for all its tags, `name.tag`, `hf-hub:ORG/REPO`
+    for all its revisions, `hf-hub:ORG/REPO@REV`)."""
     rows = list_cached(registry)
     if not names:
         return rows
-    chosen = [row for row in rows if any(_matches(row, name) for name in names)]
-    for name in names:
-        if not any(_matches(row, name) for row in chosen):
-            if not name.startswith("hf-hub:"):
+    forms = [name_form(name) for name in names]
+    chosen = [row for row in rows if any(form.names(row.form) for form in forms)]
+    for name, form in zip(names, forms, strict=True):
+        if not any(form.names(row.form) for row in chosen):
+            if form.kind != "hub":
                 registry.resolve(name)  # an unknown name says so, with close matches
             raise NotCachedError(f"nothing is cached for '{name}'")
     return chosen

@@ -86,8 +86,7 @@ def export(
     check_state_names(expected, header.shapes, checkpoint)
 
     args = config.model_dump(mode="json")
-    tag = resolved.tag or entry.default_weight_tag
-    published = entry.weights.get(tag) if tag else None
+    published = resolved.published.weights if resolved.published is not None else None
     license = license or (published.license if published else None)
     if not license:
         raise ArgumentError(f"'{name}' has no published weights to take a license from; pass a license")

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..devices import resolve_device, resolve_dtype
 from ..errors import Argument, ArgumentError
-from ..registry import Registry, Resolved, default_registry
+from ..registry import Registry, Resolved, SelectedWeight, default_registry
 from ..registry.attention_spec import attention_in
 from . import hub
 from .loading import LoadReport, load_checkpoint, parameters_on_meta
-from .resolve import pretrained_weights, resolve, with_default_tag
+from .resolve import published_weights, resolve
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Planned", "create", "download", "get", "plan", "pretrained_cfg"]
+__all__ = ["Planned", "build_planned", "create", "download", "get", "plan", "pretrained_cfg"]
 
 
 def create(
@@ -90,10 +90,18 @@ def create(
         registry=registry,
         **overrides,
     )
+    return build_planned(planned, features_only=features_only, out_indices=out_indices)
+
+
+def build_planned(
+    planned: Planned, *, features_only: bool = False, out_indices: int | Sequence[int] | None = None
+) -> torch.nn.Module:
+    """Build and load what `plan` decided: the second half of `create`, for callers that
+    read the plan too (its config, its weights)."""
     features = (features_only, out_indices)
     if planned.checkpoint is None:
         model = planned.build(planned.config, device=planned.device, dtype=planned.dtype)
-        return _finished(model, planned.tag, None, features)
+        return _finished(model, planned.weights, None, features)
     with parameters_on_meta():
         model = planned.build(planned.config, device=None, dtype=planned.dtype)
     report = load_checkpoint(
@@ -106,7 +114,7 @@ def create(
         fresh_modules=planned.fresh_modules,
         name=planned.label,
     )
-    return _finished(model, planned.tag, report, features)
+    return _finished(model, planned.weights, report, features)
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,7 @@ class Planned:
     builders that place a model otherwise (`zoo.weights.sharded`)."""
 
     config: Any
+    """The builder's config, checked once here."""
     build: Callable[..., torch.nn.Module]
     """The family's `build(config, *, device, dtype)`."""
     checkpoint: Path | None
@@ -124,8 +133,9 @@ class Planned:
     """The builder arguments the caller changed from the checkpoint's."""
     fresh_modules: bool
     """Whether the checkpoint is a backbone, whose missing modules start fresh."""
-    tag: Resolved | None
-    """The weight tag whose data config the model carries (`pretrained_cfg`), if any."""
+    weights: SelectedWeight | None
+    """The published weights whose head the config takes and whose data config the model
+    carries (`pretrained_cfg`): those loaded, or those the name names; None for neither."""
     label: str
     """What messages call the weights."""
     device: torch.device | None
@@ -156,53 +166,47 @@ def plan(
             arguments=[Argument("fresh_modules", "True"), Argument("checkpoint", "FILE")],
         )
     resolved = resolve(name, registry)
-    weights = pretrained_weights(resolved, registry) if pretrained else None
-    borrowed = weights is not None and weights.source is not resolved.source
-    if weights is not None and not borrowed:
-        resolved = weights  # its own default tag, whose head the config takes
+    weights = published_weights(resolved, borrowed=True) if pretrained else resolved.named_weights
     if num_classes is not None:
         overrides["num_classes"] = num_classes
-    head = weights.weights.builder_args() if borrowed else {}  # the borrowed checkpoint's head
-    config = registry.build_config(resolved, {**head, **overrides})
+    config = registry.build_config(resolved, overrides, weights=weights)
     for variant in attention_in(config):  # probed here, not inside the meta context of a load
         variant.check()
     target_device = resolve_device(device)  # before any download: a bad device is refused at once
     target_dtype = resolve_dtype(dtype)
     build = registry.builder(resolved.entry.builder).build
-    tag = weights if pretrained else resolved
     if pretrained:
         checkpoint = _fetch(weights).path
     key_adapter = None
-    if checkpoint is not None and tag.weights is not None and tag.weights.adapter:  # fetched or local
-        key_adapter = registry.adapter(tag.weights.adapter)
+    if checkpoint is not None and weights is not None and weights.weights.adapter:  # fetched or local
+        key_adapter = registry.adapter(weights.weights.adapter)
     return Planned(
         config,
         build,
         checkpoint=Path(checkpoint) if checkpoint is not None else None,
         key_adapter=key_adapter,
         changed=set(overrides),
-        fresh_modules=fresh_modules or borrowed or (pretrained and bool(overrides)),
-        tag=tag if tag.tag else None,
-        label=str(tag),
+        fresh_modules=fresh_modules or (pretrained and (weights.borrowed or bool(overrides))),
+        weights=weights,
+        label=str(weights if weights is not None else resolved),
         device=target_device,
         dtype=target_dtype,
     )
 
 
-def pretrained_cfg(resolved: Resolved, model: torch.nn.Module | None = None) -> dict[str, Any]:
-    """The data config of a weight tag, in timm's `pretrained_cfg` keys: `architecture`,
+def pretrained_cfg(weights: SelectedWeight, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """The data config of published weights, in timm's `pretrained_cfg` keys: `architecture`,
     `tag`, `hf_hub_id`, `license`, `num_classes` (of the checkpoint's head, 0 for none) and,
     for image weights, `input_size`, `test_input_size`, `mean`, `std`, `crop_pct` and
     `interpolation`; with `model`, its `first_conv` and `classifier` where it names them."""
-    weights = resolved.weights
     cfg: dict[str, Any] = {
-        "architecture": resolved.name,
-        "tag": resolved.tag,
-        "hf_hub_id": weights.hf_hub_id,
-        "license": weights.license,
+        "architecture": weights.name,
+        "tag": weights.tag,
+        "hf_hub_id": weights.weights.hf_hub_id,
+        "license": weights.weights.license,
         "num_classes": weights.builder_args().get("num_classes", 0),
     }
-    preprocessing = weights.preprocessing_or_none
+    preprocessing = weights.preprocessing
     if preprocessing is not None:
         cfg.update({key: value for key, value in preprocessing.model_dump().items() if value is not None})
     first_conv = getattr(model, "first_conv", None)
@@ -216,13 +220,13 @@ def pretrained_cfg(resolved: Resolved, model: torch.nn.Module | None = None) -> 
 
 def _finished(
     model: torch.nn.Module,
-    tag: Resolved | None,
+    weights: SelectedWeight | None,
     report: LoadReport | None,
     features: tuple[bool, int | Sequence[int] | None],
 ) -> torch.nn.Module:
     """The model as asked for: its feature extractor with `features_only`, carrying the data
-    config of its tag (`pretrained_cfg`) and what loading did (`load_report`)."""
-    cfg = pretrained_cfg(tag, model) if tag is not None else None
+    config of its weights (`pretrained_cfg`) and what loading did (`load_report`)."""
+    cfg = pretrained_cfg(weights, model) if weights is not None else None
     features_only, out_indices = features
     if features_only:
         from .features import FeatureExtractor  # torch, only when asked for
@@ -243,14 +247,14 @@ def download(
     registry: Registry | None = None,
 ) -> hub.Download:
     """Fetch (or find in the cache) and check the weight file of `name[.tag]` or `hf-hub:...`."""
-    resolved = with_default_tag(resolve(name, registry, revision=revision))
-    return _fetch(resolved, revision=revision, force=force)
+    weights = published_weights(resolve(name, registry, revision=revision))
+    return _fetch(weights, revision=revision, force=force)
 
 
-def _fetch(resolved: Resolved, *, revision: str | None = None, force: bool = False) -> hub.Download:
-    if hub.is_sharded(resolved):
-        return hub.fetch_sharded(resolved, revision=revision, force=force)
-    return hub.fetch(resolved, revision=revision, force=force)
+def _fetch(weights: SelectedWeight, *, revision: str | None = None, force: bool = False) -> hub.Download:
+    if hub.is_sharded(weights):
+        return hub.fetch_sharded(weights, revision=revision, force=force)
+    return hub.fetch(weights, revision=revision, force=force)
 
 
 def get(

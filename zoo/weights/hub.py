@@ -16,7 +16,8 @@ tag whose `filename` is a sharded checkpoint's index (`model.safetensors.index.j
 fetched by `fetch_sharded`: the index (checked against the pinned sha256), then every shard
 it names, from the same commit, each checked and recorded like a single file.
 
-Names are resolved by `zoo.weights.resolve`; this module fetches files of resolved names.
+Names are resolved by `zoo.weights.resolve`; this module fetches the files of the weights they
+stand for (`Resolved.selected`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from . import cache, network
 from .header import INDEX_SUFFIX, read_checkpoint, read_index
 
 if TYPE_CHECKING:
-    from ..registry import Resolved
+    from ..registry import SelectedWeight
 
 __all__ = ["Download", "fetch", "fetch_sharded", "hf_download", "is_sharded"]
 
@@ -72,12 +73,9 @@ class Download:
         }
 
 
-def fetch(resolved: Resolved, *, revision: str | None = None, force: bool = False) -> Download:
-    """The checked local file of a resolved weight tag, downloaded into the cache if needed."""
-    weights = resolved.weights
-    if weights is None:
-        raise HubError(f"'{resolved}' names no weight tag")
-    name = str(resolved)
+def fetch(selected: SelectedWeight, *, revision: str | None = None, force: bool = False) -> Download:
+    """The checked local file of published weights, downloaded into the cache if needed."""
+    weights, name = selected.weights, str(selected)
     if weights.path is not None:
         return _local_file(name, Path(weights.path), weights.sha256)
     revision = revision or weights.revision
@@ -95,22 +93,20 @@ def fetch(resolved: Resolved, *, revision: str | None = None, force: bool = Fals
     )
 
 
-def is_sharded(resolved: Resolved) -> bool:
-    """Whether a resolved weight tag's file is a sharded checkpoint's index."""
-    weights = resolved.weights
-    if weights is None:
-        return False
+def is_sharded(selected: SelectedWeight) -> bool:
+    """Whether the file of published weights is a sharded checkpoint's index."""
+    weights = selected.weights
     return str(weights.path or weights.filename).endswith(INDEX_SUFFIX)
 
 
-def fetch_sharded(resolved: Resolved, *, revision: str | None = None, force: bool = False) -> Download:
+def fetch_sharded(selected: SelectedWeight, *, revision: str | None = None, force: bool = False) -> Download:
     """The checked index of a sharded checkpoint, with every shard it names fetched (from
     the index's commit) and checked, and the shards' headers checked against the index.
 
     The tag's sha256 pins the index; each shard's sha256 is recorded when first seen.
     """
-    index = fetch(resolved, revision=revision, force=force)
-    weights = resolved.weights
+    index = fetch(selected, revision=revision, force=force)
+    weights = selected.weights
     shards = []
     if index.repo_id is not None:
         commit = _snapshot_commit(index.path) or revision or weights.revision

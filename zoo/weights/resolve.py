@@ -1,7 +1,8 @@
 """The one place a model name is turned into what it stands for.
 
 Every public function and command that takes a model name resolves it here, once, and
-passes the `Resolved` inward. The forms:
+passes the `Resolved` inward, carrying the weights the name stands for (`selected`). The
+forms, told apart by `zoo.registry.names.name_form`:
 
 - `name` and `name.tag`: a registry entry, with the weight tag the name carries (if any);
 - `hf-hub:ORG/REPO[@REV]`: a Hub repository written by `zoo export`, through the zoo config
@@ -12,13 +13,13 @@ passes the `Resolved` inward. The forms:
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import ArgumentError, NoWeightsError
-from ..registry import ModelSource, Registry, Resolved, default_registry
+from ..errors import Argument, ArgumentError, NoWeightsError
+from ..registry import ModelSource, Registry, Resolved, SelectedWeight, default_registry
+from ..registry.names import HUB_PREFIX, is_folder_name, is_hub_name, name_form
 from ..registry.schema import HUB_ID_PATTERN, ModelEntry
 from .hub import hf_download
 from .hub_config import CONFIG_FILENAME, read_hub_config
@@ -30,12 +31,10 @@ __all__ = [
     "is_folder_name",
     "is_hub_name",
     "parse_hub_name",
-    "pretrained_weights",
+    "published_weights",
     "resolve",
-    "with_default_tag",
 ]
 
-HUB_PREFIX = "hf-hub:"
 HUB_TAG = "hub"
 """The weight tag under which an `hf-hub:` repository's single checkpoint is known."""
 
@@ -54,15 +53,6 @@ class ConfigResolved(Resolved):
         return self.name
 
 
-def is_hub_name(name: str) -> bool:
-    return name.startswith(HUB_PREFIX)
-
-
-def is_folder_name(name: str) -> bool:
-    """A path rather than a registry name: registry names never hold a `/` or start with `.`."""
-    return "/" in name or os.sep in name or name.startswith((".", "~"))
-
-
 def parse_hub_name(name: str) -> tuple[str, str | None]:
     """`hf-hub:ORG/REPO[@REV]` -> `(ORG/REPO, REV or None)`."""
     repo_id, _, revision = name.removeprefix(HUB_PREFIX).partition("@")
@@ -74,7 +64,8 @@ def parse_hub_name(name: str) -> tuple[str, str | None]:
 def resolve(
     name: str | Resolved, registry: Registry | None = None, *, revision: str | None = None
 ) -> Resolved:
-    """What a model name stands for; a `Resolved` is returned as it is.
+    """What a model name stands for, with the weights it stands for chosen once
+    (`Resolved.selected`); a `Resolved` is returned as it is.
 
     Args:
         name: `name`, `name.tag`, `hf-hub:ORG/REPO[@REV]`, or the path of a folder written by
@@ -91,9 +82,10 @@ def resolve(
     if not isinstance(name, str) or not name.strip():
         raise ArgumentError(f"a model name is a non-empty string, not {name!r}")
     registry = registry if registry is not None else default_registry()
-    if is_hub_name(name):
+    kind = name_form(name).kind
+    if kind == "hub":
         return resolve_hub_name(name, registry, revision=revision)
-    if is_folder_name(name):
+    if kind == "folder":
         return resolve_folder(name, registry)
     return registry.resolve(name)
 
@@ -124,25 +116,30 @@ def _through_config(
 ) -> ConfigResolved:
     registry.builder(entry.builder)  # an unknown builder fails here, naming close matches
     source = ModelSource(name, "zoo-config", entry=entry)
-    resolved = ConfigResolved(name, source, HUB_TAG, architecture=architecture)
-    registry.build_config(resolved)  # arguments checked against the builder's schema
-    return resolved
+    resolved = registry.with_selection(ConfigResolved(name, source, HUB_TAG, architecture=architecture))
+    config = registry.build_config(resolved)  # arguments checked against the builder's schema, once
+    return replace(resolved, config=config)
 
 
-def with_default_tag(resolved: Resolved) -> Resolved:
-    """`resolved` itself if it names a tag, else the same name with its entry's default tag."""
-    if resolved.tag is not None:
-        return resolved
-    tag = resolved.entry.default_weight_tag
-    if tag is None:
-        raise NoWeightsError(f"'{resolved.name}' has no published weights; build it with pretrained=False")
-    return replace(resolved, tag=tag)
+OWN_CHECKPOINT = Argument("checkpoint", "FILE")
 
 
-def pretrained_weights(resolved: Resolved, registry: Registry) -> Resolved:
-    """The weight tag `pretrained=True` loads for `resolved`: the tag it names, else its
-    entry's default tag, else the published weights its entry borrows (`backbone`), whose
-    entry then differs from `resolved`'s."""
-    if resolved.tag is not None or resolved.entry.weights or resolved.entry.backbone is None:
-        return with_default_tag(resolved)
-    return registry.backbone(resolved.source)
+def published_weights(
+    resolved: Resolved, *, borrowed: bool = False, or_checkpoint: bool = False
+) -> SelectedWeight:
+    """The published weights `resolved` stands for (`Resolved.selected`): its own, or with
+    `borrowed` also those its entry borrows (`backbone`).
+
+    Raises:
+        NoWeightsError: There are none; the message says to build it without them, or with
+            `or_checkpoint` to load a checkpoint of one's own.
+    """
+    weights = resolved.selected if borrowed else resolved.published
+    if weights is None:
+        reason = f"'{resolved.name}' has no published weights"
+        if or_checkpoint:
+            raise NoWeightsError(
+                f"{reason}; load a checkpoint of your own ({{checkpoint}})", arguments=[OWN_CHECKPOINT]
+            )
+        raise NoWeightsError(f"{reason}; build it with pretrained=False")
+    return weights

@@ -131,8 +131,8 @@ def create_sharded(
     model.to_empty(device=planned.device)
     _copy_shards(model, sources, fitted.mappings)
     model.load_report = fitted.report
-    if planned.tag is not None:
-        model.pretrained_cfg = pretrained_cfg(planned.tag, model)
+    if planned.weights is not None:
+        model.pretrained_cfg = pretrained_cfg(planned.weights, model)
     return model
 
 

@@ -1,10 +1,43 @@
-"""The rule by which a pattern picks names, shared by `zoo list` and `zoo.list_models`."""
+"""The forms a name is written in, and the rule by which a pattern picks names, shared by
+`zoo list` and `zoo.list_models`."""
 
 from __future__ import annotations
 
 import pytest
 
-from zoo.registry.names import matches, shell_pattern, weights_match
+from zoo.registry.names import NameForm, matches, name_form, shell_pattern, weights_match
+
+
+@pytest.mark.parametrize(
+    ("name", "form"),
+    [
+        ("resnet50", NameForm("registry", "resnet50")),
+        ("resnet50.a1_in1k", NameForm("registry", "resnet50", tag="a1_in1k")),
+        ("hf-hub:org/repo", NameForm("hub", "hf-hub:org/repo")),
+        ("hf-hub:org/repo@v1.0", NameForm("hub", "hf-hub:org/repo", revision="v1.0")),
+        ("./my.model", NameForm("folder", "./my.model")),  # a dot in a path is no tag
+        ("/data/model", NameForm("folder", "/data/model")),
+    ],
+)
+def test_a_name_is_split_by_its_form(name, form):
+    assert name_form(name) == form
+
+
+@pytest.mark.parametrize(
+    ("given", "other", "expected"),
+    [
+        ("resnet50", "resnet50.a1_in1k", True),  # a bare name stands for every tag
+        ("resnet50.a1_in1k", "resnet50.a1_in1k", True),
+        ("resnet50.a1_in1k", "resnet50.tv_in1k", False),
+        ("resnet50.a1_in1k", "resnet50", False),
+        ("resnet5", "resnet50.a1_in1k", False),
+        ("hf-hub:org/repo", "hf-hub:org/repo@v1", True),  # and every revision
+        ("hf-hub:org/repo@v1", "hf-hub:org/repo", False),
+        ("hf-hub:org/repo", "hf-hub:org/repository", False),
+    ],
+)
+def test_a_name_stands_for_itself_and_a_bare_one_for_every_tag_or_revision(given, other, expected):
+    assert name_form(given).names(name_form(other)) is expected
 
 
 @pytest.mark.parametrize(

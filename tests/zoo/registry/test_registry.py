@@ -65,6 +65,42 @@ def test_a_name_may_carry_a_weight_tag(builtin_registry):
     assert builtin_registry.resolve("resnet18").tag is None
 
 
+def test_the_weights_a_name_stands_for_are_the_tag_named_else_the_default_else_the_borrowed(
+    builtin_registry,
+):
+    def selected(name: str) -> tuple:
+        weights = builtin_registry.resolve(name).selected
+        return weights and (weights.name, weights.tag, weights.how, str(weights))
+
+    in21k = "vit_base_patch16_224_in21k"
+    assert selected(f"{in21k}.orig_in21k") == (in21k, "orig_in21k", "named", f"{in21k}.orig_in21k")
+    assert selected(in21k) == (in21k, "augreg_in21k", "default", f"{in21k}.augreg_in21k")
+    assert selected("resnet50_cbam") == ("resnet50", "a1_in1k", "borrowed", "resnet50.a1_in1k")
+    assert selected("regnety_002") is None  # no weights, none borrowed
+
+
+def test_what_a_name_is_for_and_its_own_weights_follow_the_selected_weights(builtin_registry):
+    in21k = builtin_registry.resolve("vit_base_patch16_224_in21k.orig_in21k")
+    assert builtin_registry.task(in21k) == in21k.selected.task == "image-embedding"
+    assert in21k.selected.labels is None and in21k.selected.preprocessing.input_size == (3, 224, 224)
+    cbam = builtin_registry.resolve("resnet50_cbam")
+    assert cbam.published is None and cbam.named_weights is None  # borrowed, and no tag named
+    assert builtin_registry.task(cbam) == "image-classification"
+    text = builtin_registry.resolve("text_transformer_small")
+    assert text.selected is None and builtin_registry.task(text) == "sequence-classification"
+
+
+def test_a_config_takes_the_head_of_the_weights_it_is_given(builtin_registry):
+    bare = builtin_registry.resolve("vit_base_patch16_224_in21k")
+    assert builtin_registry.build_config(bare).num_classes == 21843  # the entry's own arguments
+    with_head = builtin_registry.build_config(bare, weights=bare.selected)
+    assert with_head.num_classes == 21843 == bare.selected.builder_args()["num_classes"]
+    embedding = builtin_registry.resolve("vit_base_patch16_224_in21k.orig_in21k").selected
+    assert builtin_registry.build_config(bare, weights=embedding).num_classes == 0
+    with pytest.raises(ArgumentError, match=r"^vit_base_patch16_224_in21k.augreg_in21k: unknown argument"):
+        builtin_registry.build_config(bare, {"depth_": 1}, weights=bare.selected)
+
+
 def test_listing_filters_with_shell_patterns(builtin_registry):
     assert builtin_registry.model_names("resnet18*") == [
         "resnet18",

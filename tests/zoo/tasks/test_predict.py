@@ -17,9 +17,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import zoo
-from zoo.errors import ArgumentError, NoWeightsError
+from zoo.errors import ArgumentError, ImageError, NoWeightsError
 from zoo.labels import label_set
-from zoo.predict import predictor, save_embeddings
+from zoo.predict import embed_files, predict_files, predictor, save_embeddings
 
 NAME = "vit_tiny_patch16_224"
 SHAPE = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3}
@@ -100,6 +100,79 @@ def test_embeddings_of_a_model_with_head_are_its_pre_logits(tmp_path):
         expected = model.forward_head(model.forward_features(x), pre_logits=True)
     torch.testing.assert_close(embeddings, expected)
     assert predictions[0][0].index == int(model(x).argmax())
+
+
+def image_files(tmp_path: Path, count: int) -> list[Path]:
+    paths = [tmp_path / f"image{index}.png" for index in range(count)]
+    for index, path in enumerate(paths):
+        image(index, size=(40 + index, 36)).save(path)
+    return paths
+
+
+def test_predicting_files_gives_what_predicting_their_images_gives(tmp_path):
+    _, path = checkpoint(tmp_path, 10)
+    ready = predictor(NAME, checkpoint=path, num_classes=10, model_args=SHAPE)
+    files = image_files(tmp_path, 5)
+    pictures = [zoo.load_image(file) for file in files]
+
+    done = predict_files(ready, files, topk=3, embeddings=True, batch_size=2)
+
+    assert done.files == [str(file) for file in files] and done.failed == []
+    expected = ready.predict(pictures, topk=3)  # one batch of five: equal up to rounding
+    for row, expected_row in zip(done.predictions, expected, strict=True):
+        assert [p.index for p in row] == [p.index for p in expected_row]
+        assert [p.probability for p in row] == pytest.approx([p.probability for p in expected_row], abs=1e-6)
+    torch.testing.assert_close(done.embeddings, ready.embed(pictures))
+    assert predict_files(ready, files, topk=3).embeddings is None  # not asked for
+
+
+def test_a_file_that_is_no_image_is_reported_and_the_others_still_predicted(tmp_path):
+    _, path = checkpoint(tmp_path, 10)
+    ready = predictor(NAME, checkpoint=path, num_classes=10, model_args=SHAPE)
+    files = image_files(tmp_path, 3)
+    (tmp_path / "notes.txt").write_text("not a picture")
+    files.insert(1, tmp_path / "notes.txt")
+    errors, batches = [], []
+
+    done = predict_files(ready, files, batch_size=2, on_error=errors.append, on_batch=batches.append)
+
+    assert [error.path for error in done.failed] == [str(tmp_path / "notes.txt")]
+    assert errors == done.failed and isinstance(errors[0], ImageError)
+    assert done.files == [str(file) for file in files if file.suffix == ".png"]
+    assert [part.files for part in batches] == [[str(files[0])], [str(files[2]), str(files[3])]]
+    assert len(done.predictions) == 3
+
+
+def test_a_model_without_head_only_embeds_its_files(tmp_path):
+    _, path = checkpoint(tmp_path, 0)
+    ready = predictor(NAME, checkpoint=path, num_classes=0, model_args=SHAPE)
+    files = image_files(tmp_path, 3)
+
+    done = predict_files(ready, files, batch_size=2)
+    embedded = embed_files(ready, files, batch_size=2)
+
+    assert done.predictions is None
+    assert done.embeddings.shape == (3, SHAPE["embed_dim"])
+    torch.testing.assert_close(embedded.embeddings, done.embeddings)
+    assert embedded.files == done.files
+
+
+def test_a_name_walked_through_predict_has_its_weights_chosen_once_and_its_config_checked_once(
+    tmp_path, decisions
+):
+    _, path = checkpoint(tmp_path, 1000)
+    files = image_files(tmp_path, 3)
+    decisions.clear()
+
+    ready = predictor(NAME, checkpoint=path, model_args=SHAPE)
+    done = predict_files(ready, files, topk=2, embeddings=True, batch_size=2)
+
+    assert decisions == {"select_weight": 1, "checked_config": 1}
+    default_tag = zoo.default_registry().resolve(NAME).selected
+    assert ready.labels is label_set(default_tag.labels)  # read from the one choice
+    assert ready.transform.config.mean == default_tag.preprocessing.mean
+    assert ready.transform.config.input_size == (3, SHAPE["img_size"], SHAPE["img_size"])
+    assert len(done.predictions) == 3
 
 
 def test_a_name_without_weights_needs_a_checkpoint():

@@ -559,6 +559,8 @@ def test_exported_folder_served_by_the_hub_loads_back_with_hf_hub(hub, request, 
     [row] = json.loads(result.stdout)  # one file, whichever name fetched it last
     assert row["name"] in (f"hf-hub:{repo}", f"hf-hub:{repo}@{commit}") and row["tag"] is None
     assert row["path"] == str(download.path) and row["verified"] == "pinned"
+    removed = CliRunner().invoke(cli, ["cache", "rm", f"hf-hub:{repo}", "--json"])  # any revision
+    assert removed.exit_code == 0 and [r["path"] for r in json.loads(removed.stdout)] == [row["path"]]
 
 
 def test_hf_hub_config_that_is_not_valid_is_one_line(hub, request):
