@@ -19,24 +19,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import zoo_executable
+
 MODEL = "vit_tiny_patch16_224"
 SHAPE = {"embed_dim": 48, "depth": 2, "num_heads": 3}
-
-
-def zoo_executable() -> str:
-    """The `zoo` script of this interpreter's environment."""
-    beside = Path(sys.executable).with_name("zoo")
-    found = str(beside) if beside.exists() else shutil.which("zoo")
-    if found is None:
-        sys.exit("no `zoo` executable next to this python or on PATH: pip install -e . first")
-    return found
 
 
 def make_photo(path: Path, size: int) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,14 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def zoo_executable() -> str:
-    """The `zoo` script of this interpreter's environment."""
-    beside = Path(sys.executable).with_name("zoo")
-    found = str(beside) if beside.exists() else shutil.which("zoo")
-    if found is None:
-        sys.exit("no `zoo` executable next to this python or on PATH: pip install -e . first")
-    return found
+from common import zoo_executable
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:

@@ -27,13 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import zoo_executable
 
 VIT_LARGE = "vit_large_patch16_224"
 
@@ -64,14 +65,6 @@ print(json.dumps({"seconds": ready - started, "peak_rss": peak, "dynamo": "torch
 """
 
 DYNAMO = "import sys; print('torch._dynamo' in sys.modules, file=sys.stderr)"
-
-
-def zoo_executable() -> str:
-    beside = Path(sys.executable).with_name("zoo")
-    found = str(beside) if beside.exists() else shutil.which("zoo")
-    if found is None:
-        sys.exit("no `zoo` executable next to this python or on PATH: pip install -e . first")
-    return found
 
 
 def make_checkpoint(workdir: Path) -> Path:

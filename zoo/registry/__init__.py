@@ -40,18 +40,7 @@ _LOCATIONS: dict[str, str] = {
     "validate_files": ".registry",
 }
 
-__all__ = [
-    "AttentionVariant",
-    "Builder",
-    "KeyAdapter",
-    "ModelSource",
-    "Registry",
-    "Resolved",
-    "SelectedWeight",
-    "default_plugin_manager",
-    "default_registry",
-    "validate_files",
-]
+__all__ = sorted(_LOCATIONS)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LOCATIONS, __all__)
