@@ -108,6 +108,8 @@ def untrained_modules(
 def _refuse_untrained(
     resolved: Resolved, registry: Registry, weights: SelectedWeight, model_args: Mapping[str, Any]
 ) -> None:
+    if not weights.borrowed and not model_args:
+        return  # a model as its own weights were published: nothing in it can be untrained
     untrained = untrained_modules(resolved, registry, weights, model_args)
     if untrained:
         shown = ", ".join(untrained[:3]) + (f" and {len(untrained) - 3} more" if len(untrained) > 3 else "")
