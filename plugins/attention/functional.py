@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.attention import ATTENTION_AV, ATTENTION_QK, ATTENTION_SOFTMAX, flop_term
+from zoo.errors import ArgumentError
 
 __all__ = [
     "Pooled",
@@ -75,10 +76,25 @@ def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Ten
     Args:
         lengths: `(B,)` integer lengths, on the device the mask should be on.
         max_len: Width of the mask; by default the longest length.
+
+    Raises:
+        ArgumentError: Lengths that are not integers, or lie outside 0 to `max_len`: a
+            mask from them would quietly keep other elements than the real ones.
     """
     lengths = torch.as_tensor(lengths)
     if lengths.ndim != 1:
         raise ValueError(f"lengths must be one-dimensional (B,), not of shape {tuple(lengths.shape)}")
+    if lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise ArgumentError(f"lengths must be integers, not {str(lengths.dtype).removeprefix('torch.')}")
+    if lengths.numel() and lengths.device.type != "meta":  # one comparison, on the mask's builder
+        low, high = torch.aminmax(lengths)
+        if int(low) < 0 or (max_len is not None and int(high) > max_len):
+            raise ArgumentError(
+                f"lengths {lengths.tolist()} do not fit a sequence of {max_len} positions: "
+                f"each must lie between 0 and {max_len}"
+                if max_len is not None
+                else f"lengths {lengths.tolist()}: a length cannot be negative"
+            )
     if max_len is None:
         max_len = int(lengths.max()) if lengths.numel() else 0
     return torch.arange(max_len, device=lengths.device) < lengths[:, None]

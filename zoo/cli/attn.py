@@ -9,6 +9,7 @@ import click
 
 from ..errors import ArgumentError
 from .options import (
+    FiniteFloat,
     args_option,
     checkpoint_option,
     device_option,
@@ -56,7 +57,7 @@ __all__ = ["attn_command"]
     type=click.IntRange(min=1),
     help="Images: the spatial attention of stage N of a convolutional model.",
 )
-@click.option("--alpha", type=click.FloatRange(0, 1), help="Images: opacity of the map  [default: 0.5]")
+@click.option("--alpha", type=FiniteFloat(0, 1), help="Images: opacity of the map  [default: 0.5]")
 @click.option(
     "--head",
     metavar="mean|all|N",
@@ -139,7 +140,9 @@ def attn_command(
       {"output": str, "model": str, "map": str, "size": [width, height],
        "grid": [rows, columns]}
     map is the map drawn (rollout, last, stageN, layerN, ...); size is the picture's; grid
-    is the map's. A sequence map adds "head": "mean" | "all" | N, and "rows" and
+    is the map's. An image map adds "box": [left, top, right, bottom], where the image
+    lies in the picture, under its title and beside its colour bar. A sequence map adds
+    "head": "mean" | "all" | N, and "rows" and
     "columns": the labels drawn on each axis.
     """
     flags, model_args = split_assignments(
@@ -251,6 +254,8 @@ def _as_json(drawn: Picture, output: Path) -> dict[str, Any]:
     if isinstance(drawn, SequenceAttentionPicture):
         report |= {"head": "mean" if drawn.head is None else drawn.head}
         report |= {"rows": drawn.rows, "columns": drawn.columns}
+    else:
+        report |= {"box": list(drawn.box)}
     return report
 
 

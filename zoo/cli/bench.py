@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import args_option, device_option, dtype_option, refuse_meta, split_assignments
+from .options import FiniteFloat, args_option, device_option, dtype_option, refuse_meta, split_assignments
 from .output import echo_json, json_option
 
 __all__ = ["bench_command"]
@@ -43,7 +43,7 @@ __all__ = ["bench_command"]
 )
 @click.option(
     "--min-time",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=0.5,
     show_default=True,
     help="Seconds each run lasts at least.",

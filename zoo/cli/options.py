@@ -12,6 +12,7 @@ from ..devices import DTYPE_NAMES
 from ..errors import ArgumentError
 
 __all__ = [
+    "FiniteFloat",
     "args_option",
     "checkpoint_option",
     "device_option",
@@ -22,6 +23,22 @@ __all__ = [
     "split_assignments",
     "writable_path",
 ]
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option's type: a finite number (NaN and infinities are refused), within the
+    bounds given, as `click.FloatRange` takes them. Every float option of the zoo has it."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
 
 device_option = click.option("--device", help="cpu, cuda, cuda:1, mps, meta, ...  [default: cpu]")
 dtype_option = click.option("--dtype", help="float32, bfloat16, float16, ...  [default: float32]")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, ValidationInfo, model_validator
 
 from ..errors import ArgumentError, ZooError
-from .source import describe_errors
+from .source import describe_errors, misplaced_bool
 
 if TYPE_CHECKING:
     import torch
@@ -72,6 +72,12 @@ class AttentionSpec(BaseModel):
 
     def _bind(self, registry: Registry) -> AttentionVariant:
         variant = registry.attention(self.name, kind=self.kind)
+        misplaced = misplaced_bool(variant.options_model(), self.options)
+        if misplaced is not None:
+            raise ArgumentError(
+                f"attention '{self.name}': option '{misplaced[0]}' takes no boolean, not {misplaced[1]!r} "
+                "(YAML reads yes, no, on and off as booleans)"
+            )
         try:
             variant.options_model().model_validate(self.options)
         except ValidationError as error:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from ..errors import (
+    Argument,
     ArgumentError,
     AttentionInterfaceError,
     NameConflictError,
@@ -53,6 +54,7 @@ from .source import (
     describe_errors,
     error_message,
     field_path,
+    misplaced_bool,
     parse_registry_file,
     problems_from_validation,
 )
@@ -598,6 +600,7 @@ class Registry:
             ArgumentError: One line, starting with `label`, naming what is wrong.
         """
         builder = self.builder(builder_name)
+        _refuse_misplaced_bool(builder.config_type, args, label=label, builder=builder.name)
         try:
             return builder.config_type.model_validate(args, context={"registry": self})
         except ValidationError as error:
@@ -748,3 +751,19 @@ def _unique(problems: list[RegistryProblem]) -> list[RegistryProblem]:
 
 def _dotted(path: tuple[str | int, ...]) -> str:
     return ".".join(str(part) for part in path)
+
+
+def _refuse_misplaced_bool(
+    model: type[BaseModel], values: Mapping[str, Any], *, label: str, builder: str
+) -> None:
+    """Refuse `True` or `False` where a number or anything else but a bool is meant (see
+    `misplaced_bool`), naming the argument."""
+    found = misplaced_bool(model, values)
+    if found is not None:
+        where, value = found
+        name = where.partition(".")[0]
+        raise ArgumentError(
+            f"{label}: {{{name}}}: argument '{where}' of builder '{builder}' takes no boolean "
+            "(YAML reads yes, no, on and off as booleans)",
+            arguments=[Argument(name, repr(value))],
+        )

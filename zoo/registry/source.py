@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..errors import RegistryProblem
 from .family import TASKS
@@ -25,6 +26,7 @@ __all__ = [
     "describe_errors",
     "error_message",
     "field_path",
+    "misplaced_bool",
     "parse_registry_file",
     "parse_registry_text",
     "problems_from_validation",
@@ -229,3 +231,67 @@ def _line_of(root: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
         node = child
         line = child.start_mark.line + 1
     return line
+
+
+def misplaced_bool(model: type[BaseModel], values: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """The first boolean among `values` (walking lists, mappings and nested models) given for a
+    field whose annotation admits no bool: (its dotted path, the field's value); else None.
+
+    pydantic reads `True` as `1` for an `int` or `float` field, and YAML reads `yes` as `True`:
+    `depth=yes` would build one block. The configs are the plugins', so the check walks
+    their annotations rather than asking each to be strict.
+    """
+    for name, value in values.items():
+        field = model.model_fields.get(name)
+        if field is not None and (where := _bool_in(field.annotation, value, name)) is not None:
+            return where, value
+    return None
+
+
+def _bool_in(annotation: Any, value: Any, path: str) -> str | None:
+    """Where in `value` a bool stands that `annotation` does not admit, or None."""
+    if isinstance(value, bool):
+        return None if _admits_bool(annotation) else path
+    for option in _options(annotation):
+        if isinstance(option, type) and issubclass(option, BaseModel) and isinstance(value, Mapping):
+            found = misplaced_bool(option, value)
+            if found is not None:
+                return f"{path}.{found[0]}"
+        items = _item_annotations(option, value)
+        for key, (item_annotation, item) in items.items():
+            if (found := _bool_in(item_annotation, item, f"{path}.{key}")) is not None:
+                return found
+    return None
+
+
+def _options(annotation: Any) -> list[Any]:
+    """The types a union (or `Annotated`, or optional) annotation stands for."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _options(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        return [option for arg in get_args(annotation) for option in _options(arg)]
+    return [annotation]
+
+
+def _admits_bool(annotation: Any) -> bool:
+    for option in _options(annotation):
+        if option in (bool, Any, object) or not (isinstance(option, type) or get_origin(option)):
+            return True  # a TypeVar, a string annotation, ...: nothing to go by
+        if get_origin(option) is Literal and any(isinstance(arg, bool) for arg in get_args(option)):
+            return True
+    return False
+
+
+def _item_annotations(annotation: Any, value: Any) -> dict[Any, tuple[Any, Any]]:
+    """The annotation of each item of a list or mapping `value`, by index or key."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is None or not args:
+        return {}
+    if isinstance(value, Mapping) and issubclass(origin, Mapping) and len(args) == 2:
+        return {key: (args[1], item) for key, item in value.items()}
+    if not isinstance(value, (list, tuple)) or not issubclass(origin, Sequence) or issubclass(origin, str):
+        return {}
+    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        return {index: (arg, item) for index, (arg, item) in enumerate(zip(args, value, strict=False))}
+    return {index: (args[0], item) for index, item in enumerate(value)}

@@ -28,7 +28,8 @@ from ..registry import Registry, Resolved, default_registry
 from ..registry.family import IMAGE_TASKS, SequenceInput
 from ..weights.resolve import resolve
 from . import sequence_maps as sm
-from .heatmaps import Heatmap
+from .heatmaps import FONT_SIZE, Heatmap, framed, ramp_legend
+from .inference import described, refuse_non_finite, weights_label
 from .maps import attention_maps, overlay, save_picture
 from .predict import predictor
 from .preprocessing import load_image
@@ -48,6 +49,10 @@ __all__ = [
 
 DEFAULT_MAX_SIZE = 2048
 DEFAULT_ALPHA = 0.5
+IMAGE_MAP_WORDS = {
+    "rollout": "attention rollout over every block, heads averaged (rollout)",
+    "last": "class-token attention of the last block, heads averaged (last)",
+}
 
 
 @dataclass(frozen=True)
@@ -55,13 +60,16 @@ class ImageAttentionPicture:
     """An attention map drawn over an image."""
 
     image: Image.Image
-    """The image, reduced to at most `max_size` pixels a side, with the map over its centre
-    crop and the rest dimmed."""
+    """The picture: a title (model, map), the image reduced to at most `max_size` pixels a
+    side with the map over its centre crop and the rest dimmed, and a colour bar with the
+    map's range."""
     model: str
     map: str
     """The map drawn (`rollout`, `last`, `stageN`, ...)."""
     grid: tuple[int, int]
     """The map's rows and columns."""
+    box: tuple[int, int, int, int]
+    """(left, top, right, bottom) of the image in the picture."""
 
     def save(self, path: str | Path) -> None:
         """Write the picture in the format its suffix names, whole or not at all."""
@@ -157,10 +165,30 @@ def image_attention_picture(
     del full  # the map is drawn on a reduced copy: the full image need not stay in memory
     wanted, chosen = choose_map(attention_maps(ready.model, x), map, name=ready.name, asked=asked)
     chosen = chosen[0]  # (h, w) of the one image
+    refuse_non_finite(chosen, described(ready.name, ready.weights))
     shown = load_image(image, max_size=max_size)
     box = _scaled(ready.transform.crop_box(size), size, shown.size)
     drawn = overlay(shown, chosen, box=box, alpha=alpha, what=f"the {wanted} map of {ready.name}")
-    return ImageAttentionPicture(drawn, ready.name, wanted, tuple(chosen.shape))
+    picture, (left, top) = _framed_map(drawn, chosen, f"{ready.name}: {_map_words(wanted)}")
+    box = (left, top, left + drawn.width, top + drawn.height)
+    return ImageAttentionPicture(picture, ready.name, wanted, tuple(chosen.shape), box)
+
+
+def _framed_map(drawn: Image.Image, values: torch.Tensor, title: str) -> tuple[Image.Image, tuple[int, int]]:
+    """The map drawn over the image, titled, with a colour bar of the map's own range (the
+    colours run from its minimum to its maximum)."""
+    text_size = max(FONT_SIZE, round(drawn.height / 40))  # readable on a large picture too
+    legend = ramp_legend(
+        float(values.max()), low=float(values.min()), height=max(48, drawn.height // 2), width=text_size + 1
+    )
+    return framed(drawn, title=title, legend=legend, text_size=text_size)
+
+
+def _map_words(key: str) -> str:
+    """A map's name in words, for titles: what the built-in families offer, else its key."""
+    if key.startswith("stage") and key[5:].isdigit():
+        return f"spatial attention of stage {key[5:]} ({key})"
+    return IMAGE_MAP_WORDS.get(key, key)
 
 
 def sequence_attention_picture(
@@ -204,7 +232,8 @@ def sequence_attention_picture(
     declared = sm.sequence_inputs(model)
     given = _sequence_inputs(declared, inputs, str(resolved))
     labels = _vocabularies(vocabularies, declared)
-    wanted, chosen = choose_map(sm.sequence_maps(model, given), map, name=str(resolved))
+    what = described(str(resolved), weights_label(resolved, checkpoint))
+    wanted, chosen = choose_map(sm.sequence_maps(model, given, name=what), map, name=str(resolved))
     heads = _heads_drawn(head, chosen.weights.shape[1], f"the {wanted} map of {resolved}")
     heatmap = sm.draw_sequence_map(
         chosen,

@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import ArgumentError
 from .maps import colorize, save_picture
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ __all__ = [
     "attention_heatmap",
     "cell_size",
     "font",
+    "framed",
     "mask_heatmap",
+    "ramp_legend",
 ]
 
 BACKGROUND = (255, 255, 255)
@@ -124,10 +127,12 @@ def attention_heatmap(
     import torch
 
     panels = _as_panels(values.detach().float().cpu())
+    if not bool(torch.isfinite(panels).all()):
+        raise ArgumentError("the weights to draw hold NaN or infinite values")
     high = float(panels.max()) if panels.numel() and float(panels.max()) > 0 else 1.0
     colours = colorize(panels.clamp_min(0) / high)
     rows = panels.shape[1]
-    legend = _ramp_legend(high, height=max(48, min(160, rows * cell_size(rows, panels.shape[2])[1])))
+    legend = ramp_legend(high, height=max(48, min(160, rows * cell_size(rows, panels.shape[2])[1])))
     return _draw(colours.round().to(torch.uint8), row_labels, column_labels, panel_titles, title, legend)
 
 
@@ -187,41 +192,63 @@ def _draw(
     caption_h = line + PAD if panel_titles is not None else 0
     grid_left = row_strip.width + (PAD if row_strip.width else 0)
     grid_top = caption_h + column_strip.height + (PAD if column_strip.height else 0)
-    panel_w = max(grid_left + grid_w, _text_width(text, max(panel_titles or [""], key=len)))
+    panel_w = max([grid_left + grid_w, *(_text_width(text, t) for t in panel_titles or ())])
     panel_h = grid_top + grid_h
 
     across = math.ceil(math.sqrt(count))
     down = math.ceil(count / across)
-    legend_image = _legend(legend, text, line)
-    title_h = line + PAD if title else 0
-    width = PAD + across * panel_w + (across - 1) * 2 * PAD + 2 * PAD + legend_image.width + PAD
-    height = PAD + title_h + max(down * panel_h + (down - 1) * 2 * PAD, legend_image.height) + PAD
-    image = Image.new("RGB", (width, height), BACKGROUND)
-    draw = ImageDraw.Draw(image)
-    if title:
-        draw.text((PAD, PAD), title, fill=TEXT, font=text)
-
+    body = Image.new(
+        "RGB", (across * panel_w + (across - 1) * 2 * PAD, down * panel_h + (down - 1) * 2 * PAD), BACKGROUND
+    )
+    draw = ImageDraw.Draw(body)
     grids = []
     for index in range(count):
-        x0 = PAD + (index % across) * (panel_w + 2 * PAD)
-        y0 = PAD + title_h + (index // across) * (panel_h + 2 * PAD)
+        x0 = (index % across) * (panel_w + 2 * PAD)
+        y0 = (index // across) * (panel_h + 2 * PAD)
         if panel_titles is not None:
             draw.text((x0 + grid_left, y0), panel_titles[index], fill=TEXT, font=text)
-        _paste_text(image, row_strip, (x0, y0 + grid_top))
-        _paste_text(image, column_strip, (x0 + grid_left, y0 + caption_h))
+        _paste_text(body, row_strip, (x0, y0 + grid_top))
+        _paste_text(body, column_strip, (x0 + grid_left, y0 + caption_h))
         cells = Image.fromarray(colours[index].numpy(), "RGB").resize(
             (grid_w, grid_h), Image.Resampling.NEAREST
         )
-        image.paste(cells, (x0 + grid_left, y0 + grid_top))
-        grids.append(
-            Grid(
-                (x0 + grid_left, y0 + grid_top, x0 + grid_left + grid_w, y0 + grid_top + grid_h),
-                rows,
-                columns,
-            )
-        )
-    image.paste(legend_image, (width - PAD - legend_image.width, PAD + title_h))
+        body.paste(cells, (x0 + grid_left, y0 + grid_top))
+        grids.append((x0 + grid_left, y0 + grid_top, x0 + grid_left + grid_w, y0 + grid_top + grid_h))
+    image, (left, top) = framed(body, title=title, legend=legend)
+    grids = [Grid((x0 + left, y0 + top, x1 + left, y1 + top), rows, columns) for x0, y0, x1, y1 in grids]
     return Heatmap(image, tuple(grids))
+
+
+def framed(
+    body: Image.Image,
+    *,
+    title: str | None,
+    legend: list[tuple[Image.Image, str]],
+    text_size: int = FONT_SIZE,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """`body` with `title` above it and `legend` (swatches or a colour bar, see `ramp_legend`)
+    at its right, on a background wide and tall enough for every text as the font measures it.
+
+    Returns:
+        The picture, and where `body`'s top-left corner lies in it.
+    """
+    from PIL import Image, ImageDraw
+
+    text = font(text_size)
+    line = _line_height(text)
+    legend_image = _legend(legend, text, line)
+    title_h = line + PAD if title else 0
+    width = max(
+        PAD + body.width + 2 * PAD + legend_image.width + PAD, PAD + _text_width(text, title or "") + PAD
+    )
+    height = PAD + title_h + max(body.height, legend_image.height) + PAD
+    image = Image.new("RGB", (width, height), BACKGROUND)
+    if title:
+        ImageDraw.Draw(image).text((PAD, PAD), title, fill=TEXT, font=text)
+    corner = (PAD, PAD + title_h)
+    image.paste(body, corner)
+    image.paste(legend_image, (PAD + body.width + 2 * PAD, PAD + title_h))
+    return image, corner
 
 
 def _thinned(labels: Sequence[str], cell: int, line: int) -> list[str]:
@@ -278,14 +305,17 @@ def _swatch(colour: tuple[int, int, int]) -> Image.Image:
     return Image.new("RGB", (14, 14), colour)
 
 
-def _ramp_legend(high: float, *, height: int) -> list[tuple[Image.Image, str]]:
-    """A colour bar from `high` (top) to 0 (bottom), labelled at both ends."""
+def ramp_legend(
+    high: float, *, low: float = 0.0, height: int, width: int = 14
+) -> list[tuple[Image.Image, str]]:
+    """A colour bar of the ramp of `colorize`, from `high` (top) to `low` (bottom), labelled
+    at both ends: the legend `framed` draws."""
     import torch
     from PIL import Image
 
-    steps = torch.linspace(1, 0, height)[:, None].expand(height, 14)
+    steps = torch.linspace(1, 0, height)[:, None].expand(height, width)
     bar = Image.fromarray(colorize(steps).round().to(torch.uint8).numpy(), "RGB")
-    return [(bar, f"{high:.3g}\n\n0")]
+    return [(bar, f"{high:.3g}\n\n{low:.3g}")]
 
 
 def _legend(entries: list[tuple[Image.Image, str]], text, line: int) -> Image.Image:

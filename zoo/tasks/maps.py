@@ -244,6 +244,8 @@ def overlay(
     x1, y1 = min(width, max(x0 + 1, round(right))), min(height, max(y0 + 1, round(bottom)))
 
     values = attention.detach().float().cpu()
+    if not bool(torch.isfinite(values).all()):
+        raise ArgumentError(f"{what} holds NaN or infinite values")
     how = flatness(values)
     if how is not None:
         logger.warning(flat_map_warning(what, how))

@@ -26,7 +26,7 @@ from ..registry import Registry, Resolved, default_registry
 from ..registry.family import IMAGE_TASKS, model_of
 from ..registry.labels import LabelSet, read_labels_file
 from ..weights.resolve import resolve
-from .inference import inference_model
+from .inference import described, inference_model, refuse_non_finite, weights_label
 from .labels import labels_for
 from .preprocessing import ImageTransform, fitted_data_config, load_image
 from .ranks import Ranks
@@ -81,6 +81,8 @@ class Predictor:
     num_classes: int | None
     """Outputs of the classifier head; 0 for a model without head (it gives embeddings)."""
     labels: LabelSet | None
+    weights: str | None = None
+    """What the weights are called (`resnet18.a1_in1k`, a file), for messages."""
 
     @property
     def has_head(self) -> bool:
@@ -104,18 +106,21 @@ class Predictor:
             `(predictions, embeddings)`: one list of `Prediction`s per image (None for a
             model without head) and a (B, D) float32 CPU tensor (None unless asked for or
             headless). Embeddings of a model with a head are its pooled pre-logits features.
+
+        Raises:
+            CheckpointError: The model's outputs hold NaN or infinite values.
         """
         import torch
 
         with torch.inference_mode():
             if not self.has_head:
-                features = self.model(x)
+                features = self._finite(self.model(x))
                 return None, self._as_embeddings(features)
             if not embeddings:
-                return self._top(self.model(x), topk), None
+                return self._top(self._finite(self.model(x)), topk), None
             tokens = self.model.forward_features(x)
-            pooled = self.model.forward_head(tokens, pre_logits=True)
-            logits = self.model.forward_head(tokens)
+            pooled = self._finite(self.model.forward_head(tokens, pre_logits=True))
+            logits = self._finite(self.model.forward_head(tokens))
             return self._top(logits, topk), self._as_embeddings(pooled)
 
     def predict(self, images: Sequence[Image.Image], *, topk: int = 5) -> list[list[Prediction]]:
@@ -129,6 +134,10 @@ class Predictor:
         """Embeddings (B, D): the output of a model without head, else its pre-logits."""
         _, features = self.run(self.batch(images), topk=1, embeddings=True)
         return features
+
+    def _finite(self, outputs: torch.Tensor) -> torch.Tensor:
+        refuse_non_finite(outputs, described(self.name, self.weights))
+        return outputs
 
     def _as_embeddings(self, features: torch.Tensor) -> torch.Tensor:
         if features.ndim != 2:
@@ -205,6 +214,7 @@ def predictor(
         transform=ImageTransform(preprocessing),
         num_classes=outputs,
         labels=class_names,
+        weights=weights_label(resolved, checkpoint),
     )
 
 

@@ -47,7 +47,7 @@ from ..registry.family import IMAGE_TASKS, HasSequenceMaps, SequenceInput, Seque
 from ..weights.header import pickle_kind, read_header
 from ..weights.resolve import resolve
 from .heatmaps import Heatmap, attention_heatmap, mask_heatmap
-from .inference import inference_model
+from .inference import inference_model, refuse_non_finite
 from .maps import FLAT_SPREAD, flat_map_warning
 
 if TYPE_CHECKING:
@@ -135,6 +135,8 @@ def sequence_maps(
     model: torch.nn.Module,
     inputs: Mapping[str, torch.Tensor] | torch.Tensor,
     lengths: Mapping[str, torch.Tensor] | torch.Tensor | None = None,
+    *,
+    name: str | None = None,
 ) -> dict[str, SequenceMap]:
     """The named attention maps of a sequence model for a batch, weights float32 on the CPU.
 
@@ -144,6 +146,7 @@ def sequence_maps(
             frames (B, T, F); a lone tensor for a model of one input.
         lengths: The real length of each padded input's rows, (B,), by name (a lone tensor
             for a model of one input); inputs not named are not padded.
+        name: What messages call the model and its weights (default: its class).
 
     The model runs in eval mode without gradients; its training flags are restored after.
 
@@ -151,6 +154,7 @@ def sequence_maps(
         ArgumentError: inputs the model does not take, or that do not fit what it declares
             (ids outside the vocabulary, frames of another width, a sequence too long).
         AttentionMapError: the model offers no maps, or returns maps that break the protocol.
+        CheckpointError: the maps hold NaN or infinite values, as broken weights give.
     """
     import torch
 
@@ -179,7 +183,8 @@ def sequence_maps(
     if not maps:
         raise AttentionMapError(f"{type(model).__name__} returned no sequence attention maps")
     return {
-        name: _checked_map(type(model).__name__, name, value, inputs, lengths) for name, value in maps.items()
+        key: _checked_map(type(model).__name__, key, value, inputs, lengths, name)
+        for key, value in maps.items()
     }
 
 
@@ -265,6 +270,7 @@ def _checked_map(
     value: SequenceMap,
     inputs: Mapping[str, torch.Tensor],
     lengths: Mapping[str, torch.Tensor],
+    described: str | None,
 ) -> SequenceMap:
     import torch
 
@@ -282,8 +288,9 @@ def _checked_map(
     columns = len(value.key_prefix) + inputs[value.keys].shape[1]
     if weights.ndim != 4 or (weights.shape[0], weights.shape[2], weights.shape[3]) != (batch, rows, columns):
         raise broken(f"is {tuple(weights.shape)}, expected (B={batch}, heads, {rows}, {columns})")
-    if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
-        raise broken("has negative or non-finite weights")
+    refuse_non_finite(weights, described or model)
+    if bool((weights < 0).any()):
+        raise broken("has negative weights")
     sums = weights.sum(dim=-1)
     if not bool(((sums - 1).abs() < 1e-2).logical_or(sums < 1e-6).all()):
         raise broken("has rows that do not sum to 1 (nor to 0)")

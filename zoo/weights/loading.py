@@ -9,8 +9,9 @@ takes no second copy of it in memory.
 
 How a model that differs from its checkpoint on purpose is made to fit it is
 `zoo.weights.adaptation`'s job. Without changed arguments, loading is strict: every name,
-shape and dtype (floating-point tensors may be cast, others must match) fits. Loaded as the
-backbone of a model that extends it (`fresh_modules=True`), the modules the checkpoint has
+shape and dtype fits: floating-point tensors are cast to the model's floating-point dtype
+(or `dtype`'s), as timm and transformers cast them; any other must be of the model's dtype.
+Loaded as the backbone of a model that extends it (`fresh_modules=True`), the modules the checkpoint has
 no tensor of are initialised as the model's family initialises them and reported; all else
 is as strict.
 """
@@ -103,8 +104,9 @@ def load_checkpoint(
             modules it has no tensor of (new attention modules, say) are given memory on
             `device` and initialised as the family initialises them (the model's
             `init_modules`, else PyTorch's `reset_parameters`), and one message lists them.
-            A tensor of the wrong shape or dtype, one the model lacks, or one missing beside
-            others of its module that the checkpoint has, is still an error.
+            A tensor of the wrong shape or (not floating-point) dtype, one the model lacks,
+            or one missing beside others of its module that the checkpoint has, is still an
+            error.
         name: What to call the checkpoint in messages (default: its path).
 
     Returns:

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from zoo.errors import ArgumentError
 from zoo_plugins.attention import functional
 from zoo_plugins.attention.additive import AdditiveAttention
 from zoo_plugins.attention.functional import (
@@ -371,3 +372,17 @@ def test_hard_attention_picks_only_real_elements_whatever_the_mask_dtype(kind):
     assert torch.all(pooled.weights.masked_select(~keep) == 0)
     assert pooled.weights.sum(-1).tolist() == [1.0, 1.0, 0.0]
     assert torch.all(pooled.output[2] == 0) and pooled.log_prob[2] == 0
+
+
+@pytest.mark.parametrize(
+    ("lengths", "max_len", "problem"),
+    [([5, 1], 4, "between 0 and 4"), ([-1, 2], 4, "between 0 and 4"), ([-1, 2], None, "cannot be negative")],
+)
+def test_lengths_outside_the_sequence_are_refused_not_clamped(lengths, max_len, problem):
+    with pytest.raises(ArgumentError, match=problem):
+        padding_mask(torch.tensor(lengths), max_len)
+
+
+def test_lengths_that_are_not_integers_are_refused():
+    with pytest.raises(ArgumentError, match="must be integers"):
+        padding_mask(torch.tensor([1.5, 2.0]), 3)

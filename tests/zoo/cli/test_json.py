@@ -8,6 +8,7 @@ import re
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from safetensors.torch import save_file
 
 import zoo
@@ -49,9 +50,12 @@ def test_attn_json_gives_the_output_the_map_the_size_and_the_grid(tmp_path, imag
         "output": str(out),
         "model": VIT,
         "map": "last",
-        "size": [50, 80],
+        "size": list(Image.open(out).size),  # the picture: the image, its title and colour bar
         "grid": [4, 4],  # 32 pixels in patches of 8
+        "box": json.loads(result.stdout)["box"],
     }
+    left, top, right, bottom = json.loads(result.stdout)["box"]
+    assert (right - left, bottom - top) == (50, 80)  # the image, where it lies in the picture
     assert out.is_file()
 
 

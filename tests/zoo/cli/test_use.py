@@ -206,7 +206,8 @@ class TestAttn:
         assert f"{method or 'rollout'} attention" in result.stdout
         with Image.open(out) as picture:
             assert picture.format == "PNG"
-            assert picture.size == Image.open(images["dog"]).size == (50, 80)
+            width, height = Image.open(images["dog"]).size
+            assert picture.width > width and picture.height > height  # titled, with a colour bar
             assert picture.mode == "RGB"
 
     def test_cbam_stage_map(self, tmp_path, images):
@@ -229,11 +230,14 @@ class TestAttn:
         assert result.exit_code == 0, result.output
         assert "stage2 attention" in result.stdout and "28x28 map" in result.stdout
         with Image.open(out) as picture:
-            assert picture.size == (57, 41)
             # The map is drawn: inside the centre crop the picture is not the dimmed image.
             original = np.asarray(Image.open(images["cat"]).convert("RGB"), dtype=float)
             drawn = np.asarray(picture, dtype=float)
-            assert not np.allclose(drawn[20, 28], np.round(original[20, 28] * 0.35))
+            assert not any(
+                np.allclose(drawn[y + 20, x + 28], np.round(original[20, 28] * 0.35))
+                for x in range(picture.width - 57)
+                for y in range(picture.height - 41)
+            )
 
     def test_a_map_the_model_does_not_have(self, tmp_path, images):
         save_model(tmp_path / "ck.safetensors", VIT, **VIT_SHAPE, num_classes=10)

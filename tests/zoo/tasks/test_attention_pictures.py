@@ -62,10 +62,12 @@ def test_an_image_map_is_drawn_over_the_image_and_saved_as_asked(vit, photo, tmp
 
     assert isinstance(drawn, ImageAttentionPicture)
     assert (drawn.model, drawn.map, drawn.grid) == (VIT, "rollout", (4, 4))
-    assert drawn.image.size == (45, 30)  # the longer side reduced to max_size
+    left, top, right, bottom = drawn.box
+    assert (right - left, bottom - top) == (45, 30)  # the longer side reduced to max_size
+    assert drawn.image.width > right and top > 0  # a colour bar beside it, a title above
     drawn.save(tmp_path / "map.webp")
     with Image.open(tmp_path / "map.webp") as written:
-        assert (written.format, written.size) == ("WEBP", (45, 30))
+        assert (written.format, written.size) == ("WEBP", drawn.image.size)
 
 
 def test_an_image_map_not_offered_is_refused_naming_how_to_ask_for_the_others(vit, photo):

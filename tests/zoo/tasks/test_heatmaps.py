@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from zoo.errors import ArgumentError
 from zoo.tasks.heatmaps import (
     KEPT,
     MASKED,
@@ -150,3 +151,20 @@ def test_save_writes_the_picture_in_the_format_of_the_suffix(tmp_path):
     with Image.open(tmp_path / "map.png") as written:
         assert written.format == "PNG" and written.size == heatmap.image.size
         assert np.array_equal(np.asarray(written.convert("RGB")), pixels(heatmap))
+
+
+def test_a_framed_picture_widens_for_a_long_title_and_keeps_its_body_whole():
+    from PIL import Image
+
+    from zoo.tasks.heatmaps import font, framed, ramp_legend
+
+    body = Image.new("RGB", (20, 60), (1, 2, 3))
+    title = "a title far wider than the twenty pixels of the body it stands above"
+    picture, (left, top) = framed(body, title=title, legend=ramp_legend(0.5, low=0.1, height=48))
+    assert picture.width >= font().getlength(title) + left  # measured with the font, not clipped
+    assert picture.crop((left, top, left + 20, top + 60)).getcolors() == [(1200, (1, 2, 3))]
+
+
+def test_weights_that_are_not_finite_are_refused_not_drawn():
+    with pytest.raises(ArgumentError, match="NaN or infinite"):
+        attention_heatmap(torch.tensor([[0.5, float("nan")]]), ["q"], ["a", "b"])

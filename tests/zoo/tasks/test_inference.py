@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 import zoo
 from zoo.errors import NoWeightsError
-from zoo.tasks.inference import inference_model
+from zoo.tasks.inference import inference_model, untrained_modules
 from zoo.weights.resolve import resolve
 
 TEXT = {"vocab_size": 20, "embed_dim": 16, "depth": 2, "num_heads": 2}
@@ -35,10 +35,22 @@ def test_a_checkpoint_is_loaded_in_eval_mode_with_the_config_it_was_built_with(t
     assert all(torch.equal(state[k], v.to(torch.bfloat16)) for k, v in trained.state_dict().items())
 
 
-@pytest.mark.parametrize("name", ["text_transformer_small", "resnet18_cbam"])  # none; borrowed only
-def test_without_a_checkpoint_only_weights_of_its_own_will_do(name, builtin_registry):
+def test_without_a_checkpoint_a_model_without_published_weights_is_refused(builtin_registry):
     with pytest.raises(NoWeightsError) as refused:
-        inference_model(resolve(name, builtin_registry), builtin_registry)
+        inference_model(resolve("text_transformer_small", builtin_registry), builtin_registry)
     assert str(refused.value) == (
-        f"'{name}' has no published weights; load a checkpoint of your own (checkpoint=FILE)"
+        "'text_transformer_small' has no published weights; load a checkpoint of your own (checkpoint=FILE)"
     )
+
+
+@pytest.mark.parametrize(("name", "args"), [("resnet18_cbam", {}), ("resnet18", {"attn": "cbam"})])
+def test_published_weights_lacking_modules_of_the_model_are_refused_by_name_or_by_argument(
+    name, args, builtin_registry
+):
+    resolved = resolve(name, builtin_registry)
+    untrained = untrained_modules(resolved, builtin_registry, resolved.selected, args)
+    assert untrained == [f"layer{stage}.{block}.se" for stage in range(1, 5) for block in range(2)]
+    with pytest.raises(NoWeightsError) as refused:  # before anything is fetched
+        inference_model(resolved, builtin_registry, model_args=args)
+    assert "holds no weights for layer1.0.se, layer1.1.se, layer2.0.se and 5 more" in str(refused.value)
+    assert str(refused.value).endswith("load a checkpoint that has them (checkpoint=FILE)")

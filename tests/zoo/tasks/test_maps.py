@@ -246,3 +246,8 @@ class TestFlatMaps:
         with caplog.at_level(logging.WARNING, logger="zoo"):
             overlay(Image.new("RGB", (8, 8)), attention)
         assert caplog.records == []
+
+
+def test_a_map_that_is_not_finite_is_refused_not_drawn_flat():
+    with pytest.raises(ArgumentError, match="the rollout map holds NaN or infinite values"):
+        overlay(Image.new("RGB", (8, 8)), torch.full((2, 2), float("nan")), what="the rollout map")

@@ -149,6 +149,27 @@ def test_a_checkpoint_loads_onto_the_requested_dtype(tiny_vit_checkpoint):
     torch.testing.assert_close(loaded(image.double()).float(), original(image), atol=1e-5, rtol=1e-5)
 
 
+def test_floating_point_tensors_of_another_dtype_are_cast_to_the_models(tmp_path):
+    saved = zoo.create("resnet18", num_classes=4, layers=[1, 1, 1, 1]).state_dict()
+    half = {key: value.half() if value.is_floating_point() else value for key, value in saved.items()}
+    save_file(half, tmp_path / "half.safetensors")
+    loaded = zoo.create(
+        "resnet18", checkpoint=tmp_path / "half.safetensors", num_classes=4, layers=[1, 1, 1, 1]
+    )
+    for key, value in loaded.state_dict().items():
+        assert value.dtype == saved[key].dtype and torch.equal(value, half[key].to(value.dtype))
+
+
+def test_other_tensors_of_another_dtype_are_refused(tmp_path):
+    saved = zoo.create("resnet18", num_classes=4, layers=[1, 1, 1, 1]).state_dict()
+    saved["bn1.num_batches_tracked"] = saved["bn1.num_batches_tracked"].int()
+    save_file(saved, tmp_path / "int32.safetensors")
+    with pytest.raises(
+        CheckpointError, match=r"1 wrong dtype: bn1.num_batches_tracked \(checkpoint int32, model int64\)"
+    ):
+        zoo.create("resnet18", checkpoint=tmp_path / "int32.safetensors", num_classes=4, layers=[1, 1, 1, 1])
+
+
 def test_a_checkpoint_that_does_not_fit_names_what_differs(tiny_vit_checkpoint):
     _, path = tiny_vit_checkpoint
     with pytest.raises(CheckpointError) as raised:  # the registry's 1000-class head, not asked for
