@@ -12,6 +12,7 @@ from .options import (
     checkpoint_option,
     device_option,
     dtype_option,
+    input_file,
     num_classes_option,
     refuse_meta,
     split_assignments,
@@ -24,7 +25,7 @@ __all__ = ["embed_command"]
 
 @click.command("embed")
 @click.argument("name")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=input_file)
 @click.option(
     "-o",
     "--output",

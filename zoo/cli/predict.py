@@ -14,6 +14,7 @@ from .options import (
     checkpoint_option,
     device_option,
     dtype_option,
+    input_file,
     num_classes_option,
     refuse_meta,
     split_assignments,
@@ -29,14 +30,14 @@ __all__ = ["predict_command"]
 
 @click.command("predict")
 @click.argument("name")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=input_file)
 @click.option(
     "--topk", type=click.IntRange(min=1), default=5, show_default=True, help="Classes shown per image."
 )
 @click.option(
     "--labels",
     "labels_file",
-    type=click.Path(path_type=Path),
+    type=input_file,
     help="Class names, one per line (for a fine-tuned head).",
 )
 @click.option(
