@@ -69,7 +69,8 @@ def embed_command(
     an existing file is overwritten only with --force; both are checked before the model is
     loaded. Nothing is written when no image could be read.
 
-    Files that cannot be read as images are reported on stderr, one line each; the others
+    A file that does not exist is refused before the model is loaded (exit 2). Files that
+    cannot be read as images are reported on stderr, one line each; the others
     are still embedded, and the exit status is then 1.
 
     `-a num_classes=N`, `-a device=D` and `-a dtype=T` are --num-classes, --device and

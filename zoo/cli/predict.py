@@ -81,7 +81,8 @@ def predict_command(
     without head (an image-embedding tag, or --num-classes 0) has no classes to show: it is
     refused unless --embeddings is given; use `zoo embed` for it.
 
-    Files that cannot be read as images are reported on stderr, one line each; the others
+    A file that does not exist is refused before the model is loaded (exit 2). Files that
+    cannot be read as images are reported on stderr, one line each; the others
     are still processed, and the exit status is then 1.
 
     `-a num_classes=N`, `-a device=D` and `-a dtype=T` are --num-classes, --device and
