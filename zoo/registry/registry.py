@@ -51,10 +51,9 @@ from .schema import ModelEntry, Preprocessing, WeightTag
 from .source import (
     ParsedFile,
     describe_errors,
-    error_message,
-    field_path,
     parse_registry_file,
     problems_from_validation,
+    readable_errors,
 )
 
 if TYPE_CHECKING:
@@ -682,13 +681,8 @@ class Registry:
             if source.parsed is not None:
                 return problems_from_validation(error, source.parsed, ("models", source.name, *where))
             return [
-                RegistryProblem(
-                    source.file,
-                    source.name,
-                    ".".join(map(str, (*where, *field_path(item)))),
-                    error_message(item),
-                )
-                for item in error.errors()
+                RegistryProblem(source.file, source.name, _dotted((*where, *item.path)), item.message)
+                for item in readable_errors(error)
             ]
         return []
 
