@@ -327,6 +327,7 @@ class TestBench:
             "step_ms",
             "runs_samples_per_s",
             "steps_per_run",
+            "timed_s",
             "warmup_s",
             "achieved_tflops",
             "peak_tflops",
