@@ -21,6 +21,7 @@ __all__ = [
     "UnknownModelError",
     "NoWeightsError",
     "ArgumentError",
+    "MissingFileError",
     "RegistryError",
     "RegistryProblem",
     "PluginError",
@@ -107,6 +108,11 @@ class NoWeightsError(ZooError, LookupError):
 
 class ArgumentError(ZooError, TypeError):
     """Builder or attention arguments that do not fit their schema."""
+
+
+class MissingFileError(ArgumentError):
+    """An input path (a checkpoint, image, registry or label file) that does not exist,
+    is not a file, or cannot be read: a usage error, as a mistyped name is."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,7 @@ EXIT_CODES: dict[type[ZooError], int] = {
     UnknownModelError: 2,
     NoWeightsError: 2,
     ArgumentError: 2,
+    MissingFileError: 2,
     DeviceError: 2,
     AttentionMapError: 2,
     ZooError: 1,

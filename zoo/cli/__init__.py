@@ -9,6 +9,7 @@ output file is being written removes the partial file and is `zoo: terminated` (
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import os
@@ -20,7 +21,7 @@ import click
 from ..errors import Argument, ZooError
 from ..files import Terminated
 
-__all__ = ["cli", "in_flags_of", "main"]
+__all__ = ["SuggestingGroup", "cli", "in_flags_of", "main"]
 
 
 class CommandError(click.ClickException):
@@ -56,7 +57,31 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class ZooGroup(click.Group):
+class SuggestingGroup(click.Group):
+    """A group whose unknown command names the nearest ones, imported or not:
+    `No such command 'predcit'. Did you mean 'predict'?`."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        typed = args[0] if args else ""
+        if self.get_command(ctx, typed) is None and not typed.startswith("-"):
+            nearest = difflib.get_close_matches(typed, self.list_commands(ctx))
+            raise click.UsageError(f"No such command '{typed}'.{_did_you_mean(nearest)}", ctx)
+        return super().resolve_command(ctx, args)
+
+
+def _did_you_mean(nearest: list[str]) -> str:
+    """` Did you mean 'a' or 'b'?`, the nearest first; nothing when there is none."""
+    return f" Did you mean {' or '.join(repr(name) for name in nearest)}?" if nearest else ""
+
+
+def _usage_message(error: click.UsageError) -> str:
+    """click's message, but an unknown option words its nearest ones as a command's are."""
+    if isinstance(error, click.NoSuchOption) and error.possibilities:
+        return f"No such option '{error.option_name}'.{_did_you_mean(error.possibilities)}"
+    return error.format_message()
+
+
+class ZooGroup(SuggestingGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *self.commands})
 
@@ -74,9 +99,12 @@ class ZooGroup(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as asked:  # `zoo` alone: its help, not an error
+            click.echo(asked.ctx.get_help())
+            sys.exit(0)
         except click.UsageError as error:
             hint = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
-            click.echo(f"zoo: error: {error.format_message()}{hint}", err=True)
+            click.echo(f"zoo: error: {_usage_message(error)}{hint}", err=True)
             sys.exit(error.exit_code)
         except click.ClickException as error:
             error.show()

@@ -11,6 +11,7 @@ from ..errors import ArgumentError
 from .options import (
     FiniteFloat,
     args_option,
+    check_input_files,
     checkpoint_option,
     device_option,
     dtype_option,
@@ -163,6 +164,7 @@ def attn_command(
     _refuse_options_of_the_other_kind(ctx, images, name)
     if images:
         wanted, asked = _image_map(inputs, map_name, method, stage, name)
+        check_input_files(inputs[:1], "inputs")
         check_output(output, "--output", inputs=[Path(inputs[0]), checkpoint], force=force)
         drawn = pictures.image_attention_picture(
             resolved,
@@ -177,6 +179,8 @@ def attn_command(
         )
     else:
         files = [Path(value) for value in inputs if Path(value).suffix.lower() in FEATURE_FORMATS]
+        check_input_files(files, "inputs")
+        check_input_files(_vocabulary_paths(vocabularies), "vocabularies")
         check_output(
             output, "--output", inputs=[*files, checkpoint, *_vocabulary_paths(vocabularies)], force=force
         )

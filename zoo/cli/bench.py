@@ -46,7 +46,7 @@ __all__ = ["bench_command"]
     type=FiniteFloat(min=0),
     default=0.5,
     show_default=True,
-    help="Seconds each run lasts at least.",
+    help="Seconds each timed run lasts at least.",
 )
 @args_option()
 @json_option
@@ -92,7 +92,7 @@ def bench_command(
        "channels_last": bool, "params": int, "gflops_per_sample": float,
        "gmacs_per_sample": float, "samples_per_s": float, "step_ms": float,
        "runs_samples_per_s": [float, ...],
-       "steps_per_run": int, "warmup_s": float, "achieved_tflops": float,
+       "steps_per_run": int, "timed_s": float, "warmup_s": float, "achieved_tflops": float,
        "peak_tflops": float | null, "peak_fraction": float | null,
        "peak_memory_mb": float | null, "cpu_threads": int, "torch_version": str}
     """
@@ -125,7 +125,7 @@ def bench_command(
     low, high = min(result.runs_samples_per_s), max(result.runs_samples_per_s)
     click.echo(
         f"  {result.samples_per_s:,.1f} samples/s (median of {len(result.runs_samples_per_s)} runs, "
-        f"{low:,.1f} to {high:,.1f}), {result.step_ms:.2f} ms per step"
+        f"{low:,.1f} to {high:,.1f}; {result.timed_s:.2f} s timed), {result.step_ms:.2f} ms per step"
     )
     click.echo(
         f"  {result.params:,} parameters, {result.gmacs_per_sample:.3g} GMACs = "

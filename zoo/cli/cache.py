@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from . import SuggestingGroup
 from .output import echo_json, format_size, json_option, print_table
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["cache_group"]
 
 
-@click.group("cache")
+@click.group("cache", cls=SuggestingGroup)
 def cache_group() -> None:
     """List, remove and verify cached weights.
 

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from .options import input_file
 from .output import echo_json, json_option
 
 __all__ = ["convert_command"]
 
 
 @click.command("convert")
-@click.argument("source", metavar="FILE", type=click.Path(path_type=Path))
+@click.argument("source", metavar="FILE", type=input_file)
 @click.option(
     "-o", "--output", required=True, type=click.Path(path_type=Path), help="The safetensors file to write."
 )

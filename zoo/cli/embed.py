@@ -12,6 +12,7 @@ from .options import (
     checkpoint_option,
     device_option,
     dtype_option,
+    input_file,
     num_classes_option,
     refuse_meta,
     split_assignments,
@@ -24,7 +25,7 @@ __all__ = ["embed_command"]
 
 @click.command("embed")
 @click.argument("name")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=input_file)
 @click.option(
     "-o",
     "--output",
@@ -68,7 +69,8 @@ def embed_command(
     an existing file is overwritten only with --force; both are checked before the model is
     loaded. Nothing is written when no image could be read.
 
-    Files that cannot be read as images are reported on stderr, one line each; the others
+    A file that does not exist is refused before the model is loaded (exit 2). Files that
+    cannot be read as images are reported on stderr, one line each; the others
     are still embedded, and the exit status is then 1.
 
     `-a num_classes=N`, `-a device=D` and `-a dtype=T` are --num-classes, --device and

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import args_option, num_classes_option, parse_assignments, split_assignments
+from .options import args_option, checkpoint, num_classes_option, parse_assignments, split_assignments
 from .output import echo_json, json_option
 
 __all__ = ["export_command"]
@@ -14,9 +14,7 @@ __all__ = ["export_command"]
 
 @click.command("export")
 @click.argument("name")
-@click.option(
-    "--checkpoint", required=True, type=click.Path(path_type=Path), help="The trained safetensors file."
-)
+@click.option("--checkpoint", required=True, type=checkpoint, help="The trained safetensors file.")
 @click.option(
     "-o",
     "--output",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import click
 
-from .output import echo_json, json_option
+from ..errors import ZooError
+from . import in_flags_of
+from .output import echo_error, echo_json, json_option
 
 __all__ = ["get_command"]
 
@@ -33,18 +38,34 @@ def get_command(names: tuple[str, ...], revision: str | None, force: bool, as_js
       zoo get hf-hub:my-org/resnet18-cbam-cifar10@v1
       HF_HUB_OFFLINE=1 zoo get resnet50     (cache only)
 
+    A name that fails (unknown, or its download) is one line on stderr and the others are
+    still fetched; the exit status is then that of the failures when they are all of one
+    kind (2 for names that do not exist, as elsewhere), else 1.
+
     \b
-    --json prints one object per name:
+    --json prints one object per name, in the order given:
       [{"name": str, "repo_id": str, "filename": str, "path": str, "sha256": str,
         "size": int, "verified": str}, ...]
+    a name that failed is {"name": str, "error": str}.
     """
     from ..weights.factory import download
 
-    downloads = []
+    spell = in_flags_of(click.get_current_context().command)
+    rows: list[dict[str, Any]] = []
+    failed: set[int] = set()
     for name in names:
-        result = download(name, revision=revision, force=force)
-        downloads.append(result)
+        try:
+            result = download(name, revision=revision, force=force)
+        except ZooError as error:
+            rows.append({"name": name, "error": error.render(spell)})
+            failed.add(error.exit_code)
+            if not as_json:
+                echo_error(rows[-1]["error"])
+            continue
+        rows.append(result.as_dict())
         if not as_json:
             click.echo(f"{result.sha256}  {result.path}")
     if as_json:
-        echo_json([d.as_dict() for d in downloads])
+        echo_json(rows)
+    if failed:
+        sys.exit(failed.pop() if len(failed) == 1 else 1)

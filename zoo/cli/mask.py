@@ -88,7 +88,7 @@ def mask_command(
 
 
 def _lengths(text: str) -> list[int]:
-    words = [word for word in text.replace(" ", ",").split(",") if word]
-    if not words or not all(word.isdigit() for word in words):
+    words = [word.strip() for word in text.split(",")] if "," in text else text.split()
+    if not words or not all(word.isdigit() for word in words):  # an empty item too: 1,,2
         raise ArgumentError(f"--lengths {text}: give positive integers separated by commas (6,4,2)")
     return [int(word) for word in words]

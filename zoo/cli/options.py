@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,12 @@ from ..errors import ArgumentError
 __all__ = [
     "FiniteFloat",
     "args_option",
+    "check_input_files",
     "checkpoint_option",
     "device_option",
     "dtype_option",
+    "input_file",
+    "checkpoint",
     "num_classes_option",
     "parse_assignments",
     "refuse_meta",
@@ -40,11 +43,17 @@ class FiniteFloat(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
+input_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+"""A file the command reads: one that does not exist, is a folder or cannot be read is a
+usage error (exit 2), refused as the command line is parsed, before anything is loaded."""
+
 device_option = click.option("--device", help="cpu, cuda, cuda:1, mps, meta, ...  [default: cpu]")
 dtype_option = click.option("--dtype", help="float32, bfloat16, float16, ...  [default: float32]")
+checkpoint = click.Path(exists=True, path_type=Path)
+"""A checkpoint the command reads: a file, or a folder of shards; refused as `input_file` is."""
 checkpoint_option = click.option(
     "--checkpoint",
-    type=click.Path(path_type=Path),
+    type=checkpoint,
     help="Load this local safetensors file instead of the published weights.",
 )
 num_classes_option = click.option("--num-classes", type=int, help="Size of the classifier head (0: none).")
@@ -74,6 +83,15 @@ def parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
                 f"cannot read the value of '{assignment}'", param_hint="'-a/--arg'"
             ) from None
     return values
+
+
+def check_input_files(paths: Iterable[str | Path], parameter: str) -> None:
+    """Refuse, as `input_file` does, files of a parameter that takes files among other values
+    (`zoo attn`'s INPUT: an image, a feature file or token ids)."""
+    context = click.get_current_context()
+    param = next(param for param in context.command.params if param.name == parameter)
+    for path in paths:
+        input_file.convert(path, param, context)
 
 
 def writable_path(path: Path, option: str) -> None:

@@ -14,6 +14,7 @@ from .options import (
     checkpoint_option,
     device_option,
     dtype_option,
+    input_file,
     num_classes_option,
     refuse_meta,
     split_assignments,
@@ -29,14 +30,14 @@ __all__ = ["predict_command"]
 
 @click.command("predict")
 @click.argument("name")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=input_file)
 @click.option(
     "--topk", type=click.IntRange(min=1), default=5, show_default=True, help="Classes shown per image."
 )
 @click.option(
     "--labels",
     "labels_file",
-    type=click.Path(path_type=Path),
+    type=input_file,
     help="Class names, one per line (for a fine-tuned head).",
 )
 @click.option(
@@ -80,7 +81,8 @@ def predict_command(
     without head (an image-embedding tag, or --num-classes 0) has no classes to show: it is
     refused unless --embeddings is given; use `zoo embed` for it.
 
-    Files that cannot be read as images are reported on stderr, one line each; the others
+    A file that does not exist is refused before the model is loaded (exit 2). Files that
+    cannot be read as images are reported on stderr, one line each; the others
     are still processed, and the exit status is then 1.
 
     `-a num_classes=N`, `-a device=D` and `-a dtype=T` are --num-classes, --device and

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
+from .options import input_file
 from .output import echo_json, json_option
 
 __all__ = ["validate_command"]
 
 
 @click.command("validate")
-@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=input_file)
 @json_option
 def validate_command(files: tuple[Path, ...], as_json: bool) -> None:
     """Check registry files (by default, every installed one and every plugin) and report every problem.

@@ -242,6 +242,9 @@ class PluginManager:
         context = PluginContext(name)
         try:
             register(context)
+            clashes = self.registry.name_clashes(context.staged)
+            if clashes:  # located in their file, for `zoo validate`
+                raise RegistryError(clashes)
             self.registry.add(context.staged)
         except PluginError as error:
             return self._failed(record, error.reason if error.plugin == name else str(error))

@@ -52,11 +52,10 @@ from .schema import ModelEntry, Preprocessing, WeightTag
 from .source import (
     ParsedFile,
     describe_errors,
-    error_message,
-    field_path,
     misplaced_bool,
     parse_registry_file,
     problems_from_validation,
+    readable_errors,
 )
 
 if TYPE_CHECKING:
@@ -416,6 +415,18 @@ class Registry:
         for (category, name), component in staged.items():
             self._tables[category][name] = component
 
+    def name_clashes(self, components: Iterable[Component]) -> list[RegistryProblem]:
+        """Each model entry among `components` whose name a plugin already provides from
+        another file, unless the entry replaces it on purpose (`override=True`)."""
+        problems = []
+        for source in components:
+            taken = self._tables["model"].get(source.name) if isinstance(source, ModelSource) else None
+            if taken is None or source.override or _same_file(taken, source):
+                continue
+            message = f"name already provided by plugin '{taken.owner}'"
+            problems.append(RegistryProblem(source.file, source.name, None, message, source.line))
+        return problems
+
     def add_builder(self, name: str, target: Any, *, owner: str, override: bool = False) -> None:
         self.add([Builder(name, owner, target=target, override=override)])
 
@@ -673,13 +684,8 @@ class Registry:
             if source.parsed is not None:
                 return problems_from_validation(error, source.parsed, ("models", source.name, *where))
             return [
-                RegistryProblem(
-                    source.file,
-                    source.name,
-                    ".".join(map(str, (*where, *field_path(item)))),
-                    error_message(item),
-                )
-                for item in error.errors()
+                RegistryProblem(source.file, source.name, _dotted((*where, *item.path)), item.message)
+                for item in readable_errors(error)
             ]
         return []
 
@@ -702,7 +708,8 @@ def model_sources(path: str | Path | Traversable, *, owner: str, override: bool 
 
 
 def validate_files(paths: Iterable[str | Path], registry: Registry) -> list[RegistryProblem]:
-    """Every problem in some registry files: schema, duplicate names, builder arguments."""
+    """Every problem in some registry files: schema, duplicate names, names the installed
+    plugins already provide, builder arguments."""
     problems: list[RegistryProblem] = []
     defined_at: dict[str, str] = {}
     for path in paths:
@@ -718,8 +725,16 @@ def validate_files(paths: Iterable[str | Path], registry: Registry) -> list[Regi
                 message = f"duplicate name, also defined at {defined_at[source.name]}"
                 problems.append(RegistryProblem(source.file, source.name, None, message, source.line))
             defined_at.setdefault(source.name, where)
+        problems.extend(registry.name_clashes(sources))
         problems.extend(registry.validate(sources))
     return problems
+
+
+def _same_file(first: ModelSource, second: ModelSource) -> bool:
+    """Whether two entries come from one file (an installed file is often named through a link)."""
+    if first.parsed is None or second.parsed is None:
+        return False
+    return Path(first.file).resolve() == Path(second.file).resolve()
 
 
 def _close(name: str, choices: Iterable[str]) -> list[str]:

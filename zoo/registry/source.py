@@ -7,8 +7,9 @@ the line of the YAML node it concerns.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import UnionType
@@ -23,6 +24,7 @@ from .schema import ModelEntry, RegistryFile
 
 __all__ = [
     "ParsedFile",
+    "ReadableError",
     "describe_errors",
     "error_message",
     "field_path",
@@ -30,6 +32,7 @@ __all__ = [
     "parse_registry_file",
     "parse_registry_text",
     "problems_from_validation",
+    "readable_errors",
 ]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -135,12 +138,9 @@ def problems_from_validation(
     `("models", "resnet50", "args")` when an entry's args were validated on their own.
     """
     problems = []
-    for item in error.errors():
-        loc = (*prefix, *field_path(item))
-        message = error_message(item)
-        if loc and loc[-1] == "[key]":  # the name itself is wrong, not its value
-            loc = loc[:-1]
-            message = f"invalid name: {message}"
+    for item in readable_errors(error):
+        loc = (*prefix, *item.path)
+        message = f"invalid name: {item.message}" if item.names_key else item.message
         entry = str(loc[1]) if len(loc) > 1 and loc[0] == "models" else None
         field = ".".join(str(part) for part in loc[2:]) if entry is not None else ".".join(map(str, loc))
         problems.append(
@@ -159,17 +159,18 @@ def describe_errors(
 ) -> str:
     """A pydantic error as one line: `field 'a.b': message; field 'c': message`.
 
-    With `known` (the names that are accepted), unknown keys are grouped first with the
-    accepted ones listed: `unknown option 'k' (options: kernel_size, gamma)`, or `(owner
-    takes no options)` when none is; `of` says whose they are (`" for builder 'resnet'"`).
+    With `known` (the names accepted at the top level), unknown keys there are grouped first
+    with the accepted ones listed: `unknown option 'k' (options: kernel_size, gamma)`, or
+    `(owner takes no options)` when none is; `of` says whose they are (`" for builder
+    'resnet'"`). An unknown key further down is `field 'a.k': unknown field`.
     """
     unknown, parts = [], []
-    for item in error.errors():
-        where = ".".join(str(part) for part in field_path(item))
-        if known is not None and item["type"] == "extra_forbidden":
+    for item in readable_errors(error):
+        where = ".".join(str(part) for part in item.path)
+        if known is not None and item.type == "extra_forbidden" and len(item.path) == 1:
             unknown.append(f"'{where}'")
         else:
-            parts.append(f"{label} '{where}': {error_message(item)}" if where else error_message(item))
+            parts.append(f"{label} '{where}': {item.message}" if where else item.message)
     if unknown:
         offered = f"{label}s: {', '.join(known)}" if known else f"{owner} takes no {label}s"
         plural = label if len(unknown) == 1 else f"{label}s"
@@ -177,10 +178,85 @@ def describe_errors(
     return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class ReadableError:
+    """One problem of a pydantic error, in the words of whoever wrote the input."""
+
+    path: tuple[str | int, ...]
+    """Where it is: the keys and indexes of the input (`layers.2`), nothing of pydantic's."""
+    message: str
+    type: str
+    """pydantic's error type (`missing`, `extra_forbidden`, `int_parsing`, ...)."""
+    names_key: bool = False
+    """The key of a mapping is wrong, not its value."""
+
+
+def readable_errors(error: ValidationError) -> list[ReadableError]:
+    """The problems of a pydantic error, located as the input spells them (`field_path`); the
+    members of a union that all failed at one place are one problem: `Input should be a valid
+    integer or a valid tuple`."""
+    merged: dict[tuple[str | int, ...], ReadableError] = {}
+    for item in error.errors():
+        readable = ReadableError(
+            field_path(item), error_message(item), item["type"], names_key=item["loc"][-1:] == ("[key]",)
+        )
+        earlier = merged.get(readable.path)
+        merged[readable.path] = readable if earlier is None else _either(earlier, readable)
+    return list(merged.values())
+
+
+def _either(first: ReadableError, second: ReadableError) -> ReadableError:
+    """Two failed members of a union at one place, as one problem."""
+    should = "Input should be "
+    if not (first.message.startswith(should) and second.message.startswith(should)):
+        return replace(first, message=f"{first.message}; or {second.message}")
+    expected = [_without_detail(message.removeprefix(should)) for message in (first.message, second.message)]
+    return replace(first, message=should + " or ".join(dict.fromkeys(expected)))
+
+
+def _without_detail(expected: str) -> str:
+    """`a valid integer` of `a valid integer, unable to parse string as an integer`."""
+    return expected.split(", ", 1)[0]
+
+
 def field_path(item: Mapping[str, Any]) -> tuple[str | int, ...]:
-    """Where a pydantic error is, as the file spells it: without the task a weight tag was
-    validated as (pydantic inserts the discriminator's tag into the location)."""
-    return tuple(part for part in item["loc"] if part not in TASKS)
+    """Where a pydantic error is, as the input spells it: the keys and indexes only, without
+    the member of a union pydantic tried (`constrained-int`, `function-after[...]`, a model's
+    class name), a tagged union's tag (the task of a weight tag) or `[key]`."""
+    loc = item["loc"]
+    # The key a missing or unknown field is, or a wrong key is, may look like anything.
+    named = {len(loc) - 1} if item["type"] in ("missing", "extra_forbidden") else set()
+    named |= {index - 1 for index, part in enumerate(loc) if part == "[key]"}
+    return tuple(part for index, part in enumerate(loc) if index in named or not _inserted_by_pydantic(part))
+
+
+# The names pydantic gives the members of a union it tried, when they are not a model class:
+# `int`, `constrained-int`, `tuple[constrained-int, constrained-int]`, `function-after[f(), X]`.
+_VALIDATOR_NAME = re.compile(
+    r"[a-z]+(-[a-z]+)*\[.*\]|constrained-[a-z]+|none|bool|int|float|decimal|complex|str|bytes|typed-dict",
+    re.DOTALL,
+)
+
+
+def _inserted_by_pydantic(part: str | int) -> bool:
+    if not isinstance(part, str):
+        return False
+    return (
+        part == "[key]"
+        or part in TASKS
+        or bool(_VALIDATOR_NAME.fullmatch(part))
+        or part in _model_class_names()
+    )
+
+
+def _model_class_names() -> set[str]:
+    """The names of every pydantic model class: pydantic names a union's model member so."""
+    names, pending = set(), [BaseModel]
+    while pending:
+        cls = pending.pop()
+        names.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return names
 
 
 def error_message(item: Mapping[str, Any]) -> str:

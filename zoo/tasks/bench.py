@@ -5,9 +5,10 @@
 
 The model is built with random weights (nothing is downloaded) at its tag's input size. A
 few warm-up steps run first (they include `torch.compile`'s compilation) and are not timed;
-then `runs` timed runs of equal length, each at least `min_time` seconds, and the median
-is reported. On accelerators every run ends with a synchronisation, so queued work is
-counted.
+then `runs` timed runs of as many steps each, every one lasting at least `min_time` seconds
+(the steps are raised, and the runs begun again, while a run ends sooner), and the median is
+reported with the total time of the runs. On accelerators every run ends with a
+synchronisation, so queued work is counted.
 
 FLOPs are counted on the `meta` device by the counter of `zoo flops` (`zoo.tasks.flops`,
 built on `torch.utils.flop_counter.FlopCounterMode`): the multiply-adds of every convolution
@@ -91,6 +92,8 @@ class BenchResult:
     """Median time of one step (one batch)."""
     runs_samples_per_s: list[float]
     steps_per_run: int
+    timed_s: float
+    """Total time of the timed runs, each at least `min_time` long."""
     warmup_s: float
     """Time of the untimed warm-up steps, compilation included."""
     achieved_tflops: float
@@ -140,7 +143,7 @@ def benchmark(
         runs: Timed runs; the median is reported.
         warmup: Untimed steps before the first run (at least 1).
         min_time: Seconds each run lasts at least (steps per run are chosen from the
-            last warm-up step's time).
+            last warm-up step's time, and raised while a run ends sooner).
         seq_len: Steps of each sequence, for sequence models (default: the family's).
         registry: The registry to use instead of the installed plugins' one.
         model_args: Builder arguments on top of the registry's.
@@ -200,13 +203,8 @@ def benchmark(
     warmup_s, last_step = finished - started, finished - last_started
 
     steps = max(1, math.ceil(min_time / max(last_step, 1e-9))) if min_time > 0 else 1
-    rates = []
-    for _ in range(runs):
-        begin = time.perf_counter()
-        for _ in range(steps):
-            step()
-        synchronize()
-        rates.append(batch * steps / (time.perf_counter() - begin))
+    steps, durations = _timed_runs(step, synchronize, runs=runs, steps=steps, min_time=min_time)
+    rates = [batch * steps / seconds for seconds in durations]
     samples_per_s = statistics.median(rates)
     gflops, gmacs = count.flops / 2e9, count.macs / 2e9  # per sample of the batch of two
     achieved = gflops * samples_per_s / 1e3
@@ -230,6 +228,7 @@ def benchmark(
         step_ms=1e3 * batch / samples_per_s,
         runs_samples_per_s=rates,
         steps_per_run=steps,
+        timed_s=sum(durations),
         warmup_s=warmup_s,
         achieved_tflops=achieved,
         peak_tflops=peak,
@@ -238,6 +237,30 @@ def benchmark(
         cpu_threads=torch.get_num_threads(),
         torch_version=torch.__version__,
     )
+
+
+def _timed_runs(
+    step: Callable[[], None], synchronize: Callable[[], None], *, runs: int, steps: int, min_time: float
+) -> tuple[int, list[float]]:
+    """`runs` timed runs of `steps` steps each: the steps per run and the seconds of each run.
+
+    A run that ends before `min_time` (the steps chosen from the warm-up were too few: steps
+    often get faster once warm) raises the steps to what would have filled it, and the runs
+    begin again, so that every run lasts at least `min_time` and all take as many steps.
+    """
+    durations: list[float] = []
+    while len(durations) < runs:
+        begin = time.perf_counter()
+        for _ in range(steps):
+            step()
+        synchronize()
+        seconds = time.perf_counter() - begin
+        if seconds < min_time:
+            steps = max(steps + 1, math.ceil(steps * min_time / max(seconds, 1e-9)))
+            durations = []
+        else:
+            durations.append(seconds)
+    return steps, durations
 
 
 def _in_format(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:

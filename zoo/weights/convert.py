@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Argument, ArgumentError, CheckpointError
+from ..errors import Argument, ArgumentError, CheckpointError, MissingFileError
 from ..files import atomic_path, sha256_of
-from .header import pickle_kind, read_header
+from .header import foreign_global, pickle_kind, read_header
 
 if TYPE_CHECKING:
     import torch
@@ -106,7 +106,7 @@ def convert_checkpoint(
 
 def _check_paths(source: Path, output: Path, force: bool) -> None:
     if not source.is_file():
-        raise CheckpointError(f"checkpoint '{source}' does not exist or is not a file")
+        raise MissingFileError(f"checkpoint '{source}' does not exist or is not a file")
     if output.exists() and (output.resolve() == source.resolve() or output.samefile(source)):
         raise ArgumentError(f"output '{output}' is the input; write the safetensors file elsewhere")
     if output.exists() and not force:
@@ -134,15 +134,18 @@ def _check_paths(source: Path, output: Path, force: bool) -> None:
 def _load(source: Path) -> Any:
     """`torch.load` with `weights_only=True`: tensors and plain containers, nothing run."""
     import pickle
+    import warnings
 
     import torch
 
     try:
-        return torch.load(source, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # torch's doubts about a pickle protocol: the refusal says enough
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(source, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"checkpoint '{source}' holds objects that weights-only loading refuses "
-            f"({_refusal(error)}); only tensors and plain containers are converted"
+            f"({_refusal(error, source)}); only tensors and plain containers are converted"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise CheckpointError(f"checkpoint '{source}' cannot be read: {_first_line(error)}") from None
@@ -235,10 +238,14 @@ def _write(tensors: dict[str, torch.Tensor], metadata: dict[str, str], output: P
         raise CheckpointError(f"cannot write '{output}': {error.strerror or error}") from None
 
 
-def _refusal(error: BaseException) -> str:
-    text = str(error)
-    found = re.search(r"WeightsUnpickler error: (.*?)(?:\. Please|\n|$)", text)
-    return found.group(1).strip() if found else _first_line(error)
+def _refusal(error: BaseException, source: Path) -> str:
+    """torch's reason; the global the pickle would import where torch does not name it."""
+    found = re.search(r"WeightsUnpickler error: (.*?)(?:\. Please|\n|$)", str(error))
+    reason = found.group(1).strip() if found else _first_line(error)
+    imported = foreign_global(source)
+    if "GLOBAL" in reason or imported is None:
+        return reason or "an object it cannot rebuild"
+    return f"it would import {imported}" + (f": {reason}" if reason else "")
 
 
 def _first_line(error: BaseException) -> str:

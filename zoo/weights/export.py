@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -28,12 +29,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import ArgumentError
+from ..errors import Argument, ArgumentError
 from ..files import raise_on_sigterm, sha256_of
 from ..registry import Registry, Resolved, default_registry
 from ..registry.attention_spec import registry_form
 from ..registry.family import IMAGE_TASKS, Family, image_size
-from ..registry.schema import IMAGENET_PREPROCESSING, WEIGHT_TYPES, Preprocessing, WeightTag
+from ..registry.schema import HUB_ID_PATTERN, IMAGENET_PREPROCESSING, WEIGHT_TYPES, Preprocessing, WeightTag
 from ..registry.source import describe_errors
 from .header import check_state_names, read_header
 from .hub_config import CONFIG_FILENAME, WEIGHTS_FILENAME, HubConfig
@@ -75,6 +76,7 @@ def export(
     Returns:
         The config written.
     """
+    _check_destination(Path(output), repo_id)
     registry = registry if registry is not None else default_registry()
     resolved = resolve(name, registry)
     entry = resolved.entry
@@ -97,8 +99,6 @@ def export(
     )
 
     output = Path(output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise ArgumentError(f"output folder '{output}' already exists and is not empty")
     num_params, num_buffer_values = _value_counts(model)
     with raise_on_sigterm(), _staged_folder(output) as staging:  # a SIGTERM cleans up too
         digest = sha256_of(checkpoint, copy_to=staging / WEIGHTS_FILENAME)
@@ -130,6 +130,20 @@ def _value_counts(model: Any) -> tuple[int, int]:
     stored = model.state_dict(keep_vars=True)
     num_buffer_values = sum(t.numel() for key, t in stored.items() if key not in parameter_names)
     return num_params, num_buffer_values
+
+
+def _check_destination(output: Path, repo_id: str | None) -> None:
+    """Refuse, before anything is read, an output that is a file or a folder with files in
+    it, and a repo_id the Hub (and a registry's hf_hub_id) would not take."""
+    if output.is_file():
+        raise ArgumentError(f"output '{output}' is a file; name a new or empty folder to write")
+    if output.is_dir() and any(output.iterdir()):
+        raise ArgumentError(f"output folder '{output}' already exists and is not empty")
+    if repo_id is not None and not re.fullmatch(HUB_ID_PATTERN, repo_id):
+        raise ArgumentError(
+            "{repo_id} is not a Hub repository id: give ORG/REPO (letters, digits, '_', '.', '-')",
+            arguments=[Argument("repo_id", repo_id)],
+        )
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, MissingFileError
 
 __all__ = [
     "DTYPES",
@@ -37,6 +37,7 @@ __all__ = [
     "TensorInfo",
     "check_state_names",
     "pickle_kind",
+    "foreign_global",
     "read_checkpoint",
     "read_header",
     "read_index",
@@ -142,11 +143,11 @@ def read_header(path: str | Path) -> Header:
                 )
             raw = file.read(length)
     except FileNotFoundError:
-        raise CheckpointError(f"checkpoint '{path}' does not exist") from None
+        raise MissingFileError(f"checkpoint '{path}' does not exist") from None
     except IsADirectoryError:
-        raise CheckpointError(f"checkpoint '{path}' is a folder, not a safetensors file") from None
+        raise MissingFileError(f"checkpoint '{path}' is a folder, not a safetensors file") from None
     except PermissionError:
-        raise CheckpointError(f"checkpoint '{path}' cannot be read: permission denied") from None
+        raise MissingFileError(f"checkpoint '{path}' cannot be read: permission denied") from None
     try:
         document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -180,6 +181,65 @@ def pickle_kind(prefix: bytes) -> str | None:
     return None
 
 
+# What torch.save writes itself; any other global is code a pickle would import and run.
+_TORCH_SAVE_MODULES = ("torch", "collections", "builtins", "_codecs", "copyreg")
+
+
+def foreign_global(path: Path) -> str | None:
+    """The first global of a legacy pickle or a zip archive's `data.pkl` that is not torch's
+    own (`argparse.Namespace`), read from the opcodes without executing anything."""
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                pickled = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                if pickled is None:
+                    return None
+                with archive.open(pickled) as file:
+                    return _first_foreign(file)
+        with open(path, "rb") as file:
+            return _first_foreign(file)
+    except (OSError, zipfile.BadZipFile):
+        return None
+
+
+def _first_foreign(file) -> str | None:
+    """Scans the pickles one after another (legacy torch.save writes several), up to the
+    raw storage bytes that follow them."""
+    import pickletools
+
+    while True:
+        strings: list[str] = []
+        memo: dict[int, object] = {}
+        try:
+            for opcode, argument, _ in pickletools.genops(file):
+                name = _global_name(opcode.name, argument, strings)
+                if name is not None and name.partition(".")[0] not in _TORCH_SAVE_MODULES:
+                    return name
+                _track(opcode.name, argument, strings, memo)
+        except Exception:  # the storage bytes after the last pickle, or a damaged stream
+            return None
+
+
+def _global_name(opcode: str, argument: object, strings: list[str]) -> str | None:
+    if opcode in ("GLOBAL", "INST"):
+        return str(argument).replace(" ", ".", 1)
+    if opcode == "STACK_GLOBAL" and len(strings) >= 2:
+        return f"{strings[-2]}.{strings[-1]}"
+    return None
+
+
+def _track(opcode: str, argument: object, strings: list[str], memo: dict[int, object]) -> None:
+    """The strings pushed, memoized and fetched again: the operands of STACK_GLOBAL."""
+    if isinstance(argument, str) and ("UNICODE" in opcode or "STRING" in opcode):
+        strings.append(str(argument))
+    elif opcode == "MEMOIZE" and strings:
+        memo[len(memo)] = strings[-1]
+    elif opcode in ("BINGET", "LONG_BINGET", "GET") and isinstance(memo.get(argument), str):
+        strings.append(memo[argument])
+
+
 def _pickle_advice(path: Path, kind: str) -> str:
     import shlex
 
@@ -187,6 +247,12 @@ def _pickle_advice(path: Path, kind: str) -> str:
     if output == path:
         output = path.with_suffix(".converted.safetensors")
     what = "zip archive (torch.save)" if kind == "zip" else "pickle (legacy torch.save)"
+    imported = foreign_global(path)
+    if imported is not None:
+        return (
+            f"is a PyTorch {what} that would import {imported}, not safetensors; the zoo never "
+            "unpickles, and zoo convert refuses such a pickle too: save its state dict alone"
+        )
     return (
         f"is a PyTorch {what}, not safetensors; the zoo never unpickles while loading: convert it "
         f"once with `zoo convert {shlex.quote(str(path))} -o {shlex.quote(str(output))}`"
@@ -330,7 +396,7 @@ def read_index(path: str | Path) -> dict[str, str]:
             raise _bad(path, f"is not a checkpoint index: it is larger than {MAX_HEADER_BYTES} bytes")
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CheckpointError(f"checkpoint '{path}' does not exist") from None
+        raise MissingFileError(f"checkpoint '{path}' does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise _bad(path, f"is not a checkpoint index: {error}") from None
     weight_map = document.get("weight_map") if isinstance(document, dict) else None

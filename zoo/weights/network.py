@@ -244,20 +244,22 @@ def _joined(names: list[str]) -> str:
 def retry(attempt: Callable[[], Failure | None], seconds: float) -> Failure | None:
     """Call `attempt` until it succeeds (None) or fails for good; transient failures are
     retried with exponential backoff (or the `Retry-After` the server asks for) for at most
-    `seconds` after the first. Returns None, or the last failure, saying how it was retried."""
+    `seconds` after the first. Returns None, or the last failure, saying how it was retried:
+    how many attempts, over how long from the start of the first to the end of the last."""
+    started = time.monotonic()
     failure = attempt()
     if failure is None or not failure.transient:
         return failure
     if seconds <= 0:
         return replace(failure, retried=" (not retried: ZOO_HUB_RETRY_SECONDS is 0)")
     logger.info("%s; retrying for up to %g s (ZOO_HUB_RETRY_SECONDS)", failure.reason, seconds)
-    start = time.monotonic()
+    first_failed = time.monotonic()
     attempts = 1
     for wait in _backoff():
-        left = seconds - (time.monotonic() - start)
+        left = seconds - (time.monotonic() - first_failed)
         if failure.retry_after is not None and failure.retry_after > left:
             asked = f", asking to wait {failure.retry_after:g} s: longer than ZOO_HUB_RETRY_SECONDS allows"
-            return replace(failure, retried=asked + _after(attempts, time.monotonic() - start))
+            return replace(failure, retried=asked + _after(attempts, time.monotonic() - started))
         if left <= 0:
             break
         time.sleep(failure.retry_after if failure.retry_after is not None else min(wait, left))
@@ -265,13 +267,14 @@ def retry(attempt: Callable[[], Failure | None], seconds: float) -> Failure | No
         failure = attempt()
         if failure is None or not failure.transient:
             return failure
-    waited = time.monotonic() - start
-    still = f", still after {attempts} attempts over {waited:.1f} s (ZOO_HUB_RETRY_SECONDS)"
-    return replace(failure, retried=still)
+    took = time.monotonic() - started
+    return replace(
+        failure, retried=f", still after {attempts} attempts over {took:.1f} s (ZOO_HUB_RETRY_SECONDS)"
+    )
 
 
-def _after(attempts: int, waited: float) -> str:
-    return " (not retried)" if attempts == 1 else f" (after {attempts} attempts over {waited:.1f} s)"
+def _after(attempts: int, took: float) -> str:
+    return " (not retried)" if attempts == 1 else f" (after {attempts} attempts over {took:.1f} s)"
 
 
 def _backoff() -> Iterator[float]:

@@ -28,12 +28,13 @@ def error_line(result) -> str:
 
 
 # Each command with what it needs to get as far as reading its -a (nothing there is read).
+NOT_READ = __file__  # a file that exists: the flags are refused before any file is read
 COMMANDS = {
     "create": ["create", "resnet18"],
-    "predict": ["predict", "resnet18", "absent.jpg"],
-    "attn": ["attn", "resnet18", "absent.jpg", "-o", "absent.png"],
+    "predict": ["predict", "resnet18", NOT_READ],
+    "attn": ["attn", "resnet18", NOT_READ, "-o", "absent.png"],
     "bench": ["bench", "resnet18"],
-    "export": ["export", "resnet18", "--checkpoint", "absent.safetensors", "-o", "absent"],
+    "export": ["export", "resnet18", "--checkpoint", NOT_READ, "-o", "absent"],
 }
 
 

@@ -146,10 +146,10 @@ def test_create_loads_a_local_checkpoint(run, tmp_path):
     (("create", "resnet18", "--device", "npu:0"), 2, "zoo: error: "),
     (("create", "resnet18", "--dtype", "int4"), 2, "zoo: error: unknown dtype 'int4'"),
     (("create", "text_transformer_small", "--pretrained"), 2, "zoo: error: 'text_transformer_small' has no published weights"),
-    (("create", "resnet18", "--checkpoint", "absent.safetensors"), 1, "zoo: error: checkpoint 'absent.safetensors' does not exist"),
+    (("create", "resnet18", "--checkpoint", "absent.safetensors"), 2, "zoo: error: Invalid value for '--checkpoint': Path 'absent.safetensors' does not exist."),
     (("create", "resnet18", "-a", "noequals"), 2, "zoo: error: Invalid value for '-a/--arg': 'noequals' is not KEY=VALUE (see 'cli create --help')"),
     (("create",), 2, "zoo: error: Missing argument 'NAME'."),
-    (("lsit",), 2, "zoo: error: No such command 'lsit'."),
+    (("lsit",), 2, "zoo: error: No such command 'lsit'. Did you mean 'list'?"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_a_nonzero_exit(run, args, code, message):
     result = run(*args)

@@ -154,10 +154,11 @@ class TestEmbedRefuses:
         ],
     )
     def test_an_output_it_cannot_write_before_loading_the_model(self, tmp_path, images, output, message):
-        result = embed([images["cat"]], tmp_path / "missing.safetensors", tmp_path / output)
+        not_a_checkpoint = images["text"]
+        result = embed([images["cat"]], not_a_checkpoint, tmp_path / output)
         assert result.exit_code == 2
         assert message in result.stderr and len(result.stderr.splitlines()) == 1
-        assert "missing.safetensors" not in result.stderr
+        assert "notes.txt" not in result.stderr
 
     def test_device_meta(self, tmp_path, images, headless):
         checkpoint, _ = headless

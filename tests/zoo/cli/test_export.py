@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
@@ -46,3 +47,29 @@ def test_a_model_without_buffers_states_its_parameters_only(tmp_path):
     parameters = sum(p.numel() for p in model.parameters())
     assert f"{parameters:,} parameters, 4 classes." in card
     assert "buffers" not in card
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "{file}"], "output '{file}' is a file; name a new or empty folder to write"),
+        (
+            ["-o", "{folder}", "--repo-id", "me/a b"],
+            "--repo-id me/a b is not a Hub repository id: give ORG/REPO",
+        ),
+        (["-o", "{folder}", "--repo-id", "vit-tiny"], "--repo-id vit-tiny is not a Hub repository id"),
+        (["-o", "{folder}", "--repo-id", "me/-x/y"], "--repo-id me/-x/y is not a Hub repository id"),
+    ],
+    ids=["output is a file", "space", "no org", "two slashes"],
+)
+def test_a_destination_it_cannot_write_is_one_line_before_the_checkpoint_is_read(tmp_path, args, message):
+    existing = tmp_path / "existing.txt"
+    existing.write_text("kept")
+    paths = {"file": existing, "folder": tmp_path / "out"}
+    args = [arg.format(**paths) for arg in args]
+    not_a_checkpoint = existing
+    result = run("export", "resnet18", "--checkpoint", str(not_a_checkpoint), "--license", "mit", *args)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"zoo: error: {message.format(**paths)}")
+    assert existing.read_text() == "kept" and not (tmp_path / "out").exists()

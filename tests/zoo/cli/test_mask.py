@@ -55,6 +55,11 @@ def test_a_causal_mask_keeps_the_lower_triangle(tmp_path):
     ("args", "message"),
     [
         (("causal", "--lengths", "6,x"), "--lengths 6,x: give positive integers separated by commas (6,4,2)"),
+        (
+            ("causal", "--lengths", "1,,2"),
+            "--lengths 1,,2: give positive integers separated by commas (6,4,2)",
+        ),
+        (("causal", "--lengths", "3,"), "--lengths 3,: give positive integers separated by commas (6,4,2)"),
         (("causal", "--lengths", "0"), "lengths must be positive, got [0]"),
         (("padding", "--lengths", "5", "--max-len", "3"), "max length 3 is shorter than the length 5"),
         (("causal", "--lengths", "4096"), "a mask of 4096 positions and 1 sequences: at most 1024 of each"),

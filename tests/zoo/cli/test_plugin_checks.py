@@ -116,3 +116,67 @@ def test_validate_reports_the_problems_of_a_registry_file_that_kept_a_plugin_out
     ]
     [problem] = json.loads(run("validate", "--json").stdout)["problems"]
     assert (problem["file"], problem["plugin"]) == (str(fragment), "fragmented")
+
+
+def copies_of_every_installed_entry(registry) -> tuple[str, dict[str, int]]:
+    """A registry file redefining every model the registry holds, and the line of each."""
+    lines, at = ["models:"], {}
+    for source in registry.components("model"):
+        at[source.name] = len(lines) + 1
+        lines += [f"  {source.name}:", f"    builder: {source.entry.builder}"]
+    return "\n".join(lines) + "\n", at
+
+
+def clashes_with_builtin(path, at: dict[str, int]) -> list[str]:
+    return [
+        f"{path}:{line}: entry '{name}': name already provided by plugin 'builtin'"
+        for name, line in at.items()
+    ]
+
+
+def test_validate_reports_every_name_a_plugin_file_takes_from_another_plugin(
+    installed, write_registry, builtin_registry
+):
+    text, at = copies_of_every_installed_entry(builtin_registry)
+    copies = write_registry(text, "copies.yaml")
+    installed("copycat", lambda context: context.add_models(copies))
+    result = run("validate")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        *clashes_with_builtin(copies, at),
+        f"zoo: {len(at)} problem(s) in 2 file(s)",
+    ]
+    rows = json.loads(run("validate", "--json").stdout)["problems"]
+    assert {(row["entry"], row["line"], row["plugin"], row["field"]) for row in rows} == {
+        (name, line, "copycat", None) for name, line in at.items()
+    }
+
+
+def test_validate_reports_every_name_a_file_given_takes_from_an_installed_plugin(
+    installed, write_registry, builtin_registry
+):
+    installed("builtin-only", lambda context: None)
+    text, at = copies_of_every_installed_entry(builtin_registry)
+    copies = write_registry(text, "copies.yaml")
+    result = run("validate", str(copies))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        *clashes_with_builtin(copies, at),
+        f"zoo: {len(at)} problem(s) in 1 file(s)",
+    ]
+
+
+def test_an_installed_registry_file_given_on_the_command_line_clashes_with_nothing(
+    installed, builtin_registry
+):
+    installed("builtin-only", lambda context: None)
+    files = sorted({source.file for source in builtin_registry.components("model")})
+    result = run("validate", *files)
+    assert (result.exit_code, result.stdout) == (0, f"ok: {len(files)} file(s) valid\n")
+
+
+def test_a_plugin_file_that_overrides_a_name_on_purpose_is_no_clash(installed, write_registry):
+    replacement = write_registry("models:\n  resnet50:\n    builder: resnet\n")
+    manager = installed("replacing", lambda context: context.add_models(replacement, override=True))
+    assert manager.records["replacing"].error is None
+    assert "already provided" not in run("validate").stderr

@@ -1,8 +1,18 @@
-"""Reading registry YAML: every problem is located by file, line, entry and field."""
+"""Reading registry YAML: every problem is located by file, line, entry and field; pydantic's
+errors are worded in the input's own terms, wherever they come from."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
+import zoo
+from zoo.errors import ArgumentError
+from zoo.registry import default_registry
 from zoo.registry.source import parse_registry_file, parse_registry_text
+
+PYDANTIC_INTERNALS = re.compile(r"constrained-|function-|union\[|tagged-|\[key\]|lax-|json-or-python")
 
 PREPROCESSING = "{input_size: [3, 32, 32], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}"
 
@@ -81,3 +91,51 @@ def test_invalid_yaml_and_unreadable_files_are_problems(tmp_path):
     assert problem.message == "cannot read: No such file or directory"
     [problem] = parse_registry_text("- a list\n", "r.yaml").problems
     assert "expected a mapping" in problem.message
+
+
+def an_entry_of_every_builder() -> dict[str, str]:
+    entries: dict[str, str] = {}
+    for source in default_registry().components("model"):
+        entries.setdefault(source.entry.builder, source.name)
+    return entries
+
+
+BUILDER_FIELDS = [
+    (entry, field)
+    for builder, entry in an_entry_of_every_builder().items()
+    for field in default_registry().builder(builder).config_type.model_fields
+]
+
+
+@pytest.mark.parametrize("wrong", [{"x": 1}, "nonsense"], ids=["dict", "string"])
+@pytest.mark.parametrize(("entry", "field"), BUILDER_FIELDS, ids=lambda value: value)
+def test_a_builder_argument_of_a_wrong_type_is_named_plainly_with_no_pydantic_internals(entry, field, wrong):
+    with pytest.raises(ArgumentError) as refused:
+        zoo.create(entry, **{field: wrong}, device="meta")
+    message = str(refused.value)
+    assert re.search(rf"'{field}[.']", message), message
+    assert not PYDANTIC_INTERNALS.search(message), message
+    assert "\n" not in message
+
+
+def test_the_members_of_a_union_that_all_failed_are_one_problem_at_the_argument():
+    with pytest.raises(ArgumentError) as refused:
+        zoo.create("resnet18", img_size=-1, device="meta")
+    assert (
+        str(refused.value) == "resnet18: argument 'img_size': Input should be greater than 0 or a valid tuple"
+    )
+
+
+def test_a_wrong_item_of_a_list_is_located_by_its_index():
+    with pytest.raises(ArgumentError) as refused:
+        zoo.create("resnet18", layers=[2, "two", 2, 2], device="meta")
+    assert str(refused.value) == (
+        "resnet18: argument 'layers.1': Input should be a valid integer, unable to parse string as an integer"
+    )
+
+
+def test_an_argument_in_a_registry_file_is_located_as_the_file_spells_it(make_registry):
+    registry = make_registry("models:\n  net:\n    builder: resnet\n    args: {img_size: [32, x]}\n")
+    problems = registry.validate([registry.source("net")])
+    assert [(p.field, p.line) for p in problems] == [("args.img_size", 4), ("args.img_size.1", 4)]
+    assert not any(PYDANTIC_INTERNALS.search(p.message) for p in problems)

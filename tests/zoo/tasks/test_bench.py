@@ -127,3 +127,10 @@ def test_sequence_length_sets_the_example_input_of_sequence_models_only():
     assert long.gflops_per_sample > 2 * short.gflops_per_sample
     with pytest.raises(zoo.ArgumentError, match="takes images: seq_len does not apply"):
         benchmark(NAME, model_args=SHAPE, seq_len=8, **QUICK)
+
+
+def test_every_timed_run_lasts_at_least_min_time_and_the_total_is_reported():
+    result = benchmark(NAME, model_args=SHAPE, batch=2, runs=3, warmup=1, min_time=0.2)
+    durations = [result.batch * result.steps_per_run / rate for rate in result.runs_samples_per_s]
+    assert all(seconds >= 0.2 for seconds in durations), durations
+    assert result.timed_s == pytest.approx(sum(durations)) and result.timed_s >= 3 * 0.2

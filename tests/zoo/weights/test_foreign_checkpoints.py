@@ -83,6 +83,36 @@ def test_loading_a_pickle_never_runs_it(tmp_path):
     assert not marker.exists() and not (tmp_path / "evil.safetensors").exists()
 
 
+def pickled_with_code(path: Path, form: str, protocol: int, marker: Path) -> Path:
+    """A checkpoint that would call os.mkdir if unpickled: a pickle, or torch.save's forms."""
+    if form == "pickle":  # no tensor: a plain pickle of one is refused for torch's own global
+        path.write_bytes(pickle.dumps({"epoch": 1, "hook": _Runs(marker)}, protocol=protocol))
+    else:
+        torch.save(
+            {"weight": torch.ones(2), "hook": _Runs(marker)},
+            path,
+            pickle_protocol=protocol,
+            _use_new_zipfile_serialization=form == "zip",
+        )
+    return path
+
+
+@pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("form", ["pickle", "legacy", "zip"])
+def test_a_refused_pickle_names_the_global_it_would_import(tmp_path, form, protocol):
+    marker = tmp_path / "ran"
+    path = pickled_with_code(tmp_path / "model.pt", form, protocol, marker)
+    imported = f"{os.mkdir.__module__}.mkdir"
+    with pytest.raises(CheckpointError, match=f"holds objects that .* refuses .*{imported}"):
+        convert_checkpoint(path, tmp_path / "out.safetensors")
+    line = one_line_error(run("convert", str(path), "-o", str(tmp_path / "out.safetensors")))
+    assert imported in line
+    if form != "zip":  # a zip archive is recognised by its first bytes; its pickle is converted
+        line = one_line_error(run("create", "resnet18", "--checkpoint", str(path)))
+        assert f"is a PyTorch pickle (legacy torch.save) that would import {imported}" in line
+    assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
+
+
 class _Runs:
     def __init__(self, marker: Path) -> None:
         self.marker = marker

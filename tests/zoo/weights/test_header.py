@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from zoo import CheckpointError
+from zoo import CheckpointError, MissingFileError
 from zoo.weights.header import read_header
 from zoo.weights.loading import load_checkpoint, map_tensors
 
@@ -113,10 +113,11 @@ def test_files_that_are_not_safetensors_at_all(tmp_path):
         ("short", "too short"),
         ("json", "header is not JSON"),
         ("list", "not a JSON object"),
-        ("missing", "does not exist"),
     ]:
         with pytest.raises(CheckpointError, match=message):
             read_header(tmp_path / name)
+    with pytest.raises(MissingFileError, match="does not exist"):
+        read_header(tmp_path / "missing")
 
 
 def test_a_lying_header_is_refused_before_the_model_is_touched(tmp_path):

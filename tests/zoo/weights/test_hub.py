@@ -152,6 +152,28 @@ def test_zoo_get_prints_sha256_and_path(served_vit, use_registry):
     assert result.stdout.split() == [digest, local] and Path(local).read_bytes() == path.read_bytes()
 
 
+def test_zoo_get_reports_what_succeeded_and_what_failed(hub, request, tmp_path, make_registry, use_registry):
+    path = save(tiny_model("vit", seed=1), tmp_path / "vit.safetensors")
+    repo = repo_id(request)
+    hub.publish(repo, {"model.safetensors": path})
+    tags = {"test": {"hf_hub_id": repo}, "gone": {"hf_hub_id": repo + "-unpublished"}}
+    use_registry(registry_with(make_registry, "tiny_vit", "vit", tags))
+
+    result = CliRunner().invoke(cli, ["get", "tiny_vit.gone", "tiny_vit.test", "tiny_vit.nope", "--json"])
+    assert result.exit_code == 1
+    gone, fetched, unknown = json.loads(result.stdout)
+    assert gone == {"name": "tiny_vit.gone", "error": f"tiny_vit.gone: repository {repo}-unpublished not "
+                    f"found on {hub.endpoint} (or it is private: set HF_TOKEN)"}  # fmt: skip
+    assert fetched["name"] == "tiny_vit.test" and fetched["sha256"] == zoo.weights.cache.sha256_of(path)
+    assert unknown["name"] == "tiny_vit.nope" and unknown["error"].startswith("unknown weight tag 'nope'")
+    assert result.stderr == ""
+
+    result = CliRunner().invoke(cli, ["get", "tiny_vit.nope", "tiny_vit.test"])
+    assert result.exit_code == 2  # only unknown names: a usage error, as in every command
+    assert result.stdout.split()[0] == fetched["sha256"]
+    assert result.stderr == f"zoo: error: {unknown['error']}\n"
+
+
 def test_revision_selects_an_older_commit(hub, request, tmp_path, make_registry):
     first = save(tiny_model("vit", seed=1), tmp_path / "first.safetensors")
     second = save(tiny_model("vit", seed=2), tmp_path / "second.safetensors")

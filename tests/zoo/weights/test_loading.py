@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo.devices import resolve_dtype
-from zoo.errors import ArgumentError, CheckpointError, DeviceError, NoWeightsError
+from zoo.errors import ArgumentError, CheckpointError, DeviceError, MissingFileError, NoWeightsError
 from zoo.weights.loading import load_checkpoint
 
 from ...conftest import REFERENCE
@@ -198,7 +198,7 @@ def test_a_checkpoint_is_only_checked_on_meta(tiny_vit_checkpoint):
 
 
 def test_files_that_are_not_checkpoints_are_refused(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(MissingFileError, match="does not exist"):
         zoo.create("resnet18", checkpoint=tmp_path / "absent.safetensors")
     pickle_like = tmp_path / "model.safetensors"
     pickle_like.write_bytes(b"\x80\x04\x95" + b"\x00" * 64)

@@ -12,6 +12,8 @@ import http.server
 import itertools
 import logging
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -116,6 +118,42 @@ class ScriptedHub:
                 pass
 
         return Handler
+
+
+class SilentHub:
+    """A TCP server on 127.0.0.1 that accepts every connection and never answers; it keeps
+    the connections open until it stops, which it does on leaving its block or after
+    `lifetime` seconds, whichever comes first."""
+
+    def __init__(self, lifetime: float = 60.0) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.connections: list[socket.socket] = []
+        self.deadline = time.monotonic() + lifetime
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set() and time.monotonic() < self.deadline:
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            self.connections.append(connection)
+
+    def __enter__(self) -> SilentHub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+        for connection in [*self.connections, self.listener]:
+            connection.close()
 
 
 @pytest.fixture
@@ -247,7 +285,10 @@ def test_429_then_503_are_retried_with_backoff_within_the_bound(served, monkeypa
     attempts = len(server.requests)
     assert error.startswith(
         MISSING.format(repo=repo) + f"{server.endpoint} answered HTTP 503 (Service Unavailable), "
-        f"still after {attempts} attempts over 1.2 s (ZOO_HUB_RETRY_SECONDS); "
+        f"still after {attempts} attempts over 1."
+    )
+    assert error.endswith(
+        " s (ZOO_HUB_RETRY_SECONDS); "
         "the Hub may be busy or down: try again later, or retry longer with ZOO_HUB_RETRY_SECONDS"
     )
     gaps = server.gaps()
@@ -308,6 +349,28 @@ def test_a_slow_hub_times_out_after_hf_hub_etag_timeout_and_is_retried(served, m
     )
     assert "on a slow link raise HF_HUB_ETAG_TIMEOUT or ZOO_HUB_RETRY_SECONDS" in line
     assert 2.4 < seconds < 4
+
+
+def test_a_hub_that_never_answers_fails_after_its_attempts_stating_their_true_duration(served, monkeypatch):
+    _, repo = served
+    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "1")
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "1")
+    monkeypatch.setenv("ZOO_HUB_RETRY_SECONDS", "1")
+    with SilentHub() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        result, seconds = zoo_cli("get", "tiny_vit")
+        connections = len(server.connections)
+
+    assert result.exit_code == 1
+    line = error_line(result)
+    stated = re.search(
+        r"did not answer within 1 s \(HF_HUB_ETAG_TIMEOUT\), still after (\d+) attempts over ([\d.]+) s", line
+    )
+    assert line.startswith(MISSING.format(repo=repo)) and stated, line
+    attempts, took = int(stated[1]), float(stated[2])
+    assert attempts == connections >= 2
+    # Each attempt waited its whole timeout, and all of them lay within the command's run.
+    assert attempts * 1.0 <= took + 0.05 and took <= seconds + 0.05
 
 
 @pytest.mark.parametrize(
