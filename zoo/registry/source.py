@@ -362,7 +362,7 @@ def _admits_bool(annotation: Any) -> bool:
 def _item_annotations(annotation: Any, value: Any) -> dict[Any, tuple[Any, Any]]:
     """The annotation of each item of a list or mapping `value`, by index or key."""
     origin, args = get_origin(annotation), get_args(annotation)
-    if origin is None or not args:
+    if not isinstance(origin, type) or not args:  # not a container: Literal, a plain type, ...
         return {}
     if isinstance(value, Mapping) and issubclass(origin, Mapping) and len(args) == 2:
         return {key: (args[1], item) for key, item in value.items()}
