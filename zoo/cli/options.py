@@ -10,6 +10,7 @@ import click
 
 from ..devices import DTYPE_NAMES
 from ..errors import ArgumentError
+from ..files import unwritable
 
 __all__ = [
     "args_option",
@@ -60,9 +61,11 @@ def parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
 
 
 def writable_path(path: Path, option: str) -> None:
-    """Refuse an output path whose folder does not exist, or that is a folder."""
-    if not path.parent.is_dir():
-        raise ArgumentError(f"{option} {path}: directory '{path.parent}' does not exist")
+    """Refuse an output path whose folder does not exist or cannot be written, or that is a
+    folder."""
+    problem = unwritable(path.parent)
+    if problem is not None:
+        raise ArgumentError(f"{option} {path}: {problem}")
     if path.is_dir():
         raise ArgumentError(f"{option} {path}: is a directory")
 

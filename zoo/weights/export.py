@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import ArgumentError
-from ..files import raise_on_sigterm, sha256_of
+from ..files import raise_on_sigterm, sha256_of, unwritable
 from ..registry import Registry, Resolved, default_registry
 from ..registry.attention_spec import registry_form
 from ..registry.family import IMAGE_TASKS, Family, image_size
@@ -75,6 +75,7 @@ def export(
     Returns:
         The config written.
     """
+    output = _checked_output(Path(output))
     registry = registry if registry is not None else default_registry()
     resolved = resolve(name, registry)
     entry = resolved.entry
@@ -96,9 +97,6 @@ def export(
         name, task, family, config, model, published, preprocessing or {}, described
     )
 
-    output = Path(output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise ArgumentError(f"output folder '{output}' already exists and is not empty")
     num_params, num_buffer_values = _value_counts(model)
     with raise_on_sigterm(), _staged_folder(output) as staging:  # a SIGTERM cleans up too
         digest = sha256_of(checkpoint, copy_to=staging / WEIGHTS_FILENAME)
@@ -130,6 +128,17 @@ def _value_counts(model: Any) -> tuple[int, int]:
     stored = model.state_dict(keep_vars=True)
     num_buffer_values = sum(t.numel() for key, t in stored.items() if key not in parameter_names)
     return num_params, num_buffer_values
+
+
+def _checked_output(output: Path) -> Path:
+    """The folder to write, refused before any work if it cannot be: not empty, or not
+    creatable where it would go."""
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise ArgumentError(f"output folder '{output}' already exists and is not empty")
+    problem = unwritable(output.parent, created=True)
+    if problem is not None:
+        raise ArgumentError(f"output folder '{output}': {problem}")
+    return output
 
 
 @contextmanager
