@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-__all__ = ["Terminated", "atomic_path", "raise_on_sigterm", "sha256_of"]
+__all__ = ["Terminated", "atomic_path", "raise_on_sigterm", "nearest_existing", "sha256_of", "unwritable"]
 
 
 class Terminated(SystemExit):
@@ -98,6 +98,35 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
+
+
+def nearest_existing(path: str | Path) -> Path:
+    """`path`, or its nearest parent that exists (where a file may stand in a folder's way)."""
+    existing = Path(path)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing
+
+
+def unwritable(folder: str | Path, *, created: bool = False) -> str | None:
+    """Why no file can be written in `folder`, in a few words, or None if one can.
+
+    Tried, not guessed from permission bits (which root and read-only mounts ignore): a file
+    is created there and removed. With `created`, a missing folder is fine where its nearest
+    existing parent can hold it.
+    """
+    folder = Path(folder)
+    existing = nearest_existing(folder)
+    if not existing.is_dir():
+        return f"'{existing}' is a file, not a folder"
+    if existing != folder and not created:
+        return f"folder '{folder}' does not exist"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"folder '{existing}' is not writable ({error.strerror or error})"
+    return None
 
 
 def _umask() -> int:

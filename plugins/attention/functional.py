@@ -39,11 +39,12 @@ import torch
 import torch.nn.functional as F
 
 from zoo.attention import ATTENTION_AV, ATTENTION_QK, ATTENTION_SOFTMAX, flop_term
-from zoo.errors import ArgumentError
+from zoo.errors import Argument, ArgumentError
 
 __all__ = [
     "Pooled",
     "causal_mask",
+    "check_token_batch",
     "masked_log_softmax",
     "masked_softmax",
     "normalize_mask",
@@ -67,7 +68,22 @@ class Pooled(NamedTuple):
 
 def causal_mask(size: int, *, device: torch.device | str | None = None) -> torch.Tensor:
     """The "subsequent" mask: `(size, size)`, True where key j <= query i (no peeking ahead)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ArgumentError(
+            "{size} must be a whole number, at least 0", arguments=[Argument("size", repr(size))]
+        )
     return torch.ones(size, size, dtype=torch.bool, device=device).tril()
+
+
+def check_token_batch(tokens: torch.Tensor, name: str) -> None:
+    """Refuse what is not a non-empty `(B, L)` batch of token ids, by shape alone (nothing
+    read from the device)."""
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.shape[0] == 0:
+        shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+        raise ArgumentError(
+            f"{{{name}}} must be a (B, L) batch of token ids with B >= 1, got {shape}",
+            arguments=[Argument(name)],
+        )
 
 
 def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:

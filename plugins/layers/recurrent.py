@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zoo.errors import ArgumentError
+
 __all__ = ["LSTMEncoder"]
 
 
@@ -45,11 +47,26 @@ class LSTMEncoder(nn.Module):
         self, x: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """-> outputs (B, T, output_size), (h_n, c_n) each (layers * directions, B, hidden_size)."""
+        if x.ndim != 3 or x.shape[0] == 0:
+            raise ArgumentError(f"expected a (B, T, features) batch with B >= 1, got {tuple(x.shape)}")
         if lengths is None:
             return self.lstm(x)
         # packing needs lengths on the CPU and at least one step; empty sequences are masked later
-        lengths = torch.as_tensor(lengths).to("cpu", torch.int64).clamp_min(1)
+        lengths = _checked_lengths(torch.as_tensor(lengths).to("cpu", torch.int64), x)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         outputs, state = self.lstm(packed)
         outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])
         return outputs, state
+
+
+def _checked_lengths(lengths: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Lengths that fit the batch, at least 1 each; read on the CPU, where packing needs them."""
+    batch, steps = x.shape[:2]
+    if lengths.shape != (batch,):
+        raise ArgumentError(
+            f"lengths must be (B,) = ({batch},), one per sequence; got {tuple(lengths.shape)}"
+        )
+    longest = int(lengths.max())
+    if longest > steps or int(lengths.min()) < 0:
+        raise ArgumentError(f"lengths must lie in 0..{steps}, the batch's steps; got up to {longest}")
+    return lengths.clamp_min(1)

@@ -28,7 +28,7 @@ from torch import nn
 from zoo.attention import AlignmentAttention
 from zoo.registry.family import Family, SequenceInput, SequenceMap
 
-from ..attention.functional import padding_mask, sequence_lengths
+from ..attention.functional import check_token_batch, padding_mask, sequence_lengths
 from ..layers import LSTMEncoder
 
 __all__ = ["AttentionDecoder", "Seq2SeqConfig", "Seq2SeqLSTMAttention", "build"]
@@ -135,6 +135,7 @@ class Seq2SeqLSTMAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
         """(B, S) source ids, with (B,) lengths or a (B, S) attention_mask -> memory (B, S,
         memory_dim), source mask (B, S), decoder's first state."""
+        check_token_batch(src, "src")
         src_lengths = sequence_lengths(lengths=src_lengths, attention_mask=attention_mask)
         memory, (h_n, c_n) = self.encoder(self.src_embed(src), src_lengths)
         mask = None

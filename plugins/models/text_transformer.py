@@ -27,7 +27,7 @@ from torch import nn
 from zoo.attention import SequenceAttention
 from zoo.registry.family import Family, SequenceInput, SequenceMap
 
-from ..attention.functional import sequence_mask
+from ..attention.functional import check_token_batch, sequence_mask
 from ..layers import DropPath, Mlp, drop_path_rates, sinusoidal_positions, trunc_normal_
 
 __all__ = ["TextTransformer", "TextTransformerConfig", "build"]
@@ -192,6 +192,7 @@ class TextTransformer(nn.Module):
         attention_mask: torch.Tensor | None,
         need_weights: bool,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        check_token_batch(tokens, "tokens")
         mask = self.token_mask(tokens, lengths, attention_mask)
         x = self._embed(tokens)
         key_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, N): over heads and queries

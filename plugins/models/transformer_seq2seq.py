@@ -50,7 +50,7 @@ from torch import nn
 from zoo.attention import IncrementalAttention, SequenceAttention
 from zoo.registry.family import Family, SequenceInput, SequenceMap
 
-from ..attention.functional import causal_mask, padding_mask
+from ..attention.functional import causal_mask, check_token_batch, padding_mask
 from ..layers import Mlp, sinusoidal_positions
 
 __all__ = [
@@ -440,6 +440,7 @@ class TransformerSeq2Seq(nn.Module):
         src_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, S) source ids -> memory (B, S, D) and the source mask (B, S) (None: no padding)."""
+        check_token_batch(src, "src")
         mask = self.source_mask(src, src_lengths, src_mask)
         memory, _ = self.encoder(self.src_embed(src), _keys(mask))
         return memory, mask

@@ -10,6 +10,7 @@ import click
 
 from ..devices import DTYPE_NAMES
 from ..errors import ArgumentError
+from ..files import unwritable
 
 __all__ = [
     "FiniteFloat",
@@ -95,9 +96,11 @@ def check_input_files(paths: Iterable[str | Path], parameter: str) -> None:
 
 
 def writable_path(path: Path, option: str) -> None:
-    """Refuse an output path whose folder does not exist, or that is a folder."""
-    if not path.parent.is_dir():
-        raise ArgumentError(f"{option} {path}: directory '{path.parent}' does not exist")
+    """Refuse an output path whose folder does not exist or cannot be written, or that is a
+    folder."""
+    problem = unwritable(path.parent)
+    if problem is not None:
+        raise ArgumentError(f"{option} {path}: {problem}")
     if path.is_dir():
         raise ArgumentError(f"{option} {path}: is a directory")
 

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..devices import resolve_device, resolve_dtype
-from ..errors import DeviceError
+from ..errors import Argument, ArgumentError, DeviceError
+from ..memory import check_fits
 from ..registry import Registry, Resolved, default_registry
 from ..weights.factory import create
 from ..weights.resolve import resolve
@@ -150,8 +151,7 @@ def benchmark(
     """
     import torch
 
-    if batch < 1 or runs < 1 or warmup < 1:
-        raise ValueError("batch, runs and warmup must be at least 1")
+    _check_counts(batch=batch, runs=runs, warmup=warmup, min_time=min_time)
     target = resolve_device(device) or torch.device("cpu")
     if target.type == "meta":
         raise DeviceError("cannot time a model on the meta device")
@@ -166,6 +166,8 @@ def benchmark(
     model_args, inputs = example_inputs(
         resolved, registry, model_args or {}, seq_len=seq_len, device=target, dtype=precision
     )
+    count = _count(resolved, registry, model_args, seq_len=seq_len, dtype=precision, train=train)
+    check_fits(_step_bytes(count, batch, precision, train=train), f"a batch of {batch}", target)
     model = create(resolved, device=target, dtype=precision, registry=registry, **model_args)
     model.train(train)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -177,7 +179,6 @@ def benchmark(
         return tuple(_in_format(x, memory_format) for x in inputs(size))
 
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9) if train else None
-    count = _count(resolved, registry, model_args, seq_len=seq_len, dtype=precision, train=train)
     runner = torch.compile(model) if compile else model
     step = (
         _train_step(runner, optimizer, batch_of(batch)) if train else _inference_step(runner, batch_of(batch))
@@ -237,6 +238,34 @@ def benchmark(
         cpu_threads=torch.get_num_threads(),
         torch_version=torch.__version__,
     )
+
+
+MAX_MIN_TIME = 3600.0
+"""The longest a timed run may be asked to last, in seconds."""
+
+
+def _check_counts(*, batch: int, runs: int, warmup: int, min_time: float) -> None:
+    for name, value in (("batch", batch), ("runs", runs), ("warmup", warmup)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ArgumentError(
+                f"{{{name}}} must be a whole number, at least 1", arguments=[Argument(name, repr(value))]
+            )
+    if not isinstance(min_time, (int, float)) or not 0 <= min_time <= MAX_MIN_TIME:
+        raise ArgumentError(
+            f"{{min_time}} must be a number of seconds from 0 to {MAX_MIN_TIME:g}",
+            arguments=[Argument("min_time", repr(min_time))],
+        )
+
+
+def _step_bytes(count: FlopCount, batch: int, dtype: torch.dtype, *, train: bool) -> int:
+    """About what one step holds at once, from the count of a batch of two: the weights
+    (with their gradients and momentum when training) and the activations, every one of them
+    kept for the backward pass when training, else the largest output with its input."""
+    per_sample = count.activations / 2
+    if not train:
+        per_sample = 2 * max((row.activations / row.calls / 2 for row in count.operators), default=0)
+    weights = count.params * (3 if train else 1)
+    return int((weights + per_sample * batch) * dtype.itemsize)
 
 
 def _timed_runs(

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ArgumentError, AttentionMapError
+from ..memory import format_bytes
 from ..registry import Registry, Resolved, default_registry
 from ..registry.family import IMAGE_TASKS, HasSequenceMaps, SequenceInput, SequenceMap, model_of
 from ..weights.header import pickle_kind, read_header
@@ -83,7 +84,11 @@ FEATURE_FORMATS = (".npy", ".safetensors")
 
 MASK_KINDS = ("causal", "padding")
 MAX_MASK_POSITIONS = 1024
-"""The most positions a mask picture has per side."""
+"""The most positions a mask picture has per side, and the most sequences it has."""
+MAX_MASK_CELLS = MAX_MASK_POSITIONS**2
+"""The most cells a mask picture has in all: one causal mask of the longest length."""
+DRAWN_BYTES_PER_CELL = 24
+"""What drawing a cell holds at once: its RGB colour, as 64-bit integers while colouring."""
 
 
 # ---------------------------------------------------------------------- the protocol
@@ -576,6 +581,7 @@ def masks(kind: str, lengths: Sequence[int], max_len: int | None = None) -> torc
         raise ArgumentError(
             f"a mask of {size} positions and {len(lengths)} sequences: at most {MAX_MASK_POSITIONS} of each"
         )
+    _check_cells(kind, len(lengths), size)
     padding = torch.arange(size)[None, :] < torch.tensor(list(lengths))[:, None]  # (B, L)
     if kind == "padding":
         return padding
@@ -583,6 +589,19 @@ def masks(kind: str, lengths: Sequence[int], max_len: int | None = None) -> torc
     if len(lengths) == 1 and lengths[0] == size:
         return causal
     return causal[None] & padding[:, None, :]
+
+
+def _check_cells(kind: str, sequences: int, size: int) -> None:
+    """Refuse a mask whose cells, counted before anything is allocated, pass `MAX_MASK_CELLS`:
+    the caps on sequences and positions do not bound their product."""
+    cells = sequences * size * (size if kind == "causal" else 1)
+    if cells > MAX_MASK_CELLS:
+        shape = f"{sequences:,} x {size:,}" + (f" x {size:,}" if kind == "causal" else "")
+        raise ArgumentError(
+            f"a {kind} mask of {shape} positions has {cells:,} cells: drawing it would need "
+            f"{format_bytes(cells * DRAWN_BYTES_PER_CELL)}; at most {MAX_MASK_CELLS:,} cells "
+            f"({MAX_MASK_POSITIONS} x {MAX_MASK_POSITIONS}) are drawn"
+        )
 
 
 def mask_picture(kind: str, lengths: Sequence[int], max_len: int | None = None) -> Heatmap:

@@ -32,8 +32,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import IntegrityError, NotCachedError
-from ..files import atomic_path, sha256_of
+from ..errors import IntegrityError, NotCachedError, ZooError
+from ..files import atomic_path, nearest_existing, sha256_of
 from ..registry.names import NameForm, name_form
 
 if TYPE_CHECKING:
@@ -78,15 +78,27 @@ def hf_home() -> Path:
     if not home:
         cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         home = os.path.join(cache, "huggingface")
-    return Path(os.path.abspath(os.path.expandvars(os.path.expanduser(home))))
+    return _folder_setting("HF_HOME", home)
 
 
 def hub_cache_dir() -> Path:
     """`HF_HUB_CACHE` (or the older `HUGGINGFACE_HUB_CACHE`), else `$HF_HOME/hub`."""
-    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    if cache:
-        return Path(os.path.abspath(os.path.expandvars(os.path.expanduser(cache))))
-    return hf_home() / "hub"
+    home = hf_home()  # read by the Hub client too (its token), whichever cache is used
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(variable):
+            return _folder_setting(variable, os.environ[variable])
+    return _folder_setting("HF_HOME", str(home / "hub"))
+
+
+def _folder_setting(variable: str, value: str) -> Path:
+    """The folder a setting names, or one line saying that a file is in its way."""
+    folder = Path(os.path.abspath(os.path.expandvars(os.path.expanduser(value))))
+    existing = nearest_existing(folder)
+    if not existing.is_dir():
+        raise ZooError(
+            f"{variable}={value}: '{existing}' is a file, not a folder; set {variable} to a folder"
+        )
+    return folder
 
 
 def is_offline() -> bool:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Argument, ArgumentError, CheckpointError, MissingFileError
-from ..files import atomic_path, sha256_of
+from ..files import atomic_path, sha256_of, unwritable
 from .header import foreign_global, pickle_kind, read_header
 
 if TYPE_CHECKING:
@@ -116,8 +116,9 @@ def _check_paths(source: Path, output: Path, force: bool) -> None:
         )
     if output.is_dir():
         raise ArgumentError(f"output '{output}' is a folder; name the safetensors file to write")
-    if not output.parent.is_dir():
-        raise ArgumentError(f"output folder '{output.parent}' does not exist")
+    problem = unwritable(output.parent)
+    if problem is not None:
+        raise ArgumentError(f"output '{output}': {problem}")
     with open(source, "rb") as file:
         prefix = file.read(9)
     if pickle_kind(prefix) is None:

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import Argument, ArgumentError
-from ..files import raise_on_sigterm, sha256_of
+from ..files import raise_on_sigterm, sha256_of, unwritable
 from ..registry import Registry, Resolved, default_registry
 from ..registry.attention_spec import registry_form
 from ..registry.family import IMAGE_TASKS, Family, image_size
@@ -133,12 +133,16 @@ def _value_counts(model: Any) -> tuple[int, int]:
 
 
 def _check_destination(output: Path, repo_id: str | None) -> None:
-    """Refuse, before anything is read, an output that is a file or a folder with files in
-    it, and a repo_id the Hub (and a registry's hf_hub_id) would not take."""
+    """Refuse, before anything is read, an output that is a file, a folder with files in it or
+    one that cannot be made where it would go, and a repo_id the Hub (and a registry's
+    hf_hub_id) would not take."""
     if output.is_file():
         raise ArgumentError(f"output '{output}' is a file; name a new or empty folder to write")
     if output.is_dir() and any(output.iterdir()):
         raise ArgumentError(f"output folder '{output}' already exists and is not empty")
+    problem = unwritable(output.parent, created=True)
+    if problem is not None:
+        raise ArgumentError(f"output folder '{output}': {problem}")
     if repo_id is not None and not re.fullmatch(HUB_ID_PATTERN, repo_id):
         raise ArgumentError(
             "{repo_id} is not a Hub repository id: give ORG/REPO (letters, digits, '_', '.', '-')",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..devices import resolve_device, resolve_dtype
 from ..errors import Argument, ArgumentError
+from ..memory import build_limits
 from ..registry import Registry, Resolved, SelectedWeight, default_registry
 from ..registry.attention_spec import attention_in
 from . import hub
@@ -79,6 +81,7 @@ def create(
     """
     if out_indices is not None and not features_only:
         raise ArgumentError("out_indices chooses the feature maps of features_only=True: pass it too")
+    _check_out_indices(out_indices)
     planned = plan(
         name,
         pretrained=pretrained,
@@ -93,6 +96,22 @@ def create(
     return build_planned(planned, features_only=features_only, out_indices=out_indices)
 
 
+def _check_out_indices(out_indices: Any) -> None:
+    whole = lambda value: isinstance(value, int) and not isinstance(value, bool)  # noqa: E731
+    if out_indices is None or whole(out_indices):
+        return
+    if (
+        isinstance(out_indices, Sequence)
+        and not isinstance(out_indices, str)
+        and all(map(whole, out_indices))
+    ):
+        return
+    raise ArgumentError(
+        "{out_indices} must be an int (the last n maps) or a sequence of ints (their indices)",
+        arguments=[Argument("out_indices", repr(out_indices))],
+    )
+
+
 def build_planned(
     planned: Planned, *, features_only: bool = False, out_indices: int | Sequence[int] | None = None
 ) -> torch.nn.Module:
@@ -100,9 +119,10 @@ def build_planned(
     read the plan too (its config, its weights)."""
     features = (features_only, out_indices)
     if planned.checkpoint is None:
-        model = planned.build(planned.config, device=planned.device, dtype=planned.dtype)
+        with build_limits(planned.label, planned.device):
+            model = planned.build(planned.config, device=planned.device, dtype=planned.dtype)
         return _finished(model, planned.weights, None, features)
-    with parameters_on_meta():
+    with parameters_on_meta(), build_limits(planned.label, "meta"):  # the file is mapped, not copied
         model = planned.build(planned.config, device=None, dtype=planned.dtype)
     report = load_checkpoint(
         model,
@@ -160,6 +180,11 @@ def plan(
     registry = registry if registry is not None else default_registry()
     if pretrained and checkpoint is not None:
         raise ArgumentError("pass either pretrained=True or checkpoint=..., not both")
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise ArgumentError(
+            "{checkpoint} must be the path of a safetensors file (str or pathlib.Path)",
+            arguments=[Argument("checkpoint", repr(checkpoint))],
+        )
     if fresh_modules and not (pretrained or checkpoint is not None):
         raise ArgumentError(
             "{fresh_modules} loads a checkpoint as a backbone: pass {checkpoint} too",

@@ -168,6 +168,7 @@ def hf_download(repo_id: str, filename: str, revision: str | None, *, name: str,
     is not usable from the cache (or `force`), the Hub is asked for it once, with transient
     failures retried within `ZOO_HUB_RETRY_SECONDS`, before `huggingface_hub` takes over.
     """
+    cache_dir = cache.hub_cache_dir()  # checked before huggingface_hub reads the same settings
     offline = cache.is_offline()
     if force and offline:
         raise ArgumentError(f"{name}: cannot download again while HF_HUB_OFFLINE is set")
@@ -186,7 +187,7 @@ def hf_download(repo_id: str, filename: str, revision: str | None, *, name: str,
                     repo_id,
                     filename,
                     revision=revision,
-                    cache_dir=cache.hub_cache_dir(),
+                    cache_dir=cache_dir,
                     endpoint=fetching.endpoint,
                     local_files_only=offline,
                     force_download=force,
