@@ -368,6 +368,7 @@ def test_a_malformed_name_is_refused_in_one_line_by_every_command(
 ):
     make_name, reason = MALFORMED[malformed]
     name = make_name(tmp_path)
+    (tmp_path / "x.safetensors").write_bytes(b"")  # a file to export: the name is refused first
     line = one_line_error(CliRunner().invoke(cli, COMMANDS[command](name, tmp_path)))
     assert line == "zoo: error: " + reason.format(name=name)
 

@@ -731,10 +731,18 @@ def validate_files(paths: Iterable[str | Path], registry: Registry) -> list[Regi
 
 
 def _same_file(first: ModelSource, second: ModelSource) -> bool:
-    """Whether two entries come from one file (an installed file is often named through a link)."""
+    """Whether two entries come from one file: the same path (an installed file is often named
+    through a link), or the same text (a plugin's source file, validated beside its installed
+    copy)."""
     if first.parsed is None or second.parsed is None:
         return False
-    return Path(first.file).resolve() == Path(second.file).resolve()
+    paths = Path(first.file), Path(second.file)
+    if paths[0].resolve() == paths[1].resolve():
+        return True
+    try:
+        return paths[0].read_bytes() == paths[1].read_bytes()
+    except OSError:
+        return False
 
 
 def _close(name: str, choices: Iterable[str]) -> list[str]:

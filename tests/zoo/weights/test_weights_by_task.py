@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
+from PIL import Image
 from safetensors.torch import save_file
 
 import zoo
@@ -133,6 +134,7 @@ def test_seq2seq_round_trips_through_export_the_hub_get_and_create(hub, request,
 
 
 def test_commands_that_serve_images_refuse_a_sequence_model_in_one_line(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.jpg")
     result = CliRunner().invoke(cli, ["predict", "seq2seq_lstm_attn", str(tmp_path / "x.jpg")])
     assert result.exit_code == 2
     [line] = result.stderr.strip().splitlines()
