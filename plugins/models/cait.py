@@ -26,8 +26,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+import zoo.maps
 from zoo.attention import ClassAttention, TokenAttention
-from zoo.maps import class_token_attention
 from zoo.registry.family import ImageFamily, feature_take_indices
 
 from ..layers import (
@@ -319,7 +319,9 @@ class CaiT(nn.Module):
         """Where the class token looks in the last class-attention block (the zoo's
         attention-map protocol, see `zoo.maps`): `"last"`, (B, h, w) over the patch grid."""
         last = self.forward_class_attention(x)[-1]
-        return {"last": class_token_attention(last, num_prefix_tokens=1, grid=self.patch_embed.grid_size)}
+        return {
+            "last": zoo.maps.class_token_attention(last, num_prefix_tokens=1, grid=self.patch_embed.grid_size)
+        }
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Class logits from the tokens; with `pre_logits`, what the head reads instead (the

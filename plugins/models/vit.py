@@ -42,8 +42,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, model_validator
 from torch import nn
 
+import zoo.maps
 from zoo.attention import TokenAttention
-from zoo.maps import attention_rollout, class_token_attention
 from zoo.registry.family import ImageFamily, feature_take_indices
 
 from ..layers import (
@@ -399,8 +399,12 @@ class VisionTransformer(nn.Module):
         _, weights = self.forward_attention(x)
         grid = self.patch_embed.dynamic_grid(*x.shape[-2:])
         return {
-            "rollout": attention_rollout(weights, num_prefix_tokens=self.num_prefix_tokens, grid=grid),
-            "last": class_token_attention(weights[-1], num_prefix_tokens=self.num_prefix_tokens, grid=grid),
+            "rollout": zoo.maps.attention_rollout(
+                weights, num_prefix_tokens=self.num_prefix_tokens, grid=grid
+            ),
+            "last": zoo.maps.class_token_attention(
+                weights[-1], num_prefix_tokens=self.num_prefix_tokens, grid=grid
+            ),
         }
 
     def forward_intermediates(

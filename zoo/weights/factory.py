@@ -13,12 +13,13 @@ from ..errors import Argument, ArgumentError
 from ..memory import build_limits
 from ..registry import Registry, Resolved, SelectedWeight, default_registry
 from ..registry.attention_spec import attention_in
-from . import hub
 from .loading import LoadReport, load_checkpoint, parameters_on_meta
 from .resolve import published_weights, resolve
 
 if TYPE_CHECKING:
     import torch
+
+    from . import hub
 
 __all__ = ["Planned", "build_planned", "create", "download", "get", "plan", "pretrained_cfg"]
 
@@ -277,6 +278,8 @@ def download(
 
 
 def _fetch(weights: SelectedWeight, *, revision: str | None = None, force: bool = False) -> hub.Download:
+    from . import hub  # the network's modules, only for weights that are fetched
+
     if hub.is_sharded(weights):
         return hub.fetch_sharded(weights, revision=revision, force=force)
     return hub.fetch(weights, revision=revision, force=force)

@@ -21,7 +21,6 @@ from ..errors import Argument, ArgumentError, NoWeightsError
 from ..registry import ModelSource, Registry, Resolved, SelectedWeight, default_registry
 from ..registry.names import HUB_PREFIX, is_folder_name, is_hub_name, name_form
 from ..registry.schema import HUB_ID_PATTERN, ModelEntry
-from .hub import hf_download
 from .hub_config import CONFIG_FILENAME, read_hub_config
 
 __all__ = [
@@ -92,6 +91,8 @@ def resolve(
 
 def resolve_hub_name(name: str, registry: Registry, *, revision: str | None = None) -> ConfigResolved:
     """Fetch an `hf-hub:` repository's zoo config and turn it into a model entry."""
+    from .hub import hf_download  # the network's modules, only for names that need them
+
     repo_id, name_revision = parse_hub_name(name)
     revision = revision or name_revision
     config_path = hf_download(repo_id, CONFIG_FILENAME, revision, name=name, force=False)

@@ -59,3 +59,14 @@ def test_create_predict_embed_and_attn_import_no_compiler(tmp_path, images):
         assert (run, codes, compiler) == (run, [0] * len(commands), [])
         (tmp_path / "e.npy").unlink()
         (tmp_path / "map.png").unlink()
+
+
+def test_building_a_model_imports_no_pictures_and_no_network():
+    script = (
+        "import sys, zoo\n"
+        "for name in ('vit_tiny_patch16_224', 'cait_xxs24_224', 'resnet18_cbam'):\n"
+        "    zoo.create(name, device='meta')\n"
+        "print(sorted(m for m in ('PIL', 'huggingface_hub', 'zoo.weights.hub', 'zoo.tasks.maps') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
