@@ -90,8 +90,13 @@ class _BuildTally:
             )
 
     def tensor(self, module: object, name: str, tensor: torch.Tensor | None) -> None:
-        if tensor is None or threading.get_ident() != self.thread or id(tensor) in self.seen:
-            return
+        if (
+            tensor is None
+            or tensor.is_meta
+            or threading.get_ident() != self.thread
+            or id(tensor) in self.seen
+        ):
+            return  # a tensor on meta costs nothing (a module built there, then given its own)
         self.seen.add(id(tensor))
         self.bytes += tensor.numel() * tensor.element_size()
         if self.available is not None and self.bytes > self.available:

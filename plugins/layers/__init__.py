@@ -24,7 +24,15 @@ from .conv import BatchNormAct2d, ConvNormAct, make_divisible
 from .drop import DropPath, drop_path_rates
 from .grids import attention_received, tokens_as_grid
 from .heads import ClassifierHead
-from .init import init_convs, init_fan_out, init_linears, init_normal, init_submodules, trunc_normal_
+from .init import (
+    bare_conv2d,
+    init_convs,
+    init_fan_out,
+    init_linears,
+    init_normal,
+    init_submodules,
+    trunc_normal_,
+)
 from .mlp import Mlp
 from .patch_embed import PatchEmbed
 from .pooling import GlobalPool, MapFormat, PoolType
@@ -48,6 +56,7 @@ __all__ = [
     "QuickGELU",
     "activation",
     "attention_received",
+    "bare_conv2d",
     "drop_path_rates",
     "factory_of",
     "init_convs",

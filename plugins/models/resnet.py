@@ -43,6 +43,7 @@ from ..layers import (
     GlobalPool,
     PoolType,
     attention_received,
+    bare_conv2d,
     drop_path_rates,
     factory_of,
     init_submodules,
@@ -90,12 +91,13 @@ class ResNetConfig(BaseModel):
         return self
 
 
+# Bare: every conv of a ResNet gets its He-normal initialisation when the model is built.
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1, **factory) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False, **factory)
+    return bare_conv2d(in_channels, out_channels, 3, stride=stride, padding=1, **factory)
 
 
 def conv1x1(in_channels: int, out_channels: int, stride: int = 1, **factory) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False, **factory)
+    return bare_conv2d(in_channels, out_channels, 1, stride=stride, **factory)
 
 
 def attention_slot(spec: ChannelAttention | None, channels: int, **factory) -> nn.Module | None:
@@ -246,7 +248,7 @@ def stem(config: ResNetConfig, **factory) -> tuple[nn.Module, int]:
     stem, so checkpoints of either kind keep their shapes.
     """
     if config.stem_type != "deep":
-        conv = nn.Conv2d(config.in_chans, PLAIN_STEM_WIDTH, 7, stride=2, padding=3, bias=False, **factory)
+        conv = bare_conv2d(config.in_chans, PLAIN_STEM_WIDTH, 7, stride=2, padding=3, **factory)
         return conv, PLAIN_STEM_WIDTH
     width = config.stem_width
     layers = nn.Sequential(

@@ -151,3 +151,22 @@ def test_trunc_normal_draws_what_torch_draws(std, bounds):
     torch.manual_seed(0)
     nn.init.trunc_normal_(torchs, std=std, a=bounds[0], b=bounds[1])
     assert torch.equal(ours, torchs)
+
+
+def test_a_bare_conv_is_registered_where_the_model_is_built_and_left_to_the_family():
+    from torch import nn
+
+    from zoo_plugins.layers import bare_conv2d
+
+    conv = bare_conv2d(3, 8, 3, stride=2, padding=1, dtype=torch.float64)
+    assert (conv.weight.device.type, conv.weight.dtype, conv.bias) == ("cpu", torch.float64, None)
+    assert (conv.stride, conv.padding) == ((2, 2), (1, 1))
+    with torch.device("meta"):
+        assert bare_conv2d(3, 8, 1).weight.is_meta
+    moved = []
+    hook = nn.modules.module.register_module_parameter_registration_hook(lambda *args: moved.append(args[1]))
+    try:
+        bare_conv2d(3, 8, 1)
+    finally:
+        hook.remove()
+    assert moved.count("weight") == 2  # on meta, then where it is built: a loader's hook sees it
