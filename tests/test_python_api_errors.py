@@ -10,7 +10,7 @@ import torch
 import zoo
 from zoo.bench import benchmark
 from zoo.errors import ArgumentError
-from zoo_plugins.attention.functional import causal_mask
+from zoo_plugins.attention.functional import causal_mask, normalize_mask, sequence_mask
 
 
 def seq2seq_lstm():
@@ -48,6 +48,16 @@ BAD_CALLS = {
     "transformer seq2seq: 1-D source": lambda: transformer_seq2seq().generate(torch.randint(0, 20, (7,))),
     "bench: run time without end": lambda: benchmark("resnet18", min_time=float("inf")),
     "bench: no samples": lambda: benchmark("resnet18", batch=0),
+    "mask: more dimensions than the scores": lambda: normalize_mask(
+        torch.ones(1, 1, 1, 1, 1, dtype=torch.bool), 4
+    ),
+    "mask: complex": lambda: normalize_mask(torch.ones(2, 3, dtype=torch.complex64), 2),
+    "sequence mask: lengths and attention_mask both": lambda: sequence_mask(
+        3, lengths=torch.tensor([3]), attention_mask=torch.ones(1, 3)
+    ),
+    "ViT: an image of another size": lambda: zoo.create("vit_tiny_patch16_224", depth=1)(
+        torch.randn(1, 3, 32, 32)
+    ),
 }
 
 

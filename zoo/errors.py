@@ -21,6 +21,7 @@ __all__ = [
     "UnknownModelError",
     "NoWeightsError",
     "ArgumentError",
+    "InputError",
     "MissingFileError",
     "RegistryError",
     "RegistryProblem",
@@ -108,6 +109,11 @@ class NoWeightsError(ZooError, LookupError):
 
 class ArgumentError(ZooError, TypeError):
     """Builder or attention arguments that do not fit their schema."""
+
+
+class InputError(ArgumentError, ValueError):
+    """A tensor or value a function cannot take (a mask's shape or dtype, an image's size): an
+    `ArgumentError`, and a `ValueError` as Python's own checks of a value raise."""
 
 
 class MissingFileError(ArgumentError):

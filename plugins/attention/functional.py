@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.attention import ATTENTION_AV, ATTENTION_QK, ATTENTION_SOFTMAX, flop_term
-from zoo.errors import Argument, ArgumentError
+from zoo.errors import Argument, ArgumentError, InputError
 
 __all__ = [
     "Pooled",
@@ -99,7 +99,7 @@ def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Ten
     """
     lengths = torch.as_tensor(lengths)
     if lengths.ndim != 1:
-        raise ValueError(f"lengths must be one-dimensional (B,), not of shape {tuple(lengths.shape)}")
+        raise InputError(f"lengths must be one-dimensional (B,), not of shape {tuple(lengths.shape)}")
     if lengths.is_floating_point() or lengths.dtype == torch.bool:
         raise ArgumentError(f"lengths must be integers, not {str(lengths.dtype).removeprefix('torch.')}")
     if lengths.numel() and lengths.device.type != "meta":  # one comparison, on the mask's builder
@@ -134,14 +134,14 @@ def sequence_mask(
         device: Where the mask goes.
     """
     if lengths is not None and attention_mask is not None:
-        raise ValueError("give lengths or attention_mask, not both")
+        raise InputError("give lengths or attention_mask, not both")
     if lengths is not None:
         return padding_mask(torch.as_tensor(lengths, device=device), length)
     if attention_mask is None:
         return None
     attention_mask = torch.as_tensor(attention_mask, device=device)
     if attention_mask.ndim != 2 or attention_mask.shape[1] != length:
-        raise ValueError(
+        raise InputError(
             f"attention_mask must be (B, {length}), one entry per position; got {tuple(attention_mask.shape)}"
         )
     return _real_elements(attention_mask)
@@ -152,7 +152,7 @@ def _real_elements(attention_mask: torch.Tensor) -> torch.Tensor:
     dtype, so a float one is read as 0s and 1s too (and refused if it holds anything else)."""
     if attention_mask.is_floating_point():
         if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
-            raise ValueError("attention_mask marks real elements with 1 and padding with 0, nothing else")
+            raise InputError("attention_mask marks real elements with 1 and padding with 0, nothing else")
         return attention_mask != 0
     return normalize_mask(attention_mask, 2)
 
@@ -169,14 +169,14 @@ def sequence_lengths(
     if attention_mask is None:
         return lengths
     if lengths is not None:
-        raise ValueError("give lengths or attention_mask, not both")
+        raise InputError("give lengths or attention_mask, not both")
     attention_mask = torch.as_tensor(attention_mask)
     if attention_mask.ndim != 2:
-        raise ValueError(f"attention_mask must be (B, L); got {tuple(attention_mask.shape)}")
+        raise InputError(f"attention_mask must be (B, L); got {tuple(attention_mask.shape)}")
     mask = _real_elements(attention_mask)
     lengths = mask.sum(dim=1)
     if not torch.equal(mask, padding_mask(lengths, mask.shape[1])):
-        raise ValueError("this model takes right-padded batches: each attention_mask row must be 1s, then 0s")
+        raise InputError("this model takes right-padded batches: each attention_mask row must be 1s, then 0s")
     return lengths
 
 
@@ -209,7 +209,7 @@ def normalize_mask(mask: torch.Tensor | None, ndim: int) -> torch.Tensor | None:
     if mask is None:
         return None
     if mask.ndim > ndim:
-        raise ValueError(f"a {mask.ndim}-D mask {tuple(mask.shape)} for {ndim}-D attention scores")
+        raise InputError(f"a {mask.ndim}-D mask {tuple(mask.shape)} for {ndim}-D attention scores")
     if mask.ndim == 3 and ndim >= 4:
         mask = mask.view(mask.shape[0], *(1,) * (ndim - 3), *mask.shape[1:])  # (B, 1, Lq, Lk)
     if mask.dtype == torch.bool:
@@ -218,7 +218,7 @@ def normalize_mask(mask: torch.Tensor | None, ndim: int) -> torch.Tensor | None:
         _warn_if_a_keep_mask(mask)
         return mask
     if mask.is_complex():
-        raise TypeError(f"an attention mask is bool, integer or float, not {mask.dtype}")
+        raise InputError(f"an attention mask is bool, integer or float, not {mask.dtype}")
     return mask != 0
 
 

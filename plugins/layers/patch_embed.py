@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.errors import InputError
+
 __all__ = ["PatchEmbed"]
 
 
@@ -59,9 +61,9 @@ class PatchEmbed(nn.Module):
         if not self.dynamic_img_size:
             if tuple(x.shape[-2:]) != self.img_size:
                 height, width = self.img_size
-                raise ValueError(f"input is {tuple(x.shape[-2:])} pixels; this model takes {height}x{width}")
+                raise InputError(f"input is {tuple(x.shape[-2:])} pixels; this model takes {height}x{width}")
         elif not self.dynamic_img_pad and any(size % self.patch_size for size in x.shape[-2:]):
-            raise ValueError(
+            raise InputError(
                 f"input is {tuple(x.shape[-2:])} pixels, not a multiple of patch_size {self.patch_size}"
             )
 
