@@ -678,6 +678,13 @@ class Registry:
         args: Mapping[str, Any],
         where: tuple[str, ...],
     ) -> list[RegistryProblem]:
+        found = misplaced_bool(config_type, args)
+        if found is not None:
+            path, _ = found
+            field = _dotted((*where, *path.split(".")))
+            line = source.parsed.line_of(source.name, (*where, *path.split("."))) if source.parsed else None
+            message = "takes no boolean (YAML reads yes, no, on and off as booleans)"
+            return [RegistryProblem(source.file, source.name, field, message, line)]
         try:
             config_type.model_validate(args, context={"registry": self})
         except ValidationError as error:

@@ -66,3 +66,15 @@ def test_a_boolean_for_a_number_of_any_attention_variant_is_refused(variant, opt
         ValidationError, match=f"attention '{variant.name}': option '{option}' takes no boolean"
     ):
         slot.model_validate({"name": variant.name, option: True}, context={"registry": REGISTRY})
+
+
+@pytest.mark.parametrize(("builder", "field"), builders_with_numbers())
+def test_a_registry_file_giving_a_boolean_for_a_number_is_a_problem_of_that_field(
+    builder, field, write_registry
+):
+    from zoo.registry import validate_files
+
+    path = write_registry(f"models:\n  bad:\n    builder: {builder}\n    args: {{{field}: yes}}\n")
+    [problem] = validate_files([path], REGISTRY)
+    assert (problem.entry, problem.field, problem.line) == ("bad", f"args.{field}", 4)
+    assert problem.message.startswith("takes no boolean")
