@@ -126,6 +126,11 @@ class ZooGroup(SuggestingGroup):
             command = self.commands.get(ctx.invoked_subcommand or "")
             message = error.render(in_flags_of(command)) if command is not None else str(error)
             raise CommandError(message, error.exit_code) from None
+        except OSError as error:  # the system refused a read or write midway: a full disk, say
+            if os.environ.get("ZOO_DEBUG") or error.strerror is None:
+                raise
+            where = f"{error.filename}: " if error.filename else ""
+            raise CommandError(f"{where}{error.strerror}", 1) from None
 
 
 def in_flags_of(command: click.Command) -> Callable[[Argument], str | None]:

@@ -4,6 +4,7 @@ command that touches the Hugging Face cache when `HF_HOME` is a file."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,16 @@ def test_hf_home_that_is_a_file_is_one_line_and_exit_1(hub_env, tmp_path, monkey
     assert result.exit_code == 1, result.output
     [line] = result.stderr.splitlines()
     assert line == f"zoo: error: HF_HOME={home}: '{home}' is a file, not a folder; set HF_HOME to a folder"
+
+
+def test_a_write_the_system_refuses_midway_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    def full_disk(self, fp, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    output = tmp_path / "mask.png"
+    result = CliRunner().invoke(cli, ["mask", "causal", "--lengths", "4", "-o", str(output)])
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("zoo: error: ") and line.endswith(": No space left on device")
+    assert list(tmp_path.iterdir()) == []
