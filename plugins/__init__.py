@@ -16,7 +16,7 @@ __all__ = ["register"]
 
 
 def register(zoo: PluginContext) -> None:
-    zoo.require_interface("1.2")
+    zoo.require_interface("1.3")
     zoo.add_attention("se", f"{__name__}.attention.se:SqueezeExcite", kind="channel")
     zoo.add_attention("cbam", f"{__name__}.attention.cbam:CBAM", kind="channel")
     zoo.add_attention("eca", f"{__name__}.attention.eca:EfficientChannelAttention", kind="channel")

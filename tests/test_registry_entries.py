@@ -97,6 +97,47 @@ def test_every_weight_tag_has_the_tensor_count_of_its_published_checkpoint(name)
     assert counted == REFERENCE_PARAMS[weights.hf_hub_id]
 
 
+@pytest.mark.parametrize("name", TAGS)
+def test_every_weight_tag_states_its_parameters_and_gmacs(name):
+    weights = default_registry().resolve(name).weights
+    assert weights.num_params is not None and weights.gmacs is not None
+
+
+STATING_COSTS = [t for t in TAGS if default_registry().resolve(t).weights.num_params is not None]
+
+
+@pytest.mark.parametrize("name", STATING_COSTS)
+def test_every_stated_parameter_count_and_gmacs_is_what_the_counter_gives(name):
+    """Counted on meta at the input size of the tag's preprocessing; parameters only, as
+    timm's `param_count` (BatchNorm's running statistics are buffers)."""
+    weights = default_registry().resolve(name).weights
+    report = zoo.flops(name)
+    assert weights.num_params == report.params
+    assert weights.gmacs == pytest.approx(report.macs / 1e9, rel=0.005)
+
+
+WITH_IMAGENET = [t for t in TAGS if getattr(default_registry().resolve(t).weights, "imagenet", None)]
+
+
+@pytest.mark.parametrize("name", WITH_IMAGENET)
+def test_every_imagenet_result_is_a_sane_accuracy_of_an_imagenet_head(name):
+    weights = default_registry().resolve(name).weights
+    result = weights.imagenet
+    assert 0 < result.top1 <= result.top5 <= 100
+    assert (weights.num_classes, weights.labels) == (1000, "imagenet-1k")
+
+
+@pytest.mark.parametrize("name", WITH_IMAGENET)
+def test_every_imagenet_result_holds_at_a_size_the_weights_are_fed_and_the_model_takes(name):
+    weights = default_registry().resolve(name).weights
+    size = weights.imagenet.img_size
+    preprocessing = weights.preprocessing
+    assert size in {preprocessing.input_size[-1], (preprocessing.test_input_size or [None])[-1]}
+    with torch.no_grad():
+        output = zoo.create(name, device="meta").eval()(torch.empty(1, 3, size, size, device="meta"))
+    assert output.shape == (1, 1000)
+
+
 BORROWING = [name for name in NAMES if default_registry().source(name).entry.backbone]
 
 

@@ -36,7 +36,9 @@ def info_command(name: str, as_json: bool) -> None:
        "default_tag", "weights": [{"name", "tag", "default", "task",
        "hf_hub_id", "path", "filename", "revision", "sha256", "license", "adapter",
        "num_classes", "output_dim", "vocab_size", "src_vocab_size", "tgt_vocab_size",
-       "preprocessing": {...} | null, "labels"}, ...],
+       "preprocessing": {...} | null, "labels", "num_params": int | null,
+       "gmacs": float | null, "imagenet": {"top1", "top5", "img_size", "crop_pct",
+       "interpolation"} | null}, ...],
        "backbone": {"name": "name.tag", "new_modules": {module: class}, "new_tensors": [str],
                     "message": str | null} | null}
     backbone is the published weights an entry without its own borrows: pretrained=True
@@ -87,6 +89,9 @@ def info_command(name: str, as_json: bool) -> None:
             size = "x".join(map(str, p.input_size))
             normalised = f"mean {list(p.mean)}, std {list(p.std)}"
             click.echo(f"      input {size}, crop {p.crop_pct} {p.interpolation}, {normalised}")
+        facts = _published_facts(weights)
+        if facts:
+            click.echo(f"      {facts}")
 
 
 def _macs(info) -> str:
@@ -99,6 +104,21 @@ def _macs(info) -> str:
     else:
         where = f"{size[0]} steps, the family's example input" if size else "the family's example input"
     return f"{info.macs / 1e9:.4g} at {where} ({2 * info.macs / 1e9:.4g} GFLOPs)"
+
+
+def _published_facts(weights) -> str:
+    """`ImageNet-1k top-1 80.38, top-5 94.60 at 224 (crop 0.95 bicubic); 25.6 M parameters,
+    4.089 GMACs`: what the registry states of a checkpoint, as far as it does."""
+    accuracy = ""
+    if weights.imagenet is not None:
+        result = weights.imagenet
+        accuracy = (
+            f"ImageNet-1k top-1 {result.top1:.2f}, top-5 {result.top5:.2f} at {result.img_size} "
+            f"(crop {result.crop_pct} {result.interpolation})"
+        )
+    params = f"{weights.num_params / 1e6:.1f} M parameters" if weights.num_params is not None else ""
+    gmacs = f"{weights.gmacs:.4g} GMACs" if weights.gmacs is not None else ""
+    return "; ".join(filter(None, [accuracy, ", ".join(filter(None, [params, gmacs]))]))
 
 
 def _outputs(weights) -> str:

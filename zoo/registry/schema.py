@@ -32,6 +32,7 @@ __all__ = [
     "WEIGHT_TYPES",
     "ImageClassificationWeights",
     "ImageEmbeddingWeights",
+    "ImageNetResult",
     "ModelEntry",
     "Preprocessing",
     "RegistryFile",
@@ -81,6 +82,22 @@ IMAGENET_PREPROCESSING = Preprocessing(
 """What a model without published weights is fed: ImageNet's statistics at 224 pixels."""
 
 
+class ImageNetResult(_Strict):
+    """A checkpoint's published ImageNet-1k validation accuracy and the eval it holds at."""
+
+    top1: float = Field(gt=0.0, le=100.0, description="top-1 accuracy, percent")
+    top5: float = Field(gt=0.0, le=100.0, description="top-5 accuracy, percent")
+    img_size: int = Field(ge=1, description="the square image size it was evaluated at")
+    crop_pct: UnitFloat
+    interpolation: Literal["nearest", "bilinear", "bicubic"] = "bicubic"
+
+    @model_validator(mode="after")
+    def _top5_holds_top1(self) -> ImageNetResult:
+        if self.top1 > self.top5:
+            raise ValueError(f"top1 {self.top1} is above top5 {self.top5}")
+        return self
+
+
 class _Weights(_Strict):
     """Where a published checkpoint is and what it may be used for; the task's fields follow."""
 
@@ -100,6 +117,15 @@ class _Weights(_Strict):
         default=None, description="key adapter for checkpoints whose tensor names differ"
     )
     description: str | None = None
+    num_params: int | None = Field(
+        default=None, ge=0, description="parameters (not buffers) of the model the checkpoint loads into"
+    )
+    gmacs: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="billions of multiply-adds of one sample's forward pass, as zoo.flops counts "
+        "them at the input size of the preprocessing",
+    )
 
     def builder_args(self) -> dict[str, Any]:
         """The builder arguments this checkpoint fixes (its head, its vocabularies)."""
@@ -120,6 +146,7 @@ class ImageClassificationWeights(_Weights):
     labels: str | None = Field(
         default=None, description="label set the head's outputs follow: " + ", ".join(LABEL_SETS)
     )
+    imagenet: ImageNetResult | None = None
 
     @field_validator("labels")
     @classmethod

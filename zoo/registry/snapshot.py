@@ -1,9 +1,10 @@
 """A cached listing of the registry, so that `zoo list` reads neither YAML nor pydantic.
 
 What `zoo list` and `zoo list --pretrained` print (per model: name, builder, attention,
-default tag, description, and per weight tag: hub id, number of classes, license) is a
-`Listing`. Building one from the plugins means reading and validating every registry file;
-`load_listing` instead serves the listing of an earlier full load, cached in
+default tag, description, paper, and per weight tag: hub id, number of classes, license,
+parameters, GMACs, ImageNet-1k accuracy) is a `Listing`, which also filters and sorts them.
+Building one from the plugins means reading and validating every registry file; `load_listing`
+instead serves the listing of an earlier full load, cached in
 `cache_dir()/listing-<environment>.json`, when nothing it was built from has changed.
 
 Why plugin code still runs on the fast path: a plugin registers by running code, its
@@ -39,15 +40,17 @@ skipped.
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import Argument, ArgumentError, UnknownModelError
 from ..files import atomic_path
 from ..version import INTERFACE_VERSION, __version__
 from .cache_dir import cache_dir, environment_digest
@@ -56,8 +59,11 @@ from .names import matches, weights_match
 
 if TYPE_CHECKING:
     from .registry import Registry
+    from .schema import WeightTag
 
 __all__ = [
+    "SORT_KEYS",
+    "ImageNetRow",
     "Listing",
     "ModelRow",
     "RecordingContext",
@@ -67,10 +73,25 @@ __all__ = [
     "load_listing",
 ]
 
-FORMAT = 2
+FORMAT = 3
 """The cache file's format; a file of another format is rebuilt."""
 
 _VALIDATION_DEPENDENCIES = ("pydantic", "PyYAML")
+
+SORT_KEYS = ("name", "top1", "top5", "params", "gmacs")
+"""What published weights are listed by: `name` in the registry's order (models by name,
+each model's tags as listed), any other key largest first, weights without it last."""
+
+
+@dataclass(frozen=True)
+class ImageNetRow:
+    """A weight tag's published ImageNet-1k result (`zoo.registry.schema.ImageNetResult`)."""
+
+    top1: float
+    top5: float
+    img_size: int
+    crop_pct: float
+    interpolation: str
 
 
 @dataclass(frozen=True)
@@ -84,6 +105,38 @@ class WeightRow:
     num_classes: int | None
     """None for tasks without classes (embeddings, sequence-to-sequence)."""
     license: str
+    num_params: int | None = None
+    gmacs: float | None = None
+    imagenet: ImageNetRow | None = None
+    """None where no ImageNet-1k result is published."""
+
+    @classmethod
+    def of(cls, tag: str, weights: WeightTag) -> WeightRow:
+        """The row of a registry entry's weight tag."""
+        imagenet = getattr(weights, "imagenet", None)
+        return cls(
+            tag,
+            weights.hf_hub_id,
+            weights.task,
+            getattr(weights, "num_classes", None),
+            weights.license,
+            weights.num_params,
+            weights.gmacs,
+            ImageNetRow(**imagenet.model_dump()) if imagenet is not None else None,
+        )
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WeightRow:
+        imagenet = data.pop("imagenet")
+        return cls(**data, imagenet=ImageNetRow(**imagenet) if imagenet is not None else None)
+
+    def metric(self, key: str) -> float | None:
+        """The value of a `SORT_KEYS` key other than `name`; None where it is not known."""
+        if key == "params":
+            return self.num_params
+        if key == "gmacs":
+            return self.gmacs
+        return getattr(self.imagenet, key) if self.imagenet is not None else None
 
 
 @dataclass(frozen=True)
@@ -95,11 +148,12 @@ class ModelRow:
     attention: str | None
     default_tag: str | None
     description: str | None
+    paper: str | None
     weights: tuple[WeightRow, ...]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelRow:
-        weights = tuple(WeightRow(**row) for row in data.pop("weights"))
+        weights = tuple(WeightRow.from_json(row) for row in data.pop("weights"))
         return cls(**data, weights=weights)
 
 
@@ -115,27 +169,86 @@ class Listing:
         rows = []
         for name in registry.model_names():
             entry = registry.source(name).entry
-            weights = tuple(
-                WeightRow(tag, w.hf_hub_id, w.task, getattr(w, "num_classes", None), w.license)
-                for tag, w in entry.weights.items()
-            )
+            weights = tuple(WeightRow.of(tag, w) for tag, w in entry.weights.items())
             rows.append(
                 ModelRow(
-                    name, entry.builder, entry.attention, entry.default_weight_tag, entry.description, weights
+                    name,
+                    entry.builder,
+                    entry.attention,
+                    entry.default_weight_tag,
+                    entry.description,
+                    entry.paper,
+                    weights,
                 )
             )
         return cls(tuple(rows))
 
-    def matching(self, pattern: str = "*") -> list[ModelRow]:
-        """The models whose name matches `pattern` (the rule of `zoo.registry.names`)."""
-        return [row for row in self.models if matches(row.name, pattern)]
+    def matching(self, pattern: str = "*", *, family: str | None = None) -> list[ModelRow]:
+        """The models whose name matches `pattern` (the rule of `zoo.registry.names`), of the
+        builder `family` if given.
 
-    def matching_weights(self, pattern: str = "*") -> Iterator[tuple[ModelRow, WeightRow]]:
-        """Each published weight tag whose `name.tag` matches `pattern`, with its model."""
-        for row in self.models:
-            for weights in row.weights:
-                if weights_match(row.name, weights.tag, pattern):
-                    yield row, weights
+        Raises:
+            UnknownModelError: a `family` no model is built by.
+        """
+        self._check_family(family)
+        return [row for row in self.models if matches(row.name, pattern) and family in (None, row.builder)]
+
+    def matching_weights(
+        self,
+        pattern: str = "*",
+        *,
+        family: str | None = None,
+        min_top1: float | None = None,
+        sort: str = "name",
+    ) -> list[tuple[ModelRow, WeightRow]]:
+        """Each published weight tag whose `name.tag` matches `pattern`, with its model: of
+        the builder `family` if given, with an ImageNet-1k top-1 of at least `min_top1` if
+        given (weights without one are left out), in the order of `sort` (`SORT_KEYS`).
+
+        Raises:
+            UnknownModelError: a `family` no model is built by.
+            ArgumentError: a `sort` that is not one of `SORT_KEYS`, a `min_top1` that is not
+                a finite number.
+        """
+        _check_query(min_top1, sort)
+        rows = [
+            (row, weights)
+            for row in self.matching(family=family)
+            for weights in row.weights
+            if weights_match(row.name, weights.tag, pattern) and _reaches(weights, min_top1)
+        ]
+        if sort == "name":
+            return rows
+        return sorted(rows, key=lambda pair: _largest_first(pair[1].metric(sort)))
+
+    def _check_family(self, family: str | None) -> None:
+        families = sorted({row.builder for row in self.models})
+        if family is not None and family not in families:
+            raise UnknownModelError("family", family, difflib.get_close_matches(family, families, n=3))
+
+
+def _check_query(min_top1: float | None, sort: str) -> None:
+    if sort not in SORT_KEYS:
+        raise ArgumentError(
+            f"{{sort}} is not a sort key (keys: {', '.join(SORT_KEYS)})",
+            arguments=[Argument("sort", repr(sort))],
+        )
+    if min_top1 is not None and (isinstance(min_top1, bool) or not math.isfinite(min_top1)):
+        raise ArgumentError(
+            "{min_top1} is not a finite number", arguments=[Argument("min_top1", repr(min_top1))]
+        )
+
+
+def _reaches(weights: WeightRow, min_top1: float | None) -> bool:
+    if min_top1 is None:
+        return True
+    top1 = weights.metric("top1")
+    return top1 is not None and top1 >= min_top1
+
+
+def _largest_first(value: float | None) -> tuple[bool, float]:
+    """A sort key: values largest first, then None (the sort is stable: ties keep their order)."""
+    return value is None, -(value or 0.0)
 
 
 # ---------------------------------------------------------------------------- the key

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import ZooError
 from ..registry import Registry, Resolved, default_plugin_manager, default_registry
-from ..registry.schema import Preprocessing
+from ..registry.schema import ImageNetResult, Preprocessing
+from ..registry.snapshot import Listing
 from ..weights.loading import rehearse_load
 from ..weights.resolve import resolve
 from .flops import count_flops, example_inputs
@@ -30,13 +31,29 @@ def list_models(pattern: str = "*", *, registry: Registry | None = None) -> list
     return (registry or default_registry()).model_names(pattern)
 
 
-def list_pretrained(pattern: str = "*", *, registry: Registry | None = None) -> list[str]:
+def list_pretrained(
+    pattern: str = "*",
+    *,
+    family: str | None = None,
+    min_top1: float | None = None,
+    sort: str = "name",
+    registry: Registry | None = None,
+) -> list[str]:
     """`name.tag` for every published checkpoint whose `name.tag` or `name` matches `pattern`.
 
     Patterns follow the rule of `list_models` (`zoo.registry.names`): `list_pretrained("in21k")`
-    lists every checkpoint with `in21k` in its `name.tag`.
+    lists every checkpoint with `in21k` in its `name.tag`. As `zoo list --pretrained` does,
+    `family` keeps the models of one builder, `min_top1` the checkpoints whose ImageNet-1k
+    top-1 accuracy is at least that, and `sort` orders them (`zoo.registry.snapshot.SORT_KEYS`:
+    `name`, else `top1`, `top5`, `params` or `gmacs`, largest first, those without it last).
+
+    Raises:
+        UnknownModelError: a `family` no model is built by.
+        ArgumentError: an unknown `sort` key, a `min_top1` that is not a finite number.
     """
-    return (registry or default_registry()).pretrained_names(pattern)
+    listing = Listing.of(registry or default_registry())
+    rows = listing.matching_weights(pattern, family=family, min_top1=min_top1, sort=sort)
+    return [f"{row.name}.{weights.tag}" for row, weights in rows]
 
 
 class WeightInfo(BaseModel):
@@ -65,6 +82,13 @@ class WeightInfo(BaseModel):
     preprocessing: Preprocessing | None = None
     """Image preprocessing (image tasks)."""
     labels: str | None = None
+    num_params: int | None = None
+    """Parameters of the model the checkpoint loads into, as the registry states them (a
+    test holds them to the count of `zoo.flops`)."""
+    gmacs: float | None = None
+    """Billions of multiply-adds of one sample at the preprocessing's input size, likewise."""
+    imagenet: ImageNetResult | None = None
+    """The published ImageNet-1k validation result (classifiers that have one)."""
 
 
 class BackboneInfo(BaseModel):

@@ -43,10 +43,15 @@ def test_list_pretrained_as_json(run):
     ]
     assert rows[1] == {
         "name": "vit_base_patch16_224_in21k.orig_in21k",
+        "builder": "vit",
         "hf_hub_id": "timm/vit_base_patch16_224.orig_in21k",
         "task": "image-embedding",
         "num_classes": None,
         "license": "apache-2.0",
+        "paper": "https://arxiv.org/abs/2010.11929",
+        "num_params": 85_798_656,
+        "gmacs": 17.56,
+        "imagenet": None,
     }
 
 
@@ -96,6 +101,20 @@ def test_info_prints_architecture_parameters_and_weights(run):
     assert (
         "weights:     none of its own; pretrained=True loads resnet34.a1_in1k"
         in run("info", "resnet34_eca").stdout
+    )
+
+
+def test_info_shows_each_tags_published_accuracy_parameters_and_gmacs(run):
+    weights = {w.tag: w for w in zoo.model_info("vit_base_patch16_224_in21k").weights}
+    stdout = run("info", "vit_base_patch16_224_in21k").stdout
+    for tag in weights:
+        stated = f"{weights[tag].num_params / 1e6:.1f} M parameters, {weights[tag].gmacs:.4g} GMACs"
+        assert f"      {stated}\n" in stdout  # no ImageNet-1k result: the cost alone
+    [result] = [w.imagenet for w in zoo.model_info("ecaresnet50d").weights]
+    accuracy = f"ImageNet-1k top-1 {result.top1:.2f}, top-5 {result.top5:.2f} at {result.img_size}"
+    assert (
+        f"      {accuracy} (crop {result.crop_pct} {result.interpolation}); "
+        in run("info", "ecaresnet50d").stdout
     )
 
 

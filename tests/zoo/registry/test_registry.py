@@ -177,6 +177,24 @@ def test_a_weight_tag_head_is_checked_too(builtin_registry, write_registry):
     assert (problem.entry, problem.field) == ("net", "weights.t.num_classes")
 
 
+def test_an_imagenet_result_whose_top1_passes_its_top5_is_a_problem_of_that_field(
+    builtin_registry, write_registry
+):
+    result = "imagenet: {top1: 90.0, top5: 80.0, img_size: 32, crop_pct: 0.9}"
+    tag = weights("r", 1000).removesuffix("}") + f", {result}}}"
+    path = write_registry(f"models:\n  net:\n    builder: vit\n    weights:\n      t: {tag}\n")
+    [problem] = validate_files([path], builtin_registry)
+    assert (problem.entry, problem.field) == ("net", "weights.t.imagenet")
+    assert "top1 90.0 is above top5 80.0" in problem.message
+
+
+def test_stated_costs_are_numbers_no_smaller_than_zero(builtin_registry, write_registry):
+    tag = weights("r", 1000).removesuffix("}") + ", num_params: -1, gmacs: -0.5}"
+    path = write_registry(f"models:\n  net:\n    builder: vit\n    weights:\n      t: {tag}\n")
+    problems = validate_files([path], builtin_registry)
+    assert sorted(problem.field for problem in problems) == ["weights.t.gmacs", "weights.t.num_params"]
+
+
 def test_a_name_defined_in_two_files_is_reported(builtin_registry, write_registry):
     first = write_registry("models:\n  net:\n    builder: vit\n")
     second = write_registry("models:\n  other:\n    builder: vit\n  net:\n    builder: resnet\n")

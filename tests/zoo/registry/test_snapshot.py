@@ -230,6 +230,8 @@ LISTINGS = [
     ["list", "--pretrained", "--json"],
     ["list", "cbam"],
     ["list", "--pretrained", "in1k", "--json"],
+    ["list", "--pretrained", "--sort", "top1", "--min-top1", "75"],
+    ["list", "--pretrained", "--family", "vit", "--json"],
     ["list", "nomatch"],
     ["list", "nomatch", "--json"],
 ]

@@ -15,6 +15,35 @@ def test_list_models_and_pretrained_use_shell_patterns():
     assert zoo.list_pretrained("resnet18_cbam") == []
 
 
+def test_list_pretrained_filters_and_sorts_as_zoo_list_does():
+    best = zoo.list_pretrained(sort="top1", min_top1=85)
+    infos = {name: zoo.model_info(name).weights for name in best}
+    top1 = [next(w for w in infos[name] if w.name == name).imagenet.top1 for name in best]
+    assert best and top1 == sorted(top1, reverse=True) and min(top1) >= 85
+    assert set(zoo.list_pretrained(family="resnet")) == {
+        name for name in zoo.list_pretrained() if zoo.model_info(name).builder == "resnet"
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "argument"),
+    [({"sort": "accuracy"}, "sort='accuracy'"), ({"min_top1": float("nan")}, "min_top1=nan")],
+)
+def test_list_pretrained_refuses_a_sort_key_or_threshold_it_cannot_use(query, argument):
+    with pytest.raises(zoo.errors.ArgumentError, match=argument):
+        zoo.list_pretrained(**query)
+
+
+def test_model_info_weights_carry_what_the_registry_states_of_them():
+    registry = zoo.registry.default_registry()
+    for weights in zoo.model_info("vit_base_patch16_224_in21k").weights:
+        stated = registry.resolve(weights.name).weights
+        assert (weights.num_params, weights.gmacs) == (stated.num_params, stated.gmacs)
+        assert weights.imagenet == getattr(stated, "imagenet", None)
+    dumped = zoo.model_info("resnet50").model_dump(mode="json")["weights"][0]
+    assert set(dumped["imagenet"]) == {"top1", "top5", "img_size", "crop_pct", "interpolation"}
+
+
 def test_model_info_describes_architecture_weights_and_origin():
     info = zoo.model_info("vit_base_patch16_224_in21k")
     assert (info.builder, info.plugin, info.attention, info.tag) == ("vit", "builtin", "mhsa", None)
