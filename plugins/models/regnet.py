@@ -98,12 +98,18 @@ class RegNetConfig(BaseModel):
     def _four_stages(self) -> RegNetConfig:
         if self.w0 % QUANTUM:
             raise ValueError(f"w0 must be a multiple of {QUANTUM}, not {self.w0}")
-        stages = len(stage_plan(self))
-        if stages != STAGES:
+        plan = stage_plan(self)
+        if len(plan) != STAGES:
             raise ValueError(
-                f"depth {self.depth}, w0 {self.w0}, wa {self.wa}, wm {self.wm} give {stages} stages "
+                f"depth {self.depth}, w0 {self.w0}, wa {self.wa}, wm {self.wm} give {len(plan)} stages "
                 f"of equal width; a RegNet has {STAGES}"
             )
+        for width, _, group in plan:
+            if round(width * self.bottle_ratio) % group:
+                raise ValueError(
+                    f"bottle_ratio {self.bottle_ratio} makes a stage's bottleneck "
+                    f"{round(width * self.bottle_ratio)} wide, not a multiple of its group width {group}"
+                )
         return self
 
 

@@ -86,3 +86,13 @@ def test_the_published_weights_are_evaluated_at_288_pixels():
 def test_the_last_norm_of_each_block_starts_at_zero():
     model = zoo.create(NAME, **case_args(CASE, SIZES))
     assert all(block.conv3.bn.weight.abs().sum() == 0 for block in model.blocks_in_order())
+
+
+def test_a_bottle_ratio_that_breaks_the_group_width_is_an_argument_error():
+    import zoo
+    from zoo.errors import ArgumentError
+
+    with pytest.raises(
+        ArgumentError, match=r"bottle_ratio 2\.5 makes a stage's bottleneck .* not a multiple of its group"
+    ):
+        zoo.create("regnety_002", bottle_ratio=2.5, device="meta")
