@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, ValidationInfo, model_validator
 
 from ..errors import ArgumentError, ZooError
-from .source import describe_errors, misplaced_bool
+from .source import NO_BOOLEAN, YAML_BOOLEANS, describe_errors, misplaced_bool
 
 if TYPE_CHECKING:
     import torch
@@ -74,9 +74,9 @@ class AttentionSpec(BaseModel):
         variant = registry.attention(self.name, kind=self.kind)
         misplaced = misplaced_bool(variant.options_model(), self.options)
         if misplaced is not None:
+            where, value = misplaced
             raise ArgumentError(
-                f"attention '{self.name}': option '{misplaced[0]}' takes no boolean, not {misplaced[1]!r} "
-                "(YAML reads yes, no, on and off as booleans)"
+                f"attention '{self.name}': option '{where}' {NO_BOOLEAN}, not {value!r} {YAML_BOOLEANS}"
             )
         try:
             variant.options_model().model_validate(self.options)

@@ -50,6 +50,8 @@ from .family import TASKS, Family, FunctionFamily
 from .names import matches, name_form, weights_match
 from .schema import ModelEntry, Preprocessing, WeightTag
 from .source import (
+    NO_BOOLEAN,
+    YAML_BOOLEANS,
     ParsedFile,
     describe_errors,
     misplaced_bool,
@@ -680,11 +682,10 @@ class Registry:
     ) -> list[RegistryProblem]:
         found = misplaced_bool(config_type, args)
         if found is not None:
-            path, _ = found
-            field = _dotted((*where, *path.split(".")))
-            line = source.parsed.line_of(source.name, (*where, *path.split("."))) if source.parsed else None
-            message = "takes no boolean (YAML reads yes, no, on and off as booleans)"
-            return [RegistryProblem(source.file, source.name, field, message, line)]
+            at = (*where, *found[0].split("."))
+            line = source.parsed.line_of(source.name, at) if source.parsed else None
+            message = f"{NO_BOOLEAN} {YAML_BOOLEANS}"
+            return [RegistryProblem(source.file, source.name, _dotted(at), message, line)]
         try:
             config_type.model_validate(args, context={"registry": self})
         except ValidationError as error:
@@ -793,7 +794,6 @@ def _refuse_misplaced_bool(
         where, value = found
         name = where.partition(".")[0]
         raise ArgumentError(
-            f"{label}: {{{name}}}: argument '{where}' of builder '{builder}' takes no boolean "
-            "(YAML reads yes, no, on and off as booleans)",
+            f"{label}: {{{name}}}: argument '{where}' of builder '{builder}' {NO_BOOLEAN} {YAML_BOOLEANS}",
             arguments=[Argument(name, repr(value))],
         )

@@ -23,6 +23,8 @@ from .family import TASKS
 from .schema import ModelEntry, RegistryFile
 
 __all__ = [
+    "NO_BOOLEAN",
+    "YAML_BOOLEANS",
     "ParsedFile",
     "ReadableError",
     "describe_errors",
@@ -307,6 +309,11 @@ def _line_of(root: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
         node = child
         line = child.start_mark.line + 1
     return line
+
+
+NO_BOOLEAN = "takes no boolean"
+YAML_BOOLEANS = "(YAML reads yes, no, on and off as booleans)"
+"""Why a refusal of what `misplaced_bool` finds says so: the boolean was likely never meant."""
 
 
 def misplaced_bool(model: type[BaseModel], values: Mapping[str, Any]) -> tuple[str, Any] | None:
