@@ -14,7 +14,7 @@ __all__ = ["INTERFACE_HISTORY", "INTERFACE_VERSION", "__version__", "parse_inter
 
 __version__ = "0.2.0"
 
-INTERFACE_VERSION = "1.3"
+INTERFACE_VERSION = "1.4"
 """The plugin interface this release provides."""
 
 INTERFACE_HISTORY: dict[str, str] = {
@@ -24,6 +24,8 @@ INTERFACE_HISTORY: dict[str, str] = {
     "1.2": "optional slot keywords rd_channels (channel) and feat_size (conv); the conv kind; "
     "PluginContext.interface_version and require_interface",
     "1.3": "optional weight-tag fields num_params, gmacs and imagenet",
+    "1.4": "optional weight-tag fields paper and args, preprocessing crop_mode; attention kinds and "
+    "optional slot keywords of the catalogue's blocks",
 }
 """What each minor version added, oldest first."""
 
