@@ -16,7 +16,7 @@ __all__ = ["register"]
 
 
 def register(zoo: PluginContext) -> None:
-    zoo.require_interface("1.3")
+    zoo.require_interface("1.4")
     zoo.add_attention("se", f"{__name__}.attention.se:SqueezeExcite", kind="channel")
     zoo.add_attention("cbam", f"{__name__}.attention.cbam:CBAM", kind="channel")
     zoo.add_attention("eca", f"{__name__}.attention.eca:EfficientChannelAttention", kind="channel")
@@ -57,7 +57,11 @@ def register(zoo: PluginContext) -> None:
     zoo.add_attention("split_attention", f"{__name__}.attention.split_attention:SplitAttention", kind="conv")
     zoo.add_attention("bot", f"{__name__}.attention.bot:BottleneckSelfAttention", kind="conv")
     zoo.add_builder("byob", f"{__name__}.models.byob:family")
-    zoo.add_models(files(__name__) / "registry.yaml")
+    # The registry: one file per family (the catalogue's are written from timm's facts by
+    # tools/catalogue), in name order.
+    for path in sorted((files(__name__) / "registry").iterdir(), key=lambda path: path.name):
+        if path.name.endswith(".yaml"):
+            zoo.add_models(path)
 
     # Attention as the tutorials write it: heads with their own key and value widths.
     zoo.add_attention("self_attention", f"{__name__}.attention.mha:SelfAttention", kind="sequence")

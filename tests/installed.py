@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-PACKAGE_FILES = ["pyproject.toml", "README.md", "registry.yaml", "zoo", "plugins"]
+PACKAGE_FILES = ["pyproject.toml", "README.md", "zoo", "plugins"]
 EXAMPLE_PLUGIN = REPOSITORY / "examples" / "zoo-coordatt"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
 

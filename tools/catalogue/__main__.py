@@ -7,7 +7,8 @@
 state dict with the checkpoint layout name for name. `write` does the same, then writes
 `plugins/registry/<module>.yaml` with every weight that passed: its repository, head, license,
 preprocessing, parameters and GMACs (counted here by the zoo's counter) and, where published,
-its ImageNet-1k result. What is left out, and why, goes to `tools/catalogue/left_out.txt`.
+its ImageNet-1k result. What is left out, and why, goes to `tests/data/catalogue/left_out.txt`,
+which the catalogue contract reads.
 The facts are read from `$ZOO_CATALOGUE_FACTS` (default `../shared/reference/catalogue`).
 """
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             path = write_module(module, results, REPOSITORY / "plugins" / "registry")
             print(f"wrote {path.relative_to(REPOSITORY)}")
     if options.command == "write" and options.module is None:
-        (Path(__file__).parent / "left_out.txt").write_text("".join(f"{line}\n" for line in left_out))
+        (REPOSITORY / "tests" / "data" / "catalogue" / "left_out.txt").write_text("".join(f"{line}\n" for line in left_out))
     return 1 if failed and options.command == "check" else 0
 
 

@@ -34,7 +34,8 @@ def info_command(name: str, as_json: bool) -> None:
        "version", "source", "description", "paper", "attention", "config": {...},
        "num_params": int, "macs": int | null, "macs_input_size": [int, ...] | null,
        "default_tag", "weights": [{"name", "tag", "default", "task",
-       "hf_hub_id", "path", "filename", "revision", "sha256", "license", "adapter",
+       "hf_hub_id", "path", "filename", "revision", "sha256", "license", "paper", "args",
+       "adapter",
        "num_classes", "output_dim", "vocab_size", "src_vocab_size", "tgt_vocab_size",
        "preprocessing": {...} | null, "labels", "num_params": int | null,
        "gmacs": float | null, "imagenet": {"top1", "top5", "img_size", "crop_pct",
@@ -92,6 +93,11 @@ def info_command(name: str, as_json: bool) -> None:
         facts = _published_facts(weights)
         if facts:
             click.echo(f"      {facts}")
+        if weights.args:
+            fixed = ", ".join(f"{key}={_as_yaml(value)}" for key, value in weights.args.items())
+            click.echo(f"      fixes {fixed}")
+        if weights.paper and weights.paper != info.paper:
+            click.echo(f"      paper {weights.paper}")
 
 
 def _macs(info) -> str:

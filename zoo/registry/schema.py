@@ -63,6 +63,11 @@ class Preprocessing(_Strict):
     crop_pct: UnitFloat = 0.875
     interpolation: Literal["nearest", "bilinear", "bicubic"] = "bicubic"
     test_input_size: tuple[int, int, int] | None = None
+    crop_mode: Literal["center", "squash"] = Field(
+        default="center",
+        description="center: resize keeping the aspect ratio, then crop the centre; squash: resize "
+        "each side to its size / crop_pct (the aspect ratio is not kept), then crop the centre",
+    )
 
     @model_validator(mode="after")
     def _one_value_per_channel(self) -> Preprocessing:
@@ -117,6 +122,12 @@ class _Weights(_Strict):
         default=None, description="key adapter for checkpoints whose tensor names differ"
     )
     description: str | None = None
+    paper: str | None = Field(default=None, description="the paper the checkpoint was published with")
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="builder arguments the checkpoint fixes beyond its head (the activation it was "
+        "trained with, a projection's width)",
+    )
     num_params: int | None = Field(
         default=None, ge=0, description="parameters (not buffers) of the model the checkpoint loads into"
     )
@@ -128,7 +139,11 @@ class _Weights(_Strict):
     )
 
     def builder_args(self) -> dict[str, Any]:
-        """The builder arguments this checkpoint fixes (its head, its vocabularies)."""
+        """The builder arguments this checkpoint fixes: its own `args`, its head, its vocabularies."""
+        return {**self.args, **self.head_args()}
+
+    def head_args(self) -> dict[str, Any]:
+        """The arguments of the task's head (classes, vocabularies): none here."""
         return {}
 
     @property
@@ -162,7 +177,7 @@ class ImageClassificationWeights(_Weights):
             )
         return labels
 
-    def builder_args(self) -> dict[str, Any]:
+    def head_args(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes}
 
 
@@ -173,7 +188,7 @@ class ImageEmbeddingWeights(_Weights):
     output_dim: int = Field(ge=1, description="width of the embeddings the model outputs")
     preprocessing: Preprocessing
 
-    def builder_args(self) -> dict[str, Any]:
+    def head_args(self) -> dict[str, Any]:
         return {"num_classes": 0}
 
 
@@ -184,7 +199,7 @@ class SequenceClassificationWeights(_Weights):
     num_classes: int = Field(ge=1)
     vocab_size: int | None = Field(default=None, ge=1, description="None for frame inputs (speech)")
 
-    def builder_args(self) -> dict[str, Any]:
+    def head_args(self) -> dict[str, Any]:
         sizes = {"num_classes": self.num_classes}
         return sizes if self.vocab_size is None else {**sizes, "vocab_size": self.vocab_size}
 
@@ -196,7 +211,7 @@ class SequenceToSequenceWeights(_Weights):
     src_vocab_size: int = Field(ge=1)
     tgt_vocab_size: int = Field(ge=1)
 
-    def builder_args(self) -> dict[str, Any]:
+    def head_args(self) -> dict[str, Any]:
         return {"src_vocab_size": self.src_vocab_size, "tgt_vocab_size": self.tgt_vocab_size}
 
 

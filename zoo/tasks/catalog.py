@@ -71,6 +71,10 @@ class WeightInfo(BaseModel):
     revision: str | None = None
     sha256: str | None = None
     license: str
+    paper: str | None = None
+    """The paper the checkpoint was published with, where it names one."""
+    args: dict[str, Any] = {}
+    """Builder arguments the checkpoint fixes beyond its head."""
     adapter: str | None = None
     num_classes: int | None = None
     """Classes of the head (classification tasks)."""

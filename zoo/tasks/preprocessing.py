@@ -15,6 +15,7 @@ The eval transform, for an input size (C, H, W) and crop fraction `crop_pct`:
    `floor(H / crop_pct) x floor(W / crop_pct)` (for a square input: the shorter side becomes
    `floor(H / crop_pct)`, the longer one `int(that * long / short)`), with the tag's
    interpolation;
+   (`crop_mode: squash`: each side to its own size instead, the aspect ratio not kept);
 2. crop H x W from the centre (offsets `round((size - crop) / 2)`, ties to even);
 3. scale to floats in [0, 1] (C, H, W), then `(x - mean) / std` per channel.
 
@@ -199,6 +200,8 @@ class ImageTransform:
         """(width, height) an image of `size` (width, height) is resized to."""
         width, height = size
         box_height, box_width = self.resize_box
+        if self.config.crop_mode == "squash":
+            return box_width, box_height
         if box_height * width >= box_width * height:  # the height binds (for a square box: the shorter side)
             return max(box_width, int(box_height * width / height)), box_height
         return box_width, max(box_height, int(box_width * height / width))

@@ -52,7 +52,7 @@ def test_model_info_describes_architecture_weights_and_origin():
     assert [w.tag for w in info.weights] == ["augreg_in21k", "orig_in21k"]
     assert info.default_tag == "augreg_in21k" and info.weights[0].default
     assert info.weights[1].hf_hub_id == "timm/vit_base_patch16_224.orig_in21k"
-    assert info.source.endswith("registry.yaml:" + info.source.rsplit(":", 1)[1])
+    assert info.source.endswith("earlier_names.yaml:" + info.source.rsplit(":", 1)[1])
 
 
 def test_model_info_of_a_tag_counts_that_tags_head():

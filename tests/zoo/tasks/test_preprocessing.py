@@ -432,3 +432,17 @@ class TestReducedCopies:
         image = zoo.load_image(path, max_size=2048)
         assert image.size == (30, 20)
         assert np.array_equal(np.asarray(image), np.asarray(synthetic(30, 20)))
+
+
+def test_squash_crop_mode_resizes_each_side_to_its_own_size_then_crops_the_centre():
+    """timm's `crop_mode: squash`: the aspect ratio is not kept, so nothing is cropped away at
+    crop_pct 1.0, and the centre crop of the squashed image otherwise."""
+    squash = Preprocessing(
+        input_size=(3, 32, 32), mean=(0.0,) * 3, std=(1.0,) * 3, crop_pct=0.8, crop_mode="squash"
+    )
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 90, 3), dtype=np.uint8))
+    transform = ImageTransform(squash)
+    assert transform.resized_size(image.size) == (40, 40)
+    expected = np.asarray(image.resize((40, 40), Image.BICUBIC).crop((4, 4, 36, 36)), dtype=np.float32) / 255
+    torch.testing.assert_close(transform(image), torch.from_numpy(expected).permute(2, 0, 1))
+    assert ImageTransform(squash.model_copy(update={"crop_mode": "center"})).resized_size(image.size) == (120, 40)
