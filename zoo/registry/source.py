@@ -7,9 +7,14 @@ the line of the YAML node it concerns.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import UnionType
@@ -19,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import RegistryProblem
+from .cache_dir import cache_dir
 from .family import TASKS
 from .schema import ModelEntry, RegistryFile
 
@@ -49,10 +55,18 @@ class ParsedFile:
     lines: dict[str, int]
     problems: list[RegistryProblem]
     root: yaml.Node | None
+    text: str | None = field(default=None, repr=False, compare=False)
+    """The YAML, where the node tree was not kept (a file read from the parsed-file cache)."""
+
+    def node_tree(self) -> yaml.Node | None:
+        """The file's YAML nodes, which know the line of every value (composed on demand)."""
+        if self.root is None and self.text is not None:
+            return _composed(self.text)
+        return self.root
 
     def line_of(self, entry: str, field_path: Sequence[str | int] = ()) -> int | None:
         """The line of `entry`'s node at `field_path` (or of its nearest existing parent)."""
-        return _line_of(self.root, ("models", entry, *field_path))
+        return _line_of(self.node_tree(), ("models", entry, *field_path))
 
 
 # libyaml's parser where PyYAML was built with it: ten times faster than the pure-Python one,
@@ -92,8 +106,69 @@ def parse_registry_file(path: str | Path | Traversable) -> ParsedFile:
     return parse_registry_text(text, str(path))
 
 
+# A registry file's YAML, read once, is kept as JSON: every process that builds a model reads the
+# registry, and composing YAML nodes costs ten times what parsing JSON does. Keyed by the text's
+# digest, the cache holds only what YAML gave (validation runs each time) and only for files
+# without problems.
+_PARSED_FORMAT = 1
+
+
+def _parsed_cache(text: str) -> Path:
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return cache_dir() / "registry" / f"{digest}.v{_PARSED_FORMAT}.json"
+
+
+def _read_parsed(text: str, source: str) -> ParsedFile | None:
+    try:
+        data = json.loads(_parsed_cache(text).read_text(encoding="utf-8"))
+        registry = RegistryFile.model_validate(data["content"])
+    except (OSError, ValueError, KeyError, TypeError, ValidationError):
+        return None
+    return ParsedFile(source, dict(registry.models), data["lines"], [], None, text)
+
+
+def _write_parsed(text: str, content: Any, lines: dict[str, int]) -> None:
+    path = _parsed_cache(text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    except OSError:  # a read-only cache: parse again next time
+        return
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump({"content": content, "lines": lines}, file)
+        os.replace(temporary, path)
+    except (OSError, TypeError, ValueError):  # YAML values JSON cannot hold (dates), a full disk
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        return
+    _forget_the_oldest(path.parent)
+
+
+_PARSED_KEPT = 200
+"""Parsed files kept; an edited file leaves its old text's entry behind."""
+
+
+def _forget_the_oldest(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        entries = sorted(folder.glob("*.json"), key=lambda entry: entry.stat().st_mtime_ns)
+        for stale in entries[:-_PARSED_KEPT]:
+            stale.unlink()
+
+
+def _composed(text: str) -> yaml.Node | None:
+    loader = _DuplicateKeyLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 def parse_registry_text(text: str, source: str) -> ParsedFile:
     """Parse and check registry YAML given as text; `source` names it in problems."""
+    cached = _read_parsed(text, source)
+    if cached is not None:
+        return cached
     loader = _DuplicateKeyLoader(text)
     try:
         root = loader.get_single_node()
@@ -119,15 +194,17 @@ def parse_registry_text(text: str, source: str) -> ParsedFile:
     parsed = ParsedFile(source, {}, _entry_lines(root), problems, root)
     raw_models = data.get("models")
     try:
-        RegistryFile.model_validate(data)
+        parsed.entries.update(RegistryFile.model_validate(data).models)
     except ValidationError as error:
         problems.extend(problems_from_validation(error, parsed, prefix=()))
-    if isinstance(raw_models, dict):
-        for name, raw_entry in raw_models.items():
-            try:
-                parsed.entries[name] = ModelEntry.model_validate(raw_entry)
-            except ValidationError:
-                continue  # already reported through RegistryFile
+        if isinstance(raw_models, dict):
+            for name, raw_entry in raw_models.items():
+                try:
+                    parsed.entries[name] = ModelEntry.model_validate(raw_entry)
+                except ValidationError:
+                    continue  # already reported through RegistryFile
+    if not problems:
+        _write_parsed(text, {"models": raw_models}, parsed.lines)
     return parsed
 
 
@@ -146,7 +223,7 @@ def problems_from_validation(
         entry = str(loc[1]) if len(loc) > 1 and loc[0] == "models" else None
         field = ".".join(str(part) for part in loc[2:]) if entry is not None else ".".join(map(str, loc))
         problems.append(
-            RegistryProblem(parsed.path, entry, field or None, message, _line_of(parsed.root, loc))
+            RegistryProblem(parsed.path, entry, field or None, message, _line_of(parsed.node_tree(), loc))
         )
     return problems
 

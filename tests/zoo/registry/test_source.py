@@ -139,3 +139,29 @@ def test_an_argument_in_a_registry_file_is_located_as_the_file_spells_it(make_re
     problems = registry.validate([registry.source("net")])
     assert [(p.field, p.line) for p in problems] == [("args.img_size", 4), ("args.img_size.1", 4)]
     assert not any(PYDANTIC_INTERNALS.search(p.message) for p in problems)
+
+
+def test_a_file_read_again_comes_from_the_parsed_cache_with_the_same_entries_and_lines(tmp_path):
+    text = "defaults:\n  base: &base {block: basic, layers: [1, 1, 1, 1]}\nmodels:\n  tiny:\n    builder: resnet\n    args: {<<: *base, layers: oops}\n"
+    first = parse_registry_text(text, "a.yaml")
+    again = parse_registry_text(text, "a.yaml")
+    assert first.root is not None and again.root is None  # the second time, no YAML was composed
+    assert (again.entries, again.lines, again.problems) == (first.entries, first.lines, [])
+    assert again.line_of("tiny", ("args", "layers")) == first.line_of("tiny", ("args", "layers")) == 6
+    problems = default_registry().validate(
+        zoo.registry.registry.model_sources(write(tmp_path, text), owner="t")
+    )
+    assert [(p.entry, p.field, p.line) for p in problems] == [("tiny", "args.layers", 6)]
+
+
+def test_a_file_with_problems_is_never_cached():
+    text = "models:\n  tiny:\n    builder: resnet\n    paper: 3\n"
+    assert parse_registry_text(text, "a.yaml").problems
+    again = parse_registry_text(text, "a.yaml")
+    assert again.root is not None and [p.line for p in again.problems] == [4]
+
+
+def write(folder, text: str):
+    path = folder / "registry.yaml"
+    path.write_text(text)
+    return path
