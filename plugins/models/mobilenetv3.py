@@ -33,6 +33,7 @@ attention.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -156,6 +157,9 @@ class MobileNetV3Config(BaseModel):
     )
     se_divisor: Positive = Field(default=8, description="SE's reduced width is rounded to multiples of this")
     se_round_limit: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    se_block_act: bool = Field(
+        default=False, description="SE takes its block's activation as its `act` option (MobileNetV3-RW)"
+    )
     map_attn: MapAttention = Field(default="mqa", validate_default=True)
     layer_scale_init: Annotated[float, Field(gt=0.0)] | None = Field(
         default=None, description="a layer scale on the uir and mqa branches, starting at this"
@@ -229,6 +233,10 @@ class MobileNetV3(MobileTrunk):
                 in_chs, out_chs, kernel_size=definition.kernel_size, stride=stride, act=act, **factory
             )
         if definition.kind in ("ds", "ir"):
+            if config.se_block_act and spec.attn is not None:
+                spec = replace(
+                    spec, attn=spec.attn.model_copy(update={"options": {**spec.attn.options, "act": act}})
+                )
             block = super().block(spec, definition, in_chs, stride, drop_path, **factory)
             if definition.pw_act:
                 block.bn2 = BatchNormAct2d(out_chs, act=act, **factory)

@@ -107,16 +107,16 @@ def squeeze_excite(se_layer: dict[str, Any], act: str, stages: list[list[dict]])
     if kwargs.pop("gate_layer", None) != "hard_sigmoid":
         raise Unsupported(f"SE gate of {se_layer}")
     forced = kwargs.pop("force_act_layer", None)
-    if forced is None and any(
-        block.get("act") for blocks in stages for block in blocks if "se_ratio" in block
-    ):
-        raise Unsupported("SE with the activation of blocks that override the network's")
     attn = {"name": "se", "act": activation(forced) if forced else act, "gate": "hard_sigmoid"}
     attn["tensor_names"] = "conv_reduce/conv_expand"
     rounding = kwargs.pop("rd_round_fn", None)
     if kwargs:
         raise Unsupported(f"SE arguments {sorted(kwargs)}")
     args: dict[str, Any] = {"attn": attn}
+    if forced is None and any(
+        block.get("act") for blocks in stages for block in blocks if "se_ratio" in block
+    ):
+        args["se_block_act"] = True  # SE takes the activation of a block that sets its own
     if rounding is None:  # Python's round
         args.update(se_divisor=1, se_round_limit=0.0)
     elif isinstance(rounding, dict):
