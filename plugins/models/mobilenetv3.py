@@ -318,6 +318,13 @@ class MobileNetV3Family(ImageFamily):
         "num_classes": 10,
     }
 
+    slot_args: ClassVar[dict[str, dict[str, Any]]] = {
+        "map_attn": {
+            "stages": [[{"kind": "mqa", "out_chs": 16, "num_heads": 2, "key_dim": 8, "value_dim": 8}]]
+        }
+    }
+    """Arguments under which a slot is in the model: MobileNetV3-Large has no mobile attention."""
+
     def build(self, config: MobileNetV3Config, *, device=None, dtype=None) -> MobileNetV3:
         return MobileNetV3(config, device=device, dtype=dtype)
 
