@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Conv2dSame", "MaxPool2dSame", "Padding", "conv2d", "pad_same", "same_padding"]
+__all__ = ["Conv2dSame", "MaxPool2dSame", "Padding", "conv2d", "pad_same", "same_padding", "statically_same"]
 
 Padding = Literal["symmetric", "tf_same"]
 """How a conv is padded: `k // 2` on each side, or as TensorFlow's "SAME"."""
