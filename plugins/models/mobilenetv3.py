@@ -13,9 +13,9 @@ then a 1x1 conv (with bias, or with BatchNorm in MobileNetV4) and the activation
 classifier. The stages are data (`stages`): one list of `BlockArgs` per stage, each
 `repeats` blocks alike of one kind:
 
-- `ds`, `ir`, `cn`: the depthwise-separable block, the inverted residual and the conv of
-  `plugins.layers.mobile` (MobileNetV3, FBNetV3; LCNet's depthwise-separable blocks have an
-  activation after the pointwise conv and no residual);
+- `ds`, `dsa`, `ir`, `cn`: the depthwise-separable blocks (`dsa`, LCNet's: with an
+  activation after the pointwise conv and no residual), the inverted residual and the conv of
+  `plugins.layers.mobile` (MobileNetV3, FBNetV3, LCNet);
 - `er`, `uir`, `mqa`: MobileNetV4's fused and universal inverted residuals and its mobile
   attention block (`plugins.layers.universal`).
 
@@ -33,7 +33,6 @@ attention.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -53,11 +52,8 @@ from ..layers import (
     make_divisible,
 )
 from ..layers.antialias import AntiAlias
-from ..layers.mobile import (
-    ConvBnAct,
-    MobileTrunk,
-    TrunkSpec,
-)
+from ..layers.mobile import BlockDef, ConvStyle, MobileTrunk, TrunkSpec
+from ..layers.padding import Padding
 from ..layers.universal import EdgeResidual, MobileAttention, UniversalInvertedResidual
 
 __all__ = ["MOBILENETV3_LARGE_STAGES", "BlockArgs", "MobileNetV3", "MobileNetV3Config", "build", "family"]
@@ -73,11 +69,11 @@ class BlockArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["ds", "ir", "cn", "er", "uir", "mqa"]
+    kind: Literal["ds", "dsa", "ir", "cn", "er", "uir", "mqa"]
     repeats: Positive = 1
     kernel_size: Kernel = Field(
         default=3,
-        description="ds, ir: the depthwise conv's; cn: the conv's; er: the expanding conv's; "
+        description="ds, dsa, ir: the depthwise conv's; cn: the conv's; er: the expanding conv's; "
         "uir: the middle depthwise conv's (0: none); mqa: the key-value downsampling conv's",
     )
     stride: Literal[1, 2] = 1
@@ -85,8 +81,9 @@ class BlockArgs(BaseModel):
     exp_ratio: Annotated[float, Field(gt=0.0)] = 1.0
     se_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     act: Activation | None = Field(default=None, description="None: the network's activation")
-    noskip: bool = Field(default=False, description="no residual even where the shapes allow one")
-    pw_act: bool = Field(default=False, description="ds: an activation after the pointwise conv")
+    residual: bool | None = Field(
+        default=None, description="add the input where shapes allow; None: as the kind does (not dsa, cn)"
+    )
     start_kernel_size: Kernel = Field(default=0, description="uir: the first depthwise conv's (0: none)")
     num_heads: Positive = 8
     key_dim: Positive = 64
@@ -151,6 +148,7 @@ class MobileNetV3Config(BaseModel):
     num_classes: int = Field(default=1000, ge=0)
     act: Activation = "hard_swish"
     norm_eps: Annotated[float, Field(gt=0.0)] = 1e-5
+    padding: Padding = Field(default="symmetric", description="tf_same: TensorFlow's, for its ported weights")
     attn: ChannelAttention | None = Field(default=MOBILENETV3_SE, validate_default=True)
     se_from_exp: bool = Field(
         default=True, description="SE reduces from the expanded width (else from the block's input)"
@@ -158,14 +156,14 @@ class MobileNetV3Config(BaseModel):
     se_divisor: Positive = Field(default=8, description="SE's reduced width is rounded to multiples of this")
     se_round_limit: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
     se_block_act: bool = Field(
-        default=False, description="SE takes its block's activation as its `act` option (MobileNetV3-RW)"
+        default=False, description="an SE without its own `act` takes its block's (MobileNetV3-RW)"
     )
     map_attn: MapAttention = Field(default="mqa", validate_default=True)
     layer_scale_init: Annotated[float, Field(gt=0.0)] | None = Field(
         default=None, description="a layer scale on the uir and mqa branches, starting at this"
     )
     aa: AntiAlias | None = Field(
-        default=None, description="anti-alias strided blocks with this low-pass pooling"
+        default=None, description="anti-alias strided er and uir blocks with this low-pass pooling"
     )
     global_pool: PoolType = "avg"
     drop_rate: Rate = 0.0
@@ -188,6 +186,8 @@ class MobileNetV3(MobileTrunk):
             attn=config.attn,
             reduced_width=self.reduced_width,
             drop_path_rate=config.drop_path_rate,
+            style=ConvStyle(config.padding, config.norm_eps),
+            attn_follows_act=config.se_block_act,
         )
         self.num_features = self.build_trunk(spec, **factory)  # what forward_features returns
         self.head_hidden_size = config.num_features  # what forward_head(pre_logits=True) returns
@@ -228,20 +228,8 @@ class MobileNetV3(MobileTrunk):
     ):
         config, out_chs = self.config, self.width(definition.out_chs)
         act = definition.act or config.act
-        if definition.kind == "cn":
-            return ConvBnAct(
-                in_chs, out_chs, kernel_size=definition.kernel_size, stride=stride, act=act, **factory
-            )
-        if definition.kind in ("ds", "ir"):
-            if config.se_block_act and spec.attn is not None:
-                spec = replace(
-                    spec, attn=spec.attn.model_copy(update={"options": {**spec.attn.options, "act": act}})
-                )
-            block = super().block(spec, definition, in_chs, stride, drop_path, **factory)
-            if definition.pw_act:
-                block.bn2 = BatchNormAct2d(out_chs, act=act, **factory)
-            block.has_skip = block.has_skip and not definition.noskip
-            return block
+        if definition.kind in ("ds", "dsa", "ir", "cn"):
+            return super().block(spec, mobile_definition(definition), in_chs, stride, drop_path, **factory)
         shape = {"stride": stride, "exp_ratio": definition.exp_ratio, "act": act, "aa": config.aa}
         if definition.kind == "er":
             return EdgeResidual(
@@ -305,6 +293,22 @@ class MobileNetV3(MobileTrunk):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def mobile_definition(definition: BlockArgs) -> BlockDef:
+    """A block of the kinds `plugins.layers.mobile` builds, as it defines them."""
+    d = definition
+    return BlockDef(
+        d.kind,
+        d.repeats,
+        d.kernel_size,
+        d.stride,
+        d.out_chs,
+        d.exp_ratio,
+        d.se_ratio,
+        d.act,
+        residual=d.residual,
+    )
 
 
 class MobileNetV3Family(ImageFamily):

@@ -34,6 +34,7 @@ TRANSLATED = {
     "se_from_exp",
     "layer_scale_init_value",
     "aa_layer",
+    "pad_type",
 }
 IGNORED = {"cache_dir", "num_classes", "features_only", "pretrained_strict", "kwargs_filter"}
 BLOCK_DEFAULTS = {
@@ -43,8 +44,7 @@ BLOCK_DEFAULTS = {
     "exp_ratio": 1.0,
     "se_ratio": 0.0,
     "act": None,
-    "noskip": False,
-    "pw_act": False,
+    "residual": None,
     "start_kernel_size": 0,
     "num_heads": 8,
     "key_dim": 64,
@@ -73,8 +73,12 @@ def translate(arch: str, weights: list[Weight]) -> Architecture:
         args["layer_scale_init"] = model_args["layer_scale_init_value"]
     if model_args.get("aa_layer"):
         args["aa"] = model_args["aa_layer"]
+    if model_args.get("pad_type"):
+        if model_args["pad_type"] != "same":
+            raise Unsupported(f"padding {model_args['pad_type']}")
+        args["padding"] = "tf_same"
     if any(block["se_ratio"] for blocks in args["stages"] for block in blocks if "se_ratio" in block):
-        args.update(squeeze_excite(model_args["se_layer"], act, args["stages"]))
+        args.update(squeeze_excite(model_args["se_layer"]))
     family = arch.split("_")[0]
     return Architecture(builder="mobilenetv3", args=args, paper=PAPERS.get(family))
 
@@ -101,22 +105,21 @@ def widths(model_args: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def squeeze_excite(se_layer: dict[str, Any], act: str, stages: list[list[dict]]) -> dict[str, Any]:
+def squeeze_excite(se_layer: dict[str, Any]) -> dict[str, Any]:
     """The SE variant's options (activation, gate) and its rounding of the reduced width."""
     kwargs = dict(se_layer["kwargs"])
     if kwargs.pop("gate_layer", None) != "hard_sigmoid":
         raise Unsupported(f"SE gate of {se_layer}")
     forced = kwargs.pop("force_act_layer", None)
-    attn = {"name": "se", "act": activation(forced) if forced else act, "gate": "hard_sigmoid"}
-    attn["tensor_names"] = "conv_reduce/conv_expand"
+    attn: dict[str, Any] = {"name": "se", "gate": "hard_sigmoid", "tensor_names": "conv_reduce/conv_expand"}
     rounding = kwargs.pop("rd_round_fn", None)
     if kwargs:
         raise Unsupported(f"SE arguments {sorted(kwargs)}")
     args: dict[str, Any] = {"attn": attn}
-    if forced is None and any(
-        block.get("act") for blocks in stages for block in blocks if "se_ratio" in block
-    ):
-        args["se_block_act"] = True  # SE takes the activation of a block that sets its own
+    if forced:
+        attn["act"] = activation(forced)
+    else:  # the activation of the block SE sits in
+        args["se_block_act"] = True
     if rounding is None:  # Python's round
         args.update(se_divisor=1, se_round_limit=0.0)
     elif isinstance(rounding, dict):
@@ -156,13 +159,17 @@ def _ordered(block: dict[str, Any]) -> dict[str, Any]:
 def block_args(decoded: dict[str, Any]) -> dict[str, Any]:
     """One of timm's decoded block arguments in the builder's words, defaults left out."""
     kind = decoded["block_type"]
-    args: dict[str, Any] = {"kind": "ds" if kind == "dsa" else kind, "out_chs": decoded["out_chs"]}
+    args: dict[str, Any] = {"kind": kind, "out_chs": decoded["out_chs"]}
     args["stride"] = decoded["stride"]
     if decoded.get("act_layer"):
         args["act"] = activation(decoded["act_layer"])
-    for key in ("exp_ratio", "se_ratio", "noskip", "pw_act"):
+    for key in ("exp_ratio", "se_ratio"):
         if key in decoded:
             args[key] = decoded[key]
+    if decoded.get("noskip") and kind != "dsa":  # a dsa block never has a residual
+        args["residual"] = False
+    if decoded.get("pw_act", False) != (kind == "dsa"):  # dsa: ds with an activation after the pw conv
+        raise Unsupported(f"depthwise-separable block {decoded}")
     if decoded.get("s2d") or decoded.get("pw_kernel_size", 1) != 1 or decoded.get("force_in_chs"):
         raise Unsupported(f"block arguments {decoded}")
     if kind in ("ds", "dsa"):

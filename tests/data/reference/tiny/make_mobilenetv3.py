@@ -130,7 +130,6 @@ CASES = {
             se_block_act=True,
             attn={
                 "name": "se",
-                "act": "hard_swish",
                 "gate": "hard_sigmoid",
                 "tensor_names": "conv_reduce/conv_expand",
             },
