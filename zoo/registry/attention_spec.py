@@ -155,12 +155,12 @@ class ConvAttention(AttentionSpec):
     kind: ClassVar[str] = "conv"
 
 
-
 class MapAttention(AttentionSpec):
     """A self-attention among the positions of a feature map (MobileNetV4's multi-query
     attention)."""
 
     kind: ClassVar[str] = "map"
+
 
 def attention_in(config: Any) -> list[AttentionVariant]:
     """The attention variants a validated config names, in any of its fields (nested
