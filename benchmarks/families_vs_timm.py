@@ -41,6 +41,8 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "sknet": ("skresnet18", "skresnet18", {}),
     "resnest": ("resnest50d", "resnest50d", {}),
     "botnet": ("botnet26t_256", "botnet26t_256", {}),
+    "mobilenetv4": ("mobilenetv4_hybrid_medium", "mobilenetv4_hybrid_medium", {}),
+    "lcnet": ("lcnet_100", "lcnet_100", {}),
 }
 # the families channels-last applies to
 CNNS = {"efficientnet", "mobilenetv3", "regnety", "sknet", "resnest", "botnet"}

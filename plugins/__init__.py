@@ -65,3 +65,6 @@ def register(zoo: PluginContext) -> None:
 
     # Attention as the tutorials write it: heads with their own key and value widths.
     zoo.add_attention("self_attention", f"{__name__}.attention.mha:SelfAttention", kind="sequence")
+
+    # MobileNetV4's mobile multi-query attention: a map attention (interface 1.4).
+    zoo.add_attention("mqa", f"{__name__}.attention.multi_query:MultiQueryAttention2d", kind="map")

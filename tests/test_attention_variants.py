@@ -85,7 +85,9 @@ def test_a_variant_follows_its_kind(variant):
     ids=lambda x: f"{x.kind.name}-{x.name}" if isinstance(x, AttentionVariant) else x,
 )
 def test_a_variant_builds_into_every_slot_of_its_kind_on_meta(variant, entry, field):
-    model = zoo.create(entry, device="meta", **{field: variant.name})
+    family = REGISTRY.builder(REGISTRY.source(entry).entry.builder).family
+    where = getattr(family, "slot_args", {}).get(field, {})  # a slot some architectures have
+    model = zoo.create(entry, device="meta", **where, **{field: variant.name})
     built = [m for m in model.modules() if type(m) is variant.module_class()]
     assert built, f"{entry}: no {variant.name} module in the model"
     assert {p.device.type for p in model.parameters()} == {"meta"}
@@ -123,7 +125,7 @@ def test_a_variant_with_a_key_value_cache_attends_through_it_as_through_forward(
 )
 def test_a_variant_runs_in_every_family_with_a_slot_of_its_kind(variant, builder, field):
     family = REGISTRY.builder(builder).family
-    args = {**family.test_args, field: variant.name}
+    args = {**family.test_args, **getattr(family, "slot_args", {}).get(field, {}), field: variant.name}
     config = family.config.model_validate(args, context={"registry": REGISTRY})
     torch.manual_seed(0)
     model = family.build(config).eval()

@@ -15,7 +15,8 @@ imported from its module, `zoo_plugins.layers.mobile`.
 - `grids`: tokens and attention weights as maps over their grid;
 - `init`, `reconfigure`: initialisations, and changing a built model's config;
 - `recurrent`: an LSTM over padded batches;
-- `mobile`: the inverted-residual trunk EfficientNet and MobileNetV3 share.
+- `mobile`: the inverted-residual trunk EfficientNet and MobileNetV3 share;
+- `padding`: convs and pooling padded as TensorFlow's "SAME" (`conv2d`, `Padding`).
 """
 
 from .activations import ACTIVATIONS, Activation, QuickGELU, activation

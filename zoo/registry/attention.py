@@ -88,6 +88,15 @@ conv
     of `conv1`, `bn1`, `act1` (the block's second conv then takes timm's `conv2.conv`,
     `conv2.bn` names), and the ResNet bottleneck, in place of `conv2`, `bn2`, `act2`.
 
+map
+    `__init__(self, dim: int, *, out_dim: int | None, num_heads: int, key_dim: int, value_dim:
+    int, device=None, dtype=None, **options)`, with the optional keywords `kv_stride: int = 1`
+    and `kv_kernel_size: int = 3` (interface 1.4); `forward(x)` maps a `(B, dim, H, W)` feature
+    map to `(B, out_dim, H, W)` (`None`: `dim`): every position attends over the positions of
+    the map with `num_heads` query heads of `key_dim`, values of `value_dim`; keys and values
+    may come from the map downsampled by `kv_stride` (a strided conv of `kv_kernel_size`).
+    Plugs into MobileNetV4's mobile attention block (`mqa`).
+
 Every other constructor parameter is an *option*: keyword-only, annotated and defaulted, so
 that options given by name in the registry or to `zoo.create` are type-checked before any
 module is built.
@@ -359,6 +368,15 @@ def _probe_conv(probe: _Probe) -> None:
         probe.expect(f"output at stride {stride}", output, "(B, out_channels, H / stride, W / stride)", shape)
 
 
+def _probe_map(probe: _Probe) -> None:
+    """map: `(B, C, H, W) -> (B, out_dim, H, W)`, keys and values from the full map and, if
+    the variant takes `kv_stride`, from one downsampled by 2."""
+    for stride in (1, 2):
+        module = probe.build(C, out_dim=CONV_OUT, num_heads=HEADS, key_dim=RD, value_dim=5, kv_stride=stride)
+        output = probe.forward(module, probe.tensor(B, C, CONV_H, CONV_W))
+        probe.expect("output", output, "(B, out_dim, H, W)", (B, CONV_OUT, CONV_H, CONV_W))
+
+
 @runtime_checkable
 class IncrementalAttention(Protocol):
     """A sequence attention with a key-value cache (see the `sequence` kind above): a decoder
@@ -467,6 +485,25 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
             probe=_probe_conv,
             optional=("feat_size",),
             since="1.2",
+        ),
+        # map: MobileNetV4's attention over the positions of a feature map.
+        AttentionKind(
+            "map",
+            positional=("dim",),
+            keywords=(
+                "out_dim",
+                "num_heads",
+                "key_dim",
+                "value_dim",
+                "kv_stride",
+                "kv_kernel_size",
+                "device",
+                "dtype",
+            ),
+            summary="(B, C, H, W) -> (B, C', H, W): self-attention among the positions of a feature map",
+            probe=_probe_map,
+            optional=("kv_stride", "kv_kernel_size"),
+            since="1.4",
         ),
     )
 }

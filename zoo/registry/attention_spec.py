@@ -26,6 +26,7 @@ __all__ = [
     "ChannelAttention",
     "ClassAttention",
     "ConvAttention",
+    "MapAttention",
     "PoolingAttention",
     "SequenceAttention",
     "TokenAttention",
@@ -152,6 +153,13 @@ class ConvAttention(AttentionSpec):
     attention, bottleneck self-attention)."""
 
     kind: ClassVar[str] = "conv"
+
+
+class MapAttention(AttentionSpec):
+    """A self-attention among the positions of a feature map (MobileNetV4's multi-query
+    attention)."""
+
+    kind: ClassVar[str] = "map"
 
 
 def attention_in(config: Any) -> list[AttentionVariant]:
