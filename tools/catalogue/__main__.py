@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             path = write_module(module, results, REPOSITORY / "plugins" / "registry")
             print(f"wrote {path.relative_to(REPOSITORY)}")
     if options.command == "write" and options.module is None:
-        (REPOSITORY / "tests" / "data" / "catalogue" / "left_out.txt").write_text("".join(f"{line}\n" for line in left_out))
+        listing = REPOSITORY / "tests" / "data" / "catalogue" / "left_out.txt"
+        listing.write_text("".join(f"{line}\n" for line in left_out))
     return 1 if failed and options.command == "check" else 0
 
 

@@ -247,14 +247,39 @@ _Dumper.add_representer(_FlowList, _flow)
 
 def _flowed(value: Any, depth: int) -> Any:
     """Mappings below the weight level on one line each, so a weight reads as a short block."""
-    if isinstance(value, _Flow):
+    if isinstance(value, (_Flow, _FlowList)):
         return value
     if isinstance(value, dict):
         inner = {key: _flowed(item, depth + 1) for key, item in value.items()}
         return _Flow(inner) if depth >= 5 else inner
     if isinstance(value, list):
-        return _FlowList(_flowed(item, depth + 1) for item in value)
+        items = [_flowed(item, depth + 1) for item in value]
+        return _FlowList(items) if depth >= 5 else items
     return value
+
+
+def _flow_all(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _Flow({key: _flow_all(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return _FlowList(_flow_all(item) for item in value)
+    return value
+
+
+ONE_LINE = 100
+"""Arguments that fit this many characters stay on one line; longer ones get a line each, and a
+list of stages or blocks one line per item."""
+
+
+def _readable_args(args: dict[str, Any]) -> dict[str, Any]:
+    flowed = _flow_all(args)
+    if len(yaml.dump(flowed, Dumper=_Dumper, width=math.inf).strip()) <= ONE_LINE:
+        return flowed
+    readable: dict[str, Any] = {}
+    for key, value in args.items():
+        nested = isinstance(value, list) and any(isinstance(item, (list, dict)) for item in value)
+        readable[key] = [_flow_all(item) for item in value] if nested else _flow_all(value)
+    return readable
 
 
 def write_module(module: str, outcomes: list[Outcome], folder: Path) -> Path:
@@ -264,7 +289,7 @@ def write_module(module: str, outcomes: list[Outcome], folder: Path) -> Path:
             by_arch.setdefault(outcome.weight.arch, []).append(outcome)
     models = {arch: model_entry(arch, items) for arch, items in sorted(by_arch.items())}
     for entry in models.values():
-        entry["args"] = _Flow(entry["args"])
+        entry["args"] = _readable_args(entry["args"])
     body = yaml.dump(
         {"models": {name: _flowed(entry, 2) for name, entry in models.items()}},
         Dumper=_Dumper,
