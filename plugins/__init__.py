@@ -61,3 +61,10 @@ def register(zoo: PluginContext) -> None:
 
     # Attention as the tutorials write it: heads with their own key and value widths.
     zoo.add_attention("self_attention", f"{__name__}.attention.mha:SelfAttention", kind="sequence")
+
+    # The catalogue's byob networks: global context (a channel attention) and CLIP's
+    # attention pooling of a feature map (a kind of its own).
+    zoo.add_attention("global_context", f"{__name__}.attention.global_context:GlobalContext", kind="channel")
+    zoo.add_attention(
+        "attention_pool", f"{__name__}.attention.attention_pool:AttentionPool2d", kind="map_pooling"
+    )

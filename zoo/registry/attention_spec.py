@@ -26,6 +26,7 @@ __all__ = [
     "ChannelAttention",
     "ClassAttention",
     "ConvAttention",
+    "MapPoolingAttention",
     "PoolingAttention",
     "SequenceAttention",
     "TokenAttention",
@@ -152,6 +153,12 @@ class ConvAttention(AttentionSpec):
     attention, bottleneck self-attention)."""
 
     kind: ClassVar[str] = "conv"
+
+
+class MapPoolingAttention(AttentionSpec):
+    """An attention that pools a feature map to one vector (CLIP's attention pooling)."""
+
+    kind: ClassVar[str] = "map_pooling"
 
 
 def attention_in(config: Any) -> list[AttentionVariant]:
