@@ -184,8 +184,9 @@ class ByobConfig(BaseModel):
     stem_chs: Positive | tuple[Positive, ...] = 64
     """The stem's width (its last conv's), or one width per conv (a `3x3` stem)."""
     stem_pool: Literal["maxpool", "avg2", ""] = "maxpool"
-    downsample: Literal["conv1x1", "avg"] = "conv1x1"
-    """The shortcut where the shape changes: a strided 1x1 conv, or a 2x2 average pool and a 1x1 conv."""
+    downsample: Literal["conv1x1", "avg", ""] = "conv1x1"
+    """The shortcut where the shape changes: a strided 1x1 conv, a 2x2 average pool and a 1x1
+    conv, or none: such a block is its branch alone (RegNetZ)."""
     act_layer: Activation = "relu"
     norm_layer: NormLayer = "batchnorm"
     norm_group_size: Positive = 16
@@ -251,11 +252,11 @@ class ByobConfig(BaseModel):
 
     @staticmethod
     def _check_block(block: BlockPlan) -> None:
-        grouped = block.in_chs if block.spec.type in ("rep", "mobileone") else block.mid_chs
-        if block.groups < 1 or grouped % block.groups or block.out_chs % block.groups:
+        grouped = GROUPED_CONV[block.spec.type](block)
+        if any(width % block.groups for width in grouped):
             width = block.spec.gs or block.spec.alternate_groups
             raise ValueError(
-                f"a {grouped}-channel '{block.spec.type}' block does not split into groups of {width}"
+                f"a {grouped[0]}-channel '{block.spec.type}' conv does not split into groups of {width}"
             )
         if block.spec.type == "self_attn" and block.mid_chs % block.spec.num_heads:
             raise ValueError(
@@ -320,6 +321,18 @@ def stage_blocks(stage: Stage) -> list[tuple[BlockSpec, str]]:
         parts = ("depthwise", "pointwise") if spec.type == "mobileone" else ("",)
         blocks += [(spec, part) for _ in range(spec.d) for part in parts]
     return blocks
+
+
+GROUPED_CONV = {
+    "basic": lambda b: (b.mid_chs, b.out_chs),
+    "bottle": lambda b: (b.mid_chs, b.mid_chs),
+    "self_attn": lambda b: (b.mid_chs, b.mid_chs),
+    "dark": lambda b: (b.mid_chs, b.out_chs),
+    "edge": lambda b: (b.in_chs, b.mid_chs),
+    "rep": lambda b: (b.in_chs, b.out_chs),
+    "mobileone": lambda b: (b.in_chs, b.out_chs),
+}
+"""The input and output widths of each block type's grouped conv."""
 
 
 def groups_of(width: int, group_width: int) -> int:
@@ -428,11 +441,13 @@ class AvgDownsample(nn.Module):
         return self.conv(self.pool(x))
 
 
-def shortcut(block: BlockPlan, layers: Layers, **factory) -> nn.Module:
+def shortcut(block: BlockPlan, layers: Layers, **factory) -> nn.Module | None:
     """The identity, or where the shape changes a strided 1x1 conv and norm (`shortcut.conv`,
-    `shortcut.bn`) or an average pool and one (`downsample: avg`)."""
+    `shortcut.bn`), an average pool and one (`downsample: avg`), or none (`downsample: ""`)."""
     if block.in_chs == block.out_chs and block.stride == 1:
         return nn.Identity()
+    if not layers.downsample:
+        return None
     if layers.downsample == "avg":
         return AvgDownsample(block, layers, **factory)
     return layers.conv(block.in_chs, block.out_chs, 1, stride=block.stride, act=False, **factory)
@@ -456,7 +471,8 @@ class ResidualBlock(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.drop_path(self.branch(x)) + self.shortcut(x))
+        out = self.drop_path(self.branch(x))
+        return self.act(out if self.shortcut is None else out + self.shortcut(x))
 
 
 class BasicBlock(ResidualBlock):
@@ -831,7 +847,11 @@ class ByobNet(nn.Module):
                 for norm in (m for m in module.modules() if isinstance(m, nn.BatchNorm2d)):
                     nn.init.normal_(norm.weight, 0.1, 0.1)
                     nn.init.normal_(norm.bias, 0.0, 0.1)
-            if self.config.zero_init_last and isinstance(module, ResidualBlock):
+            if (
+                self.config.zero_init_last
+                and isinstance(module, ResidualBlock)
+                and module.shortcut is not None
+            ):
                 nn.init.zeros_(module.last_norm.weight)
 
     def init_classifier(self) -> None:
