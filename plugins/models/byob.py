@@ -1004,8 +1004,8 @@ class ByobNet(nn.Module):
 
 
 class ByobFamily(ImageFamily):
-    """Family `byob`: bring-your-own-blocks networks of bottleneck and self-attention blocks
-    (BoTNet)."""
+    """Family `byob`: bring-your-own-blocks networks (BoTNet, RepVGG, MobileOne, GENet,
+    RegNetZ, the ResNet-T/-TS and q-nets, CLIP's ResNets)."""
 
     config = ByobConfig
     test_args: ClassVar[dict[str, Any]] = {
