@@ -43,6 +43,11 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "botnet": ("botnet26t_256", "botnet26t_256", {}),
     "mobilenetv4": ("mobilenetv4_hybrid_medium", "mobilenetv4_hybrid_medium", {}),
     "lcnet": ("lcnet_100", "lcnet_100", {}),
+    "repvgg": ("repvgg_a2", "repvgg_a2", {}),
+    "mobileone": ("mobileone_s1", "mobileone_s1", {}),
+    "gcresnext": ("gcresnext26ts", "gcresnext26ts", {}),
+    "regnetz_evos": ("regnetz_c16_evos", "regnetz_c16_evos", {}),
+    "resnet_clip": ("resnet50_clip", "resnet50_clip", {}),
 }
 # the families channels-last applies to
 CNNS = {"efficientnet", "mobilenetv3", "regnety", "sknet", "resnest", "botnet"}

@@ -17,6 +17,8 @@ imported from its module, `zoo_plugins.layers.mobile`.
 - `recurrent`: an LSTM over padded batches;
 - `mobile`: the inverted-residual trunk EfficientNet and MobileNetV3 share;
 - `padding`: convs and pooling padded as TensorFlow's "SAME" (`conv2d`, `Padding`).
+- `norm_act`, `reparam`: a network's norm and activation (BatchNorm or EvoNorm), and
+  conv-and-BatchNorm branches folded into one conv (RepVGG, MobileOne).
 """
 
 from .activations import ACTIVATIONS, Activation, QuickGELU, activation
@@ -35,11 +37,13 @@ from .init import (
     trunc_normal_,
 )
 from .mlp import Mlp
+from .norm_act import EvoNorm2dS0a, NormAct, NormLayer
 from .patch_embed import PatchEmbed
 from .pooling import GlobalPool, MapFormat, PoolType
 from .positions import resample_pos_embed, sinusoidal_positions
 from .reconfigure import factory_of, reconfigured
 from .recurrent import LSTMEncoder
+from .reparam import fused_conv
 
 __all__ = [
     "ACTIVATIONS",
@@ -48,10 +52,13 @@ __all__ = [
     "ClassifierHead",
     "ConvNormAct",
     "DropPath",
+    "EvoNorm2dS0a",
     "GlobalPool",
     "LSTMEncoder",
     "MapFormat",
     "Mlp",
+    "NormAct",
+    "NormLayer",
     "PatchEmbed",
     "PoolType",
     "QuickGELU",
@@ -60,6 +67,7 @@ __all__ = [
     "bare_conv2d",
     "drop_path_rates",
     "factory_of",
+    "fused_conv",
     "init_convs",
     "init_fan_out",
     "init_linears",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -48,7 +50,12 @@ class BatchNormAct2d(nn.BatchNorm2d):
 
 class ConvNormAct(nn.Module):
     """Conv without bias, then BN with an optional ReLU (timm's `conv`/`bn` names); `dilation`
-    widens the kernel, padded to keep the size."""
+    widens the kernel, padded to keep the size.
+
+    `norm_act`, if given, builds the norm and activation instead (`(channels, act=...)` ->
+    module, such as `NormAct`); with `anti_alias`, a strided conv runs at stride 1 and a 2x2
+    average pool strides after its norm (the CLIP ResNets' downsampling).
+    """
 
     def __init__(
         self,
@@ -60,16 +67,32 @@ class ConvNormAct(nn.Module):
         groups: int = 1,
         dilation: int = 1,
         act: bool = True,
+        norm_act: Callable[..., nn.Module] | None = None,
+        anti_alias: bool = False,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         padding = dilation * (kernel_size - 1) // 2
+        pooled = anti_alias and stride > 1
         self.conv = nn.Conv2d(
-            in_chs, out_chs, kernel_size, stride, padding, dilation, groups=groups, bias=False, **factory
+            in_chs,
+            out_chs,
+            kernel_size,
+            1 if pooled else stride,
+            padding,
+            dilation,
+            groups=groups,
+            bias=False,
+            **factory,
         )
-        self.bn = BatchNormAct2d(out_chs, act="relu" if act else None, **factory)
+        if norm_act is None:
+            self.bn = BatchNormAct2d(out_chs, act="relu" if act else None, **factory)
+        else:
+            self.bn = norm_act(out_chs, act=act, **factory)
+        self.aa = nn.AvgPool2d(stride) if pooled else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
+        x = self.bn(self.conv(x))
+        return x if self.aa is None else self.aa(x)

@@ -87,6 +87,14 @@ conv
     other input size when run, in one line each. Plugs into the ResNet basic block, in place
     of `conv1`, `bn1`, `act1` (the block's second conv then takes timm's `conv2.conv`,
     `conv2.bn` names), and the ResNet bottleneck, in place of `conv2`, `bn2`, `act2`.
+map_pooling
+    `__init__(self, in_features: int, *, out_features: int, feat_size: tuple[int, int],
+    device=None, dtype=None, **options)`; `forward(x, pre_logits=False)` pools a `(B,
+    in_features, H, W)` feature map to `(B, out_features)` (`out_features` 0: no output
+    projection, `(B, in_features)`), and with `pre_logits=True` returns the pooled vector
+    before the output projection, `(B, in_features)`. `feat_size` is the `(H, W)` the
+    architecture's images give; a map of another size is pooled too (position embeddings
+    resampled, say). A network's head: CLIP's ResNets pool their last map so.
 
 map
     `__init__(self, dim: int, *, out_dim: int | None, num_heads: int, key_dim: int, value_dim:
@@ -377,6 +385,18 @@ def _probe_map(probe: _Probe) -> None:
         probe.expect("output", output, "(B, out_dim, H, W)", (B, CONV_OUT, CONV_H, CONV_W))
 
 
+def _probe_map_pooling(probe: _Probe) -> None:
+    """map_pooling: `(B, C, H, W) -> (B, out_features)`, with a projection and without, at the
+    size it was built for and at another; `pre_logits=True` gives `(B, C)`."""
+    for out_features in (OUT, 0):
+        module = probe.build(C, out_features=out_features, feat_size=(H, W))
+        for height, width in ((H, W), (CONV_H, CONV_W)):
+            output = probe.forward(module, probe.tensor(B, C, height, width))
+            probe.expect("output", output, "(B, out_features or C)", (B, out_features or C))
+        pooled = probe.forward(module, probe.tensor(B, C, H, W), pre_logits=True)
+        probe.expect("output with pre_logits=True", pooled, "(B, C)", (B, C))
+
+
 @runtime_checkable
 class IncrementalAttention(Protocol):
     """A sequence attention with a key-value cache (see the `sequence` kind above): a decoder
@@ -503,6 +523,15 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
             summary="(B, C, H, W) -> (B, C', H, W): self-attention among the positions of a feature map",
             probe=_probe_map,
             optional=("kv_stride", "kv_kernel_size"),
+            since="1.4",
+        ),
+        # map_pooling: CLIP's attention pooling of a ResNet's last feature map.
+        AttentionKind(
+            "map_pooling",
+            positional=("in_features",),
+            keywords=("out_features", "feat_size", "device", "dtype"),
+            summary="(B, C, H, W) -> (B, out_features): a feature map pooled to one vector by attention",
+            probe=_probe_map_pooling,
             since="1.4",
         ),
     )

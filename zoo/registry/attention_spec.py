@@ -27,6 +27,7 @@ __all__ = [
     "ClassAttention",
     "ConvAttention",
     "MapAttention",
+    "MapPoolingAttention",
     "PoolingAttention",
     "SequenceAttention",
     "TokenAttention",
@@ -160,6 +161,12 @@ class MapAttention(AttentionSpec):
     attention)."""
 
     kind: ClassVar[str] = "map"
+
+
+class MapPoolingAttention(AttentionSpec):
+    """An attention that pools a feature map to one vector (CLIP's attention pooling)."""
+
+    kind: ClassVar[str] = "map_pooling"
 
 
 def attention_in(config: Any) -> list[AttentionVariant]:
