@@ -41,6 +41,7 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "sknet": ("skresnet18", "skresnet18", {}),
     "resnest": ("resnest50d", "resnest50d", {}),
     "botnet": ("botnet26t_256", "botnet26t_256", {}),
+    "swin_s3": ("swin_tiny_patch4_window7_224", "swin_s3_tiny_224", {"window_size": [7, 7, 14, 7]}),
 }
 # the families channels-last applies to
 CNNS = {"efficientnet", "mobilenetv3", "regnety", "sknet", "resnest", "botnet"}
