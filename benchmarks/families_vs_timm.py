@@ -48,6 +48,7 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "gcresnext": ("gcresnext26ts", "gcresnext26ts", {}),
     "regnetz_evos": ("regnetz_c16_evos", "regnetz_c16_evos", {}),
     "resnet_clip": ("resnet50_clip", "resnet50_clip", {}),
+    "swin_s3": ("swin_tiny_patch4_window7_224", "swin_s3_tiny_224", {"window_size": [7, 7, 14, 7]}),
 }
 # the families channels-last applies to
 CNNS = {"efficientnet", "mobilenetv3", "regnety", "sknet", "resnest", "botnet"}

@@ -11,6 +11,7 @@ imported from its module, `zoo_plugins.layers.mobile`.
   reading it (`ClassifierHead`);
 - `patch_embed`, `positions`, `mlp`: a transformer's patch embedding, position embeddings
   and feed-forward network;
+- `relative_positions`: relative position bias tables resampled to another window;
 - `drop`, `blocks`: stochastic depth and running the repeated blocks;
 - `grids`: tokens and attention weights as maps over their grid;
 - `init`, `reconfigure`: initialisations, and changing a built model's config;
@@ -43,6 +44,7 @@ from .pooling import GlobalPool, MapFormat, PoolType
 from .positions import resample_pos_embed, sinusoidal_positions
 from .reconfigure import factory_of, reconfigured
 from .recurrent import LSTMEncoder
+from .relative_positions import resample_relative_position_table
 from .reparam import fused_conv
 
 __all__ = [
@@ -76,6 +78,7 @@ __all__ = [
     "make_divisible",
     "reconfigured",
     "resample_pos_embed",
+    "resample_relative_position_table",
     "run_blocks",
     "sinusoidal_positions",
     "tokens_as_grid",

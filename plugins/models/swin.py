@@ -17,7 +17,10 @@ The window attention is a pluggable `window` attention (`attn`), by default `wms
 
 The input size is fixed at build time: `img_size` must give every stage an even token grid
 (for patch merging) that its windows tile exactly, else the config is refused; 224 with
-patch 4 and window 7 gives grids 56, 28, 14 and 7.
+patch 4 and window 7 gives grids 56, 28, 14 and 7, 384 with window 12 grids 96, 48, 24 and
+12. The window may differ per stage (Swin S3's searched windows, e.g. 7, 7, 14, 7). Each
+relative position bias table is sized by its window: a checkpoint of another window size
+loads with its tables resampled as timm resamples them.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
@@ -44,6 +46,7 @@ from ..layers import (
     init_linears,
     init_submodules,
     reconfigured,
+    resample_relative_position_table,
     run_blocks,
 )
 
@@ -68,7 +71,8 @@ class SwinConfig(BaseModel):
     embed_dim: int = Field(default=96, gt=0)
     depths: tuple[Positive, ...] = Field(default=(2, 2, 6, 2), min_length=1)
     num_heads: tuple[Positive, ...] = Field(default=(3, 6, 12, 24), min_length=1)
-    window_size: int = Field(default=7, gt=0)
+    window_size: Positive | tuple[Positive, ...] = 7
+    """The side of the attention windows: one for every stage, or one per stage (Swin S3)."""
     mlp_ratio: float = Field(default=4.0, gt=0)
     qkv_bias: bool = True
     drop_rate: Rate = 0.0
@@ -84,6 +88,10 @@ class SwinConfig(BaseModel):
             raise ValueError(
                 f"depths {list(self.depths)} and num_heads {list(self.num_heads)} differ in length"
             )
+        if isinstance(self.window_size, tuple) and len(self.window_size) != len(self.depths):
+            raise ValueError(
+                f"window_size {list(self.window_size)} and depths {list(self.depths)} differ in length"
+            )
         for stage, heads in enumerate(self.num_heads):
             if (width := stage_dim(self.embed_dim, stage)) % heads:
                 raise ValueError(f"stage {stage}'s width {width} is not divisible by {heads} heads")
@@ -92,18 +100,29 @@ class SwinConfig(BaseModel):
 
     def _check_grids(self) -> None:
         stages = len(self.depths)
-        fits = self.patch_size * 2 ** (stages - 1) * self.window_size
         grid, left = divmod(self.img_size, self.patch_size)
-        for stage in range(stages):
-            window = min(self.window_size, grid)
+        for stage, window in enumerate(self.stage_windows()):
+            window = min(window, grid)
             if left or grid % window or (stage < stages - 1 and grid % 2):
                 raise ValueError(
                     f"img_size {self.img_size} does not fit patch_size {self.patch_size}, "
                     f"window_size {self.window_size} and {stages} stages: "
-                    f"every stage's token grid must be even and tiled by its windows "
-                    f"(a multiple of {fits} fits)"
+                    f"every stage's token grid must be even and tiled by its windows"
+                    f"{self._fitting_sizes()}"
                 )
             grid //= 2
+
+    def _fitting_sizes(self) -> str:
+        if isinstance(self.window_size, tuple):
+            return ""
+        fits = self.patch_size * 2 ** (len(self.depths) - 1) * self.window_size
+        return f" (a multiple of {fits} fits)"
+
+    def stage_windows(self) -> list[int]:
+        """The window side each stage asks for (a stage whose grid is smaller takes its grid)."""
+        if isinstance(self.window_size, tuple):
+            return list(self.window_size)
+        return [self.window_size] * len(self.depths)
 
     def resolutions(self) -> list[int]:
         """The side of each stage's token grid."""
@@ -157,6 +176,7 @@ class SwinTransformerBlock(nn.Module):
         dim: int,
         num_heads: int,
         resolution: int,
+        window_size: int,
         shifted: bool,
         drop_path: float,
         *,
@@ -165,8 +185,8 @@ class SwinTransformerBlock(nn.Module):
     ):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
-        self.window_size = min(config.window_size, resolution)
-        self.shift_size = self.window_size // 2 if shifted and resolution > config.window_size else 0
+        self.window_size = min(window_size, resolution)
+        self.shift_size = self.window_size // 2 if shifted and resolution > window_size else 0
         self.norm1 = nn.LayerNorm(dim, **factory)
         self.attn = config.attn.build(
             dim,
@@ -231,11 +251,12 @@ class SwinTransformerStage(nn.Module):
         factory = {"device": device, "dtype": dtype}
         dim = stage_dim(config.embed_dim, stage)
         resolution = config.resolutions()[stage]
+        window = config.stage_windows()[stage]
         self.downsample = PatchMerging(dim // 2, dim, **factory) if stage > 0 else nn.Identity()
         self.blocks = nn.Sequential(
             *(
                 SwinTransformerBlock(
-                    config, dim, config.num_heads[stage], resolution, i % 2 == 1, rate, **factory
+                    config, dim, config.num_heads[stage], resolution, window, i % 2 == 1, rate, **factory
                 )
                 for i, rate in enumerate(rates)
             )
@@ -378,22 +399,19 @@ class SwinTransformer(nn.Module):
         return take
 
     def adapt_pretrained(self, name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, str] | None:
-        """Relative position bias tables of another window size, resampled to this one
-        (bicubic over the offset grid, per head). Other tensors: None."""
+        """Relative position bias tables of another window size, resampled to this one as timm
+        does (`resample_relative_position_table`). Other tensors: None."""
         if not name.endswith("attn.relative_position_bias_table"):
             return None
-        want = self.get_parameter(name).shape
-        if tensor.ndim != 2 or tensor.shape[1] != want[1]:
+        heads = self.get_parameter(name).shape[1]
+        old = math.isqrt(tensor.shape[0]) if tensor.ndim == 2 else 0
+        if tensor.ndim != 2 or tensor.shape[1] != heads or old * old != tensor.shape[0]:
             return None
-        old, new = math.isqrt(tensor.shape[0]), math.isqrt(want[0])
-        if old * old != tensor.shape[0] or new * new != want[0]:
-            return None
-        grid = tensor.T.reshape(1, -1, old, old).float()  # (1, heads, 2w-1, 2w-1)
-        grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
-        resampled = grid.reshape(-1, new * new).T.to(tensor.dtype)
+        new = self.get_submodule(name.removesuffix(".attn.relative_position_bias_table")).window_size
+        resampled = resample_relative_position_table(tensor, (new, new))
         return resampled, (
             f"{name}: relative position bias resampled from {(old + 1) // 2}x{(old + 1) // 2} "
-            f"to {(new + 1) // 2}x{(new + 1) // 2} windows (bicubic)"
+            f"to {new}x{new} windows (timm's geometric spacing)"
         )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
