@@ -21,7 +21,12 @@ ACTIVATIONS = {
     "torch.nn.modules.activation.Hardswish": "hard_swish",
 }
 ACTIVATION_CODES = {"relu": "re", "relu6": "r6", "silu": "sw", "hard_swish": "hs"}
-BATCHNORM = "torch.nn.modules.batchnorm.BatchNorm2d"
+NORMS = {
+    "torch.nn.modules.batchnorm.BatchNorm2d": "batchnorm",
+    "timm.layers.norm_act.GroupNormAct": "groupnorm",
+    "timm.layers.norm_act.LayerNormAct2d": "layernorm",
+    "timm.layers.evo_norm.EvoNorm2dS0": "evonorm_s0",
+}
 ROUND_CHANNELS = "timm.models._efficientnet_builder.round_channels"
 DEFAULT_HEAD = 1280
 
@@ -116,17 +121,22 @@ def activation(path: str | None) -> str:
 
 
 def norm(layer: Any) -> dict[str, Any]:
-    """BatchNorm's eps where it is not PyTorch's 1e-5; other norms are not built yet."""
+    """The norm by name, its eps where it is not 1e-5, its group size where it has groups."""
     if layer is None:
         return {}
-    if isinstance(layer, str) or layer.get("partial") != BATCHNORM:
-        name = layer if isinstance(layer, str) else layer["partial"]
-        raise Unsupported(f"norm layer {name.rsplit('.', 1)[-1]}")
-    extra = set(layer["kwargs"]) - {"eps"}
-    if extra or layer["args"]:
-        raise Unsupported(f"BatchNorm arguments {sorted(extra)}")
-    eps = layer["kwargs"].get("eps", 1e-5)
-    return {} if eps == 1e-5 else {"norm_eps": eps}
+    path, options = (layer, {}) if isinstance(layer, str) else (layer["partial"], dict(layer["kwargs"]))
+    if path not in NORMS or (not isinstance(layer, str) and layer["args"]):
+        raise Unsupported(f"norm layer {layer}")
+    args = {} if NORMS[path] == "batchnorm" else {"norm_layer": NORMS[path]}
+    eps = options.pop("eps", 1e-5)
+    if eps != 1e-5:
+        args["norm_eps"] = eps
+    group_size = options.pop("group_size", 8)
+    if group_size != 8:
+        args["norm_group_size"] = group_size
+    if options:
+        raise Unsupported(f"norm arguments {sorted(options)}")
+    return args
 
 
 def widths(model_args: dict[str, Any]) -> dict[str, Any]:
