@@ -61,3 +61,6 @@ def register(zoo: PluginContext) -> None:
 
     # Attention as the tutorials write it: heads with their own key and value widths.
     zoo.add_attention("self_attention", f"{__name__}.attention.mha:SelfAttention", kind="sequence")
+
+    # Global context attention (GCNet), in EfficientNetV2's blocks in place of SE.
+    zoo.add_attention("gc", f"{__name__}.attention.gc:GlobalContext", kind="channel")

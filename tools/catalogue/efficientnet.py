@@ -75,7 +75,7 @@ def translate(arch: str, weights: list[Weight]) -> Architecture:
     unknown = sorted(set(model_args) - IGNORED - known)
     if unknown:
         raise Unsupported(f"arguments not translated yet: {', '.join(unknown)}")
-    if model_args.get("se_layer") is not None:
+    if model_args.get("se_layer") not in (None, "gc"):
         raise Unsupported(f"attention '{model_args['se_layer']}' in place of SE")
     act = activation(model_args.get("act_layer", "torch.nn.modules.activation.ReLU"))
     args = widths(model_args)
@@ -83,6 +83,8 @@ def translate(arch: str, weights: list[Weight]) -> Architecture:
     args = {"blocks": staged["blocks"], **args} if "blocks" in staged else {**args, **staged}
     args["act"] = act
     args |= norm(model_args.get("norm_layer"))
+    if model_args.get("se_layer") == "gc":
+        args["attn"] = "gc"  # global context: its activation the block's, as SE's
     if model_args.get("pad_type") == "same":
         args["padding"] = "tf_same"
     elif model_args.get("pad_type", ""):
