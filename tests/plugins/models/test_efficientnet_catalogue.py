@@ -1,5 +1,6 @@
 """EfficientNet's module beyond B0's stages: block strings, TensorFlow padding, fused MBConv,
-mixed kernels, CondConv and MobileNetV1's blocks, each against a tiny timm checkpoint."""
+mixed kernels, CondConv, MobileNetV1's blocks, global context attention and EvoNorm, each
+against a tiny timm checkpoint."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ CASE_KEYS = {
     "mixnet_tiny_cls10": ("blocks", "act"),
     "efficientnet_cc_tiny_cls10": ("blocks", "act", "padding", "norm_eps"),
     "mobilenetv1_tiny_cls10": ("blocks", "act"),
+    "efficientnet_gc_evonorm_tiny_cls10": ("blocks", "act", "attn", "norm_layer"),
 }
 SIZES = ("stem_size", "num_features", "num_classes")
 

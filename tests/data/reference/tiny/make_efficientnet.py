@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from timm.layers import EvoNorm2dS0
 from timm.models._efficientnet_builder import decode_arch_def, round_channels
 from timm.models.efficientnet import EfficientNet
 from torch import nn
@@ -109,6 +110,30 @@ CASES = {
             "blocks": [["dsa_r1_k3_s1_c16"], ["dsa_r2_k3_s2_c32"], ["dsa_r1_k3_s2_c48"]],
             "act": "relu6",
             "num_features": 0,
+        },
+    },
+    "efficientnet_gc_evonorm_tiny_cls10": {
+        "note": "global context attention in place of SE, EvoNorm-S0 over groups of 8 channels in "
+        "place of BatchNorm + act (timm's test_efficientnet_evos, with gc from gc_efficientnetv2)",
+        "timm": {
+            "arch_def": [
+                ["cn_r1_k3_s1_e1_c16_skip"],
+                ["er_r1_k3_s2_e4_c24_se0.25"],
+                ["ir_r2_k3_s2_e4_c32_se0.25"],
+            ],
+            "act_layer": nn.SiLU,
+            "norm_layer": partial(EvoNorm2dS0, group_size=8),
+            "se_layer": "gc",
+        },
+        "zoo": {
+            "blocks": [
+                ["cn_r1_k3_s1_c16_skip"],
+                ["er_r1_k3_s2_e4_c24_se0.25"],
+                ["ir_r2_k3_s2_e4_c32_se0.25"],
+            ],
+            "act": "silu",
+            "attn": "gc",
+            "norm_layer": "evonorm_s0",
         },
     },
 }
