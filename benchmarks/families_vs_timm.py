@@ -49,9 +49,18 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "regnetz_evos": ("regnetz_c16_evos", "regnetz_c16_evos", {}),
     "resnet_clip": ("resnet50_clip", "resnet50_clip", {}),
     "swin_s3": ("swin_tiny_patch4_window7_224", "swin_s3_tiny_224", {"window_size": [7, 7, 14, 7]}),
+    "tf_efficientnet": ("tf_efficientnet_b0", "tf_efficientnet_b0", {}),
+    "efficientnetv2": ("efficientnetv2_rw_t", "efficientnetv2_rw_t", {}),
+    "mixnet": ("mixnet_s", "mixnet_s", {}),
+    "condconv": ("tf_efficientnet_cc_b0_4e", "tf_efficientnet_cc_b0_4e", {}),
+    "mobilenetv1": ("mobilenetv1_100", "mobilenetv1_100", {}),
+    "gc_efficientnetv2": ("gc_efficientnetv2_rw_t", "gc_efficientnetv2_rw_t", {}),
+    "efficientnet_evonorm": ("test_efficientnet_evos", "test_efficientnet_evos", {}),
 }
 # the families channels-last applies to
 CNNS = {"efficientnet", "mobilenetv3", "regnety", "sknet", "resnest", "botnet"}
+CNNS |= {"tf_efficientnet", "efficientnetv2", "mixnet", "condconv", "mobilenetv1", "gc_efficientnetv2"}
+CNNS |= {"efficientnet_evonorm"}
 
 
 def parse_args() -> argparse.Namespace:

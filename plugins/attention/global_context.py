@@ -16,21 +16,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
 from ..layers import Activation, activation, make_divisible
+from ..layers.norm_act import LayerNormAct2d
 
 __all__ = ["ContextMlp", "GlobalContext"]
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a (B, C, H, W) map."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
 
 
 class ContextMlp(nn.Module):
@@ -40,7 +32,7 @@ class ContextMlp(nn.Module):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         self.fc1 = nn.Conv2d(channels, hidden, kernel_size=1, **factory)
-        self.norm = LayerNorm2d(hidden, eps=1e-6, **factory)
+        self.norm = LayerNormAct2d(hidden, eps=1e-6, **factory)
         self.act = activation(act, inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1, **factory)
 

@@ -18,7 +18,7 @@ imported from its module, `zoo_plugins.layers.mobile`.
 - `recurrent`: an LSTM over padded batches;
 - `mobile`: the inverted-residual trunk EfficientNet and MobileNetV3 share;
 - `padding`: convs and pooling padded as TensorFlow's "SAME" (`conv2d`, `Padding`).
-- `norm_act`, `reparam`: a network's norm and activation (BatchNorm or EvoNorm), and
+- `norm_act`, `reparam`: a network's norm and activation (BatchNorm, GroupNorm, LayerNorm or EvoNorm), and
   conv-and-BatchNorm branches folded into one conv (RepVGG, MobileOne).
 """
 

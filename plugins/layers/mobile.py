@@ -64,10 +64,11 @@ from zoo.registry.family import feature_take_indices
 from .activations import Activation
 from .blocks import run_blocks
 from .condconv import CondConv2d
-from .conv import BatchNormAct2d, make_divisible
+from .conv import make_divisible
 from .drop import DropPath
 from .init import init_convs
 from .mixconv import MixedConv2d
+from .norm_act import NormLayer, norm_act
 from .padding import Padding, conv2d
 
 __all__ = [
@@ -216,11 +217,14 @@ def groups_of(group_size: int | None, channels: int) -> int:
 
 @dataclass(frozen=True)
 class ConvStyle:
-    """How a network pads its convs and sets its BatchNorms: timm's defaults, or the
-    TensorFlow ports' "SAME" padding and eps 1e-3."""
+    """How a network pads its convs and which norms it has: timm's defaults, or the
+    TensorFlow ports' "SAME" padding and BatchNorm eps 1e-3; GroupNorm, LayerNorm or EvoNorm
+    (`norm_layer`, over groups of `norm_group_size` channels) in place of BatchNorm."""
 
     padding: Padding = "symmetric"
     norm_eps: float = 1e-5
+    norm_layer: NormLayer = "batchnorm"
+    norm_group_size: int = 8
 
     def conv(
         self,
@@ -246,10 +250,17 @@ class ConvStyle:
             )
         return conv2d(in_chs, out_chs, kernel_size, stride=stride, groups=groups, **factory)
 
-    def norm(
-        self, channels: int, act: Activation | None = None, *, device=None, dtype=None
-    ) -> BatchNormAct2d:
-        return BatchNormAct2d(channels, act=act, eps=self.norm_eps, device=device, dtype=dtype)
+    def norm(self, channels: int, act: Activation | None = None, *, device=None, dtype=None) -> nn.Module:
+        """The network's norm with `act` after it (BatchNorm + act unless it says otherwise)."""
+        return norm_act(
+            self.norm_layer,
+            channels,
+            act,
+            eps=self.norm_eps,
+            group_size=self.norm_group_size,
+            device=device,
+            dtype=dtype,
+        )
 
 
 def conv(

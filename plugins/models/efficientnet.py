@@ -50,6 +50,7 @@ from zoo.registry.family import ImageFamily
 
 from ..layers import Activation, GlobalPool, PoolType
 from ..layers.mobile import BlockDef, ConvStyle, MobileTrunk, TrunkSpec, round_channels
+from ..layers.norm_act import NormLayer
 from ..layers.padding import Padding
 
 __all__ = ["EFFICIENTNET_STAGES", "EfficientNet", "EfficientNetConfig", "build", "family"]
@@ -108,7 +109,9 @@ class EfficientNetConfig(BaseModel):
     num_classes: int = Field(default=1000, ge=0)
     act: Activation = "silu"
     padding: Padding = Field(default="symmetric", description="tf_same: TensorFlow's, for its ports")
+    norm_layer: NormLayer = "batchnorm"
     norm_eps: Annotated[float, Field(gt=0.0)] = 1e-5
+    norm_group_size: Positive = Field(default=8, description="channels per group (groupnorm, evonorm_s0)")
     attn: ChannelAttention | None = Field(default=EFFICIENTNET_SE, validate_default=True)
     global_pool: PoolType = "avg"
     drop_rate: Rate = 0.0
@@ -149,7 +152,12 @@ class EfficientNet(MobileTrunk):
             divisor=config.channel_divisor,
             round_limit=config.round_limit,
         )
-        style = ConvStyle(padding=config.padding, norm_eps=config.norm_eps)
+        style = ConvStyle(
+            padding=config.padding,
+            norm_eps=config.norm_eps,
+            norm_layer=config.norm_layer,
+            norm_group_size=config.norm_group_size,
+        )
         spec = TrunkSpec(
             in_chans=config.in_chans,
             stem_size=config.stem_size if config.fix_stem else width(config.stem_size),

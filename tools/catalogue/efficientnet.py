@@ -8,6 +8,7 @@ activation as the builder's arguments.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .facts import Architecture, Unsupported, Weight
@@ -20,7 +21,12 @@ ACTIVATIONS = {
     "torch.nn.modules.activation.Hardswish": "hard_swish",
 }
 ACTIVATION_CODES = {"relu": "re", "relu6": "r6", "silu": "sw", "hard_swish": "hs"}
-BATCHNORM = "torch.nn.modules.batchnorm.BatchNorm2d"
+NORMS = {
+    "torch.nn.modules.batchnorm.BatchNorm2d": "batchnorm",
+    "timm.layers.norm_act.GroupNormAct": "groupnorm",
+    "timm.layers.norm_act.LayerNormAct2d": "layernorm",
+    "timm.layers.evo_norm.EvoNorm2dS0": "evonorm_s0",
+}
 ROUND_CHANNELS = "timm.models._efficientnet_builder.round_channels"
 DEFAULT_HEAD = 1280
 
@@ -41,6 +47,24 @@ PAPERS = {
 }
 EFFICIENTNET_PAPER = "https://arxiv.org/abs/1905.11946"
 
+B0_STAGES = (
+    ("ds", "k3_s1", "c16"),
+    ("ir", "k3_s2_e6", "c24"),
+    ("ir", "k5_s2_e6", "c40"),
+    ("ir", "k3_s2_e6", "c80"),
+    ("ir", "k5_s1_e6", "c112"),
+    ("ir", "k5_s2_e6", "c192"),
+    ("ir", "k3_s1_e6", "c320"),
+)
+B0_REPEATS = (1, 2, 2, 3, 3, 4, 1)
+COMPOUND_SCALING = (
+    (1.0, 1.0), (1.0, 1.1), (1.1, 1.2), (1.2, 1.4), (1.4, 1.8), (1.6, 2.2),
+    (1.8, 2.6), (2.0, 3.1), (2.2, 3.6), (4.3, 5.3),
+)  # fmt: skip
+"""EfficientNet-B0's stages (the builder's default), and the (width, depth) multipliers of B0
+to B8 and L2."""
+BUILDER_DEFAULTS = {"stem_size": 32, "num_features": 1280, "act": "silu"}
+
 
 def translate(arch: str, weights: list[Weight]) -> Architecture:
     model_args = weights[0].model_args
@@ -51,18 +75,41 @@ def translate(arch: str, weights: list[Weight]) -> Architecture:
     unknown = sorted(set(model_args) - IGNORED - known)
     if unknown:
         raise Unsupported(f"arguments not translated yet: {', '.join(unknown)}")
-    if model_args.get("se_layer") is not None:
+    if model_args.get("se_layer") not in (None, "gc"):
         raise Unsupported(f"attention '{model_args['se_layer']}' in place of SE")
     act = activation(model_args.get("act_layer", "torch.nn.modules.activation.ReLU"))
-    args: dict[str, Any] = {"blocks": [stage_strings(stage, act) for stage in model_args["block_args"]]}
-    args |= widths(model_args)
+    args = widths(model_args)
+    staged = stages(model_args["block_args"], act, args.get("channel_multiplier", 1.0))
+    args = {"blocks": staged["blocks"], **args} if "blocks" in staged else {**args, **staged}
     args["act"] = act
     args |= norm(model_args.get("norm_layer"))
+    if model_args.get("se_layer") == "gc":
+        # global context, fused by scaling as timm's default: its activation the block's, as SE's
+        args["attn"] = {"name": "global_context", "fuse": "scale"}
     if model_args.get("pad_type") == "same":
         args["padding"] = "tf_same"
     elif model_args.get("pad_type", ""):
         raise Unsupported(f"pad_type {model_args['pad_type']!r}")
+    args = {key: value for key, value in args.items() if BUILDER_DEFAULTS.get(key, ...) != value}
     return Architecture(builder="efficientnet", args=args, paper=paper(arch))
+
+
+def stages(block_args: list[list[dict[str, Any]]], act: str, width: float) -> dict[str, Any]:
+    """The stages as block strings, or as EfficientNet-B0's at the depth multiplier of the
+    EfficientNet of this width where they are that."""
+    blocks = [stage_strings(stage, act) for stage in block_args]
+    for depth in (depth for scaled_width, depth in COMPOUND_SCALING if scaled_width == width):
+        if blocks == b0_stages(depth):
+            return {} if depth == 1.0 else {"depth_multiplier": depth}
+    return {"blocks": blocks}
+
+
+def b0_stages(depth: float) -> list[list[str]]:
+    """EfficientNet-B0's stages at `depth` (one definition a stage: its repeats rounded up)."""
+    return [
+        [f"{kind}_r{math.ceil(repeats * depth)}_{shape}_{width}_se0.25"]
+        for (kind, shape, width), repeats in zip(B0_STAGES, B0_REPEATS, strict=True)
+    ]
 
 
 def paper(arch: str) -> str:
@@ -77,17 +124,22 @@ def activation(path: str | None) -> str:
 
 
 def norm(layer: Any) -> dict[str, Any]:
-    """BatchNorm's eps where it is not PyTorch's 1e-5; other norms are not built yet."""
+    """The norm by name, its eps where it is not 1e-5, its group size where it has groups."""
     if layer is None:
         return {}
-    if isinstance(layer, str) or layer.get("partial") != BATCHNORM:
-        name = layer if isinstance(layer, str) else layer["partial"]
-        raise Unsupported(f"norm layer {name.rsplit('.', 1)[-1]}")
-    extra = set(layer["kwargs"]) - {"eps"}
-    if extra or layer["args"]:
-        raise Unsupported(f"BatchNorm arguments {sorted(extra)}")
-    eps = layer["kwargs"].get("eps", 1e-5)
-    return {} if eps == 1e-5 else {"norm_eps": eps}
+    path, options = (layer, {}) if isinstance(layer, str) else (layer["partial"], dict(layer["kwargs"]))
+    if path not in NORMS or (not isinstance(layer, str) and layer["args"]):
+        raise Unsupported(f"norm layer {layer}")
+    args = {} if NORMS[path] == "batchnorm" else {"norm_layer": NORMS[path]}
+    eps = options.pop("eps", 1e-5)
+    if eps != 1e-5:
+        args["norm_eps"] = eps
+    group_size = options.pop("group_size", 8)
+    if group_size != 8:
+        args["norm_group_size"] = group_size
+    if options:
+        raise Unsupported(f"norm arguments {sorted(options)}")
+    return args
 
 
 def widths(model_args: dict[str, Any]) -> dict[str, Any]:
