@@ -61,3 +61,10 @@ def register(zoo: PluginContext) -> None:
 
     # Attention as the tutorials write it: heads with their own key and value widths.
     zoo.add_attention("self_attention", f"{__name__}.attention.mha:SelfAttention", kind="sequence")
+
+    # The catalogue's ViTs: differential attention (a token attention taking its block's
+    # index) and the attention-pooling head of SigLIP (MAP).
+    zoo.add_attention("diff", f"{__name__}.attention.diff:DifferentialAttention", kind="token")
+    zoo.add_attention(
+        "map", f"{__name__}.attention.latent_pool:MultiheadAttentionPooling", kind="latent_pool"
+    )

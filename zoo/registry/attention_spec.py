@@ -26,6 +26,7 @@ __all__ = [
     "ChannelAttention",
     "ClassAttention",
     "ConvAttention",
+    "LatentPoolAttention",
     "PoolingAttention",
     "SequenceAttention",
     "TokenAttention",
@@ -152,6 +153,12 @@ class ConvAttention(AttentionSpec):
     attention, bottleneck self-attention)."""
 
     kind: ClassVar[str] = "conv"
+
+
+class LatentPoolAttention(AttentionSpec):
+    """An attention-pooling head: learned queries attend over the tokens (SigLIP's MAP)."""
+
+    kind: ClassVar[str] = "latent_pool"
 
 
 def attention_in(config: Any) -> list[AttentionVariant]:
