@@ -62,9 +62,12 @@ def differential_attention(
 
 
 def init_lambdas(module: nn.Module) -> None:
-    """The paper's initialisation of the lambda vectors: normal, std 0.1."""
+    """The paper's initialisation of the lambda vectors: normal, std 0.1 (on `meta`, nothing
+    to draw: drawing there runs decompositions that import the compiler)."""
     for name in ("lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"):
-        nn.init.normal_(getattr(module, name), mean=0.0, std=0.1)
+        vector = getattr(module, name)
+        if not vector.is_meta:
+            nn.init.normal_(vector, mean=0.0, std=0.1)
 
 
 def lambda_of(module: nn.Module) -> torch.Tensor:

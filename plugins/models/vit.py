@@ -140,7 +140,7 @@ class ViTConfig(BaseModel):
     pooled by `attn_pool` (multihead attention pooling), or every token."""
     attn_pool: LatentPoolAttention | None = None
     """The attention-pooling head of `global_pool="map"` (by default `map`); naming one makes
-    the pool `map`."""
+    the pool `map`, whatever `global_pool` says."""
     pool_include_prefix: bool = False
     """Average (or attention-pool) the prefix tokens with the patches."""
     fc_norm: bool | None = None
@@ -164,7 +164,7 @@ class ViTConfig(BaseModel):
         """`global_pool="map"` and `attn_pool` go together: either one implies the other."""
         if not isinstance(data, dict):
             return data
-        if data.get("attn_pool") is not None and "global_pool" not in data:
+        if data.get("attn_pool") is not None:
             return {**data, "global_pool": "map"}
         if data.get("global_pool") == "map" and data.get("attn_pool") is None:
             return {**data, "attn_pool": "map"}
@@ -176,14 +176,12 @@ class ViTConfig(BaseModel):
             raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
-        if self.distilled and self.global_pool != "token":
+        if self.distilled and self.global_pool not in ("token", "map"):
             raise ValueError(f"distilled reads its two tokens, not global_pool '{self.global_pool}'")
         if not self.class_token and (self.global_pool == "token" or self.distilled):
             raise ValueError(
                 "global_pool 'token' (and distilled) read the class token: class_token=False has none"
             )
-        if self.attn_pool is not None and self.global_pool != "map":
-            raise ValueError(f"attn_pool pools for global_pool 'map', not '{self.global_pool}'")
         if self.block_fn.startswith(("parallel", "diff_parallel")):
             if self.scale_attn_norm or self.scale_mlp_norm or self.mlp_layer != "mlp":
                 raise ValueError(f"block_fn '{self.block_fn}' has no scale norms and a plain MLP")
@@ -767,7 +765,7 @@ class VisionTransformer(nn.Module):
         if self.head_dist is None:
             x = self.pre_logits(self.fc_norm(self.pool(x)))
             return x if pre_logits else self.head(x)
-        cls, dist = self.pre_logits(x[:, 0]), self.pre_logits(x[:, 1])
+        cls, dist = self._distilled_features(x)
         if pre_logits:
             return (cls + dist) / 2
         logits = self.head(cls), self.head_dist(dist)
@@ -788,8 +786,14 @@ class VisionTransformer(nn.Module):
         (for the teacher), kept apart, in either mode."""
         if self.head_dist is None:
             raise ValueError("this ViT has no distillation token (distilled=False)")
-        x = self.forward_features(x)
-        return self.head(self.pre_logits(x[:, 0])), self.head_dist(self.pre_logits(x[:, 1]))
+        cls, dist = self._distilled_features(self.forward_features(x))
+        return self.head(cls), self.head_dist(dist)
+
+    def _distilled_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What DeiT's two heads read: the class token (or the attention-pooled patches, with
+        `attn_pool`) and the distillation token."""
+        cls = self.pool(x) if self.config.global_pool == "map" else x[:, 0]
+        return self.pre_logits(cls), self.pre_logits(x[:, 1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
