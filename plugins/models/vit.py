@@ -695,6 +695,8 @@ class VisionTransformer(nn.Module):
         """Where the class token looks (the zoo's attention-map protocol, see `zoo.maps`):
         `"rollout"` over all blocks and `"last"` in the last block, each (B, h, w) over the
         patch grid."""
+        if self.cls_token is None:
+            raise ValueError("attention maps follow the class token: this ViT has none (class_token=False)")
         _, weights = self.forward_attention(x)
         grid = self.patch_embed.dynamic_grid(*x.shape[-2:])
         return {
@@ -800,8 +802,8 @@ class VisionTransformer(nn.Module):
 
 
 class VisionTransformerFamily(ImageFamily):
-    """Family `vit`: Vision Transformers and their descendants (DeiT, DINOv2, CLIP), with any
-    token attention."""
+    """Family `vit`: Vision Transformers and their descendants (DeiT, DINOv2, CLIP, SigLIP,
+    AIMv2, BEiT-3, ...), with any token attention and any attention-pooling head."""
 
     config = ViTConfig
     test_args: ClassVar[dict[str, Any]] = {

@@ -14,7 +14,7 @@ from tools.catalogue.facts import by_architecture, facts_dir
 from tools.catalogue.vision_transformer import translate
 
 from ...conftest import REFERENCE
-from .tiny import assert_reproduces_timm
+from .tiny import assert_reproduces_timm, case_args
 
 CASES = [
     "vit_siglip_map_tiny",
@@ -84,3 +84,13 @@ def test_openai_clip_towers_under_the_gelu_name_take_quick_gelu():
     assert by_tag["openai"] == {"proj_dim": 512, "act_layer": "quick_gelu"}
     assert by_tag["openai_ft_in1k"] == {}
     assert by_tag["laion2b"] == {"proj_dim": 512}
+
+
+@pytest.mark.parametrize("case", ["vit_siglip_map_tiny", "vit_dwee_tiny_cls10"])
+def test_position_embeddings_without_a_class_token_are_resampled_on_load(case):
+    args = {key: value for key, value in case_args(case, case_keys(case)).items() if key != "img_size"}
+    checkpoint = REFERENCE / "tiny" / f"{case}.safetensors"
+    model = zoo.create("vit_tiny_patch16_224", checkpoint=checkpoint, img_size=48, **args).eval()
+    assert model.pos_embed.shape[1] == 36  # a 6x6 grid, no prefix token embedded
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.randn(1, 3, 48, 48))).all()
