@@ -56,6 +56,13 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "mobilenetv1": ("mobilenetv1_100", "mobilenetv1_100", {}),
     "gc_efficientnetv2": ("gc_efficientnetv2_rw_t", "gc_efficientnetv2_rw_t", {}),
     "efficientnet_evonorm": ("test_efficientnet_evos", "test_efficientnet_evos", {}),
+    "siglip_map": ("vit_base_patch16_siglip_224", "vit_base_patch16_siglip_224", {"num_classes": 0}),
+    "aimv2": ("aimv2_large_patch14_224", "aimv2_large_patch14_224", {"num_classes": 0}),
+    "beit3": ("beit3_base_patch16_224", "beit3_base_patch16_224", {"num_classes": 1000}),
+    "vit_parallel": ("vit_pwee_patch16_reg1_gap_256", "vit_pwee_patch16_reg1_gap_256", {}),
+    "vit_diff": ("vit_dwee_patch16_reg1_gap_256", "vit_dwee_patch16_reg1_gap_256", {}),
+    "vit_diff_parallel": ("vit_dpwee_patch16_reg1_gap_256", "vit_dpwee_patch16_reg1_gap_256", {}),
+    "vit_res_post": ("vit_base_patch16_rpn_224", "vit_base_patch16_rpn_224", {}),
 }
 # the families channels-last applies to
 CNNS = {"efficientnet", "mobilenetv3", "regnety", "sknet", "resnest", "botnet"}

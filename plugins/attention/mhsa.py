@@ -5,7 +5,9 @@ Vaswani et al., "Attention Is All You Need", NeurIPS 2017. https://arxiv.org/abs
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_head)) V,   per head, heads concatenated.
 
 The scale 1 / sqrt(d_head) may be overridden (`qk_scale`), as the original timm and DeiT
-code allowed; the fused path passes it on as `scale=`.
+code allowed; the fused path passes it on as `scale=`. The output projection may go without
+its bias (`proj_bias`, as AIMv2's), and the heads' output may be normed before it
+(`scale_norm_eps`: a LayerNorm of that eps, NormFormer's extra norm, as BEiT-3 has it).
 
 Attention itself is the zoo's `functional.scaled_dot_product_attention`: the fused
 `torch.nn.functional.scaled_dot_product_attention` (flash or memory-efficient kernels where
@@ -37,6 +39,8 @@ class MultiHeadSelfAttention(nn.Module):
         proj_drop: float = 0.0,
         fused: bool = True,
         qk_scale: Annotated[float, Field(gt=0)] | None = None,
+        proj_bias: bool = True,
+        scale_norm_eps: Annotated[float, Field(gt=0)] | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -50,7 +54,11 @@ class MultiHeadSelfAttention(nn.Module):
         self.fused = fused
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias, **factory)
         self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(dim, dim, **factory)
+        if scale_norm_eps is not None:
+            self.norm = nn.LayerNorm(dim, eps=scale_norm_eps, **factory)
+        else:
+            self.norm = nn.Identity()
+        self.proj = nn.Linear(dim, dim, bias=proj_bias, **factory)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(
@@ -67,6 +75,6 @@ class MultiHeadSelfAttention(nn.Module):
         )
         x, weights = result if eager else (result, None)  # (B, nh, N, hd), (B, nh, N, N)
 
-        x = x.transpose(1, 2).reshape(batch, tokens, dim)
+        x = self.norm(x.transpose(1, 2).reshape(batch, tokens, dim))
         x = self.proj_drop(self.proj(x))
         return (x, weights) if need_weights else x

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "Activation", "QuickGELU", "activation"]
+__all__ = ["ACTIVATIONS", "Activation", "GELUTanh", "QuickGELU", "activation"]
 
 
 class QuickGELU(nn.Module):
@@ -18,7 +18,16 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
-Activation = Literal["relu", "relu6", "silu", "hard_swish", "gelu", "quick_gelu", "sigmoid", "hard_sigmoid"]
+class GELUTanh(nn.GELU):
+    """GELU by its tanh approximation, as the big_vision models (SigLIP) were trained."""
+
+    def __init__(self) -> None:
+        super().__init__(approximate="tanh")
+
+
+Activation = Literal[
+    "relu", "relu6", "silu", "hard_swish", "gelu", "quick_gelu", "sigmoid", "hard_sigmoid", "gelu_tanh"
+]
 """The activations a config may name (timm's names)."""
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -30,9 +39,10 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "quick_gelu": QuickGELU,
     "sigmoid": nn.Sigmoid,
     "hard_sigmoid": nn.Hardsigmoid,  # relu6(x + 3) / 6
+    "gelu_tanh": GELUTanh,
 }
 
-_NEVER_IN_PLACE = (nn.GELU, QuickGELU, nn.Sigmoid)
+_NEVER_IN_PLACE = (nn.GELU, QuickGELU, nn.Sigmoid)  # GELUTanh is a GELU
 
 
 def activation(name: Activation, *, inplace: bool = False) -> nn.Module:

@@ -3,6 +3,7 @@ vision transformers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -16,7 +17,7 @@ __all__ = ["PatchEmbed"]
 
 class PatchEmbed(nn.Module):
     """Non-overlapping patches, linearly embedded by a strided conv (`proj`), then normed if
-    asked (`norm`, a LayerNorm): (B, C, H, W) -> (B, N, D) tokens, or with
+    asked (`norm`, a LayerNorm, or the norm `norm_layer` makes): (B, C, H, W) -> (B, N, D) tokens, or with
     `output_fmt="NHWC"` the (B, h, w, D) grid of them.
 
     The input size is fixed at `img_size`, unless `dynamic_img_size`: then any input whose
@@ -33,6 +34,7 @@ class PatchEmbed(nn.Module):
         *,
         output_fmt: Literal["NLC", "NHWC"] = "NLC",
         norm: bool = False,
+        norm_layer: Callable[..., nn.Module] | None = None,
         bias: bool = True,
         dynamic_img_size: bool = False,
         dynamic_img_pad: bool = False,
@@ -49,7 +51,9 @@ class PatchEmbed(nn.Module):
         self.dynamic_img_size = dynamic_img_size
         self.dynamic_img_pad = dynamic_img_pad
         self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size, bias=bias, **factory)
-        self.norm = nn.LayerNorm(embed_dim, **factory) if norm else nn.Identity()
+        if norm_layer is None and norm:
+            norm_layer = nn.LayerNorm
+        self.norm = norm_layer(embed_dim, **factory) if norm_layer is not None else nn.Identity()
 
     def dynamic_grid(self, height: int, width: int) -> tuple[int, int]:
         """The patch grid of an input of this size (after padding, with `dynamic_img_pad`)."""

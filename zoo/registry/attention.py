@@ -17,6 +17,9 @@ token
     proj_drop: float, device=None, dtype=None, **options)`;
     `forward(x, need_weights=False)` maps `(B, N, dim)` tokens to `(B, N, dim)`, and with
     `need_weights=True` returns `(out, weights)` where weights is `(B, num_heads, N, N)`.
+    Optional keyword `block_index: int | None = None` (interface 1.4): the index of the block
+    the slot is in, counted from 0, for a variant whose initialisation or constants depend
+    on its depth (differential attention's lambda_init); None means the variant's default.
     Plugs into any ViT block.
 sequence
     `__init__(self, embed_dim: int, *, num_heads: int, kdim: int | None, vdim: int | None,
@@ -104,6 +107,15 @@ map
     the map with `num_heads` query heads of `key_dim`, values of `value_dim`; keys and values
     may come from the map downsampled by `kv_stride` (a strided conv of `kv_kernel_size`).
     Plugs into MobileNetV4's mobile attention block (`mqa`).
+latent_pool
+    `__init__(self, dim: int, *, num_heads: int, mlp_ratio: float, act_layer: str,
+    norm_layer: Callable[..., nn.Module], device=None, dtype=None, **options)` (interface
+    1.4); `forward(x, need_weights=False)` pools `(B, N, dim)` tokens into one `(B, dim)`
+    vector by learned queries attending over them (a pooling head, SigLIP's MAP), and with
+    `need_weights=True` returns `(out, weights)` where weights is `(B, num_heads, N)`.
+    `act_layer` names the model's activation (`zoo_plugins.layers.Activation`), and
+    `norm_layer(width, device=None, dtype=None)` makes the model's token norm, for a head
+    that has an MLP and a norm of its own. Plugs into any ViT head (`global_pool="map"`).
 
 Every other constructor parameter is an *option*: keyword-only, annotated and defaulted, so
 that options given by name in the registry or to `zoo.create` are type-checked before any
@@ -265,15 +277,17 @@ def _probe_channel(probe: _Probe) -> None:
 
 
 def _probe_token(probe: _Probe) -> None:
-    """token: `(B, N, dim) -> (B, N, dim)`; with `need_weights=True`, weights `(B, heads, N, N)`."""
-    module = probe.build(DIM, num_heads=HEADS, qkv_bias=True, attn_drop=0.0, proj_drop=0.0)
-    x = probe.tensor(B, N, DIM)
-    probe.expect("output", probe.forward(module, x), "(B, N, dim)", (B, N, DIM))
-    out, weights = probe.parts(
-        probe.forward(module, x, need_weights=True), 2, "(out, weights) with need_weights=True"
-    )
-    probe.expect("output", out, "(B, N, dim)", (B, N, DIM))
-    probe.expect("weights", weights, "(B, num_heads, N, N)", (B, HEADS, N, N))
+    """token: `(B, N, dim) -> (B, N, dim)`; with `need_weights=True`, weights `(B, heads, N, N)`;
+    as a first block and, if it takes one, as a later one (`block_index`)."""
+    for index in ({}, {"block_index": 2}):
+        module = probe.build(DIM, num_heads=HEADS, qkv_bias=True, attn_drop=0.0, proj_drop=0.0, **index)
+        x = probe.tensor(B, N, DIM)
+        probe.expect("output", probe.forward(module, x), "(B, N, dim)", (B, N, DIM))
+        out, weights = probe.parts(
+            probe.forward(module, x, need_weights=True), 2, "(out, weights) with need_weights=True"
+        )
+        probe.expect("output", out, "(B, N, dim)", (B, N, DIM))
+        probe.expect("weights", weights, "(B, num_heads, N, N)", (B, HEADS, N, N))
 
 
 def _probe_sequence(probe: _Probe) -> None:
@@ -397,6 +411,20 @@ def _probe_map_pooling(probe: _Probe) -> None:
         probe.expect("output with pre_logits=True", pooled, "(B, C)", (B, C))
 
 
+def _probe_latent_pool(probe: _Probe) -> None:
+    """latent_pool: `(B, N, dim) -> (B, dim)`; with `need_weights=True`, weights `(B, heads, N)`."""
+    from torch import nn
+
+    module = probe.build(DIM, num_heads=HEADS, mlp_ratio=2.0, act_layer="gelu", norm_layer=nn.LayerNorm)
+    x = probe.tensor(B, N, DIM)
+    probe.expect("output", probe.forward(module, x), "(B, dim)", (B, DIM))
+    out, weights = probe.parts(
+        probe.forward(module, x, need_weights=True), 2, "(out, weights) with need_weights=True"
+    )
+    probe.expect("output", out, "(B, dim)", (B, DIM))
+    probe.expect("weights", weights, "(B, num_heads, N)", (B, HEADS, N))
+
+
 @runtime_checkable
 class IncrementalAttention(Protocol):
     """A sequence attention with a key-value cache (see the `sequence` kind above): a decoder
@@ -455,9 +483,10 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
         AttentionKind(
             "token",
             positional=("dim",),
-            keywords=("num_heads", "qkv_bias", "attn_drop", "proj_drop", "device", "dtype"),
+            keywords=("num_heads", "qkv_bias", "attn_drop", "proj_drop", "block_index", "device", "dtype"),
             summary="(B, N, dim) -> (B, N, dim) token mixing inside a transformer block",
             probe=_probe_token,
+            optional=("block_index",),
         ),
         AttentionKind(
             "sequence",
@@ -532,6 +561,15 @@ ATTENTION_KINDS: dict[str, AttentionKind] = {
             keywords=("out_features", "feat_size", "device", "dtype"),
             summary="(B, C, H, W) -> (B, out_features): a feature map pooled to one vector by attention",
             probe=_probe_map_pooling,
+            since="1.4",
+        ),
+        # latent_pool: the attention-pooling head (SigLIP's MAP).
+        AttentionKind(
+            "latent_pool",
+            positional=("dim",),
+            keywords=("num_heads", "mlp_ratio", "act_layer", "norm_layer", "device", "dtype"),
+            summary="(B, N, dim) -> (B, dim): learned queries attend over the tokens, a pooling head",
+            probe=_probe_latent_pool,
             since="1.4",
         ),
     )

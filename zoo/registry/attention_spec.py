@@ -28,6 +28,7 @@ __all__ = [
     "ConvAttention",
     "MapAttention",
     "MapPoolingAttention",
+    "LatentPoolAttention",
     "PoolingAttention",
     "SequenceAttention",
     "TokenAttention",
@@ -167,6 +168,12 @@ class MapPoolingAttention(AttentionSpec):
     """An attention that pools a feature map to one vector (CLIP's attention pooling)."""
 
     kind: ClassVar[str] = "map_pooling"
+
+
+class LatentPoolAttention(AttentionSpec):
+    """An attention-pooling head: learned queries attend over the tokens (SigLIP's MAP)."""
+
+    kind: ClassVar[str] = "latent_pool"
 
 
 def attention_in(config: Any) -> list[AttentionVariant]:
