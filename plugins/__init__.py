@@ -73,6 +73,7 @@ def register(zoo: PluginContext) -> None:
     zoo.add_attention("global_context", f"{__name__}.attention.global_context:GlobalContext", kind="channel")
     zoo.add_attention(
         "attention_pool", f"{__name__}.attention.attention_pool:AttentionPool2d", kind="map_pooling"
+    )
     # The catalogue's ViTs: differential attention (a token attention taking its block's
     # index) and the attention-pooling head of SigLIP (MAP).
     zoo.add_attention("diff", f"{__name__}.attention.diff:DifferentialAttention", kind="token")
