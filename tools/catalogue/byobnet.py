@@ -36,6 +36,10 @@ CLIP_PAPER = "https://arxiv.org/abs/2103.00020"
 RESNET_PAPER = "https://arxiv.org/abs/1512.03385"
 
 
+BYOB_IMG_SIZE = 256
+"""The byob builder's default `img_size`."""
+
+
 def translate(arch: str, weights: list[Weight]) -> Architecture:
     model_args = weights[0].model_args
     unknown = sorted(set(model_args) - IGNORED - {"model_cfg"})
@@ -48,6 +52,9 @@ def translate(arch: str, weights: list[Weight]) -> Architecture:
     args.update(head(cfg, weights[0]))
     if rep_groups := alternate_groups(cfg, weights[0]):
         args["blocks"] = [{**spec, "alternate_groups": rep_groups} for spec in args["blocks"]]
+    side = weights[0].cfg["input_size"][-1]
+    if side != BYOB_IMG_SIZE:  # the size the network is built for, which zoo flops counts at
+        args.setdefault("img_size", side)
     return Architecture(builder="byob", args=args, paper=paper(arch), tag_args=projection)
 
 
