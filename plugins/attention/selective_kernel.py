@@ -11,9 +11,9 @@ gives each channel's mix:
 
 With `split_input` (timm's ResNets), path i sees only the i-th slice of the input channels,
 which keeps the parameters of a basic block's conv near those of one 3x3 conv. With
-`groups`, each path's conv is grouped (SK-ResNeXt). Tensor names
-follow timm's `SelectiveKernel` (`paths.N.conv`, `paths.N.bn`, `attn.fc_reduce`, `attn.bn`,
-`attn.fc_select`), so timm's SKNet checkpoints load unchanged.
+`groups`, each path's conv is grouped (SK-ResNeXt). Tensor names follow timm's
+`SelectiveKernel` (`paths.N.conv`, `paths.N.bn`, `attn.fc_reduce`, `attn.bn`, `attn.fc_select`),
+so timm's SKNet checkpoints load unchanged.
 
 Attention kind `conv`: the module is a block's spatial conv with its norm and activation.
 """
