@@ -41,9 +41,13 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "sknet": ("skresnet18", "skresnet18", {}),
     "resnest": ("resnest50d", "resnest50d", {}),
     "botnet": ("botnet26t_256", "botnet26t_256", {}),
+    "resnext": ("resnext50_32x4d", "resnext50_32x4d", {}),
+    "resnet_blur": ("resnetblur50", "resnetblur50", {}),
+    "resnet_gn": ("resnet50_gn", "resnet50_gn", {}),
 }
 # the families channels-last applies to
 CNNS = {"efficientnet", "mobilenetv3", "regnety", "sknet", "resnest", "botnet"}
+CNNS |= {"resnext", "resnet_blur", "resnet_gn"}
 
 
 def parse_args() -> argparse.Namespace:

@@ -218,7 +218,7 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     @staticmethod
-    def widths(planes: int, base_width: int, cardinality: int, reduce_first: int) -> tuple[int, int]:
+    def inner_widths(planes: int, base_width: int, cardinality: int, reduce_first: int) -> tuple[int, int]:
         """The first conv's width, and its second's (a basic block has no bottleneck)."""
         return planes // reduce_first, planes
 
@@ -281,7 +281,7 @@ class Bottleneck(nn.Module):
     """1x1 reduce, 3x3 (strided, grouped; or a conv attention), 1x1 expand by 4 (ResNet-50/101)."""
 
     expansion = 4
-    widths = staticmethod(bottleneck_widths)
+    inner_widths = staticmethod(bottleneck_widths)
 
     def __init__(
         self,
@@ -340,7 +340,7 @@ class SelectiveKernelBottleneck(nn.Module):
     conv-norm-act without one. BatchNorm only."""
 
     expansion = 4
-    widths = staticmethod(bottleneck_widths)
+    inner_widths = staticmethod(bottleneck_widths)
 
     def __init__(
         self,
@@ -500,7 +500,7 @@ class ResNet(nn.Module):
             block = BLOCKS[block_type]
             stride = 1 if index == 0 else 2
             outplanes = planes * block.expansion
-            first, mid = block.widths(
+            first, mid = block.inner_widths(
                 planes, config.base_width, config.cardinality, config.block_reduce_first
             )
             blocks = []
