@@ -29,6 +29,8 @@ import sys
 import time
 
 # family -> (zoo name, timm name, extra arguments given to both)
+TRANSFORMERS = {"deit", "dinov2", "clip", "swin", "swin_s3", "cait", "siglip_map", "aimv2", "beit3"}
+TRANSFORMERS |= {"vit_parallel", "vit_diff", "vit_diff_parallel", "vit_res_post"}
 FAMILIES: dict[str, tuple[str, str, dict]] = {
     "deit": ("deit_small_patch16_224", "deit_small_patch16_224", {}),
     "dinov2": ("vit_small_patch14_dinov2", "vit_small_patch14_dinov2", {"img_size": 224}),
@@ -63,11 +65,12 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "vit_diff": ("vit_dwee_patch16_reg1_gap_256", "vit_dwee_patch16_reg1_gap_256", {}),
     "vit_diff_parallel": ("vit_dpwee_patch16_reg1_gap_256", "vit_dpwee_patch16_reg1_gap_256", {}),
     "vit_res_post": ("vit_base_patch16_rpn_224", "vit_base_patch16_rpn_224", {}),
+    "resnext": ("resnext50_32x4d", "resnext50_32x4d", {}),
+    "resnet_blur": ("resnetblur50", "resnetblur50", {}),
+    "resnet_gn": ("resnet50_gn", "resnet50_gn", {}),
 }
-# the families channels-last applies to
-CNNS = {"efficientnet", "mobilenetv3", "regnety", "sknet", "resnest", "botnet"}
-CNNS |= {"tf_efficientnet", "efficientnetv2", "mixnet", "condconv", "mobilenetv1", "gc_efficientnetv2"}
-CNNS |= {"efficientnet_evonorm"}
+# the families channels-last applies to: every CNN
+CNNS = {name for name in FAMILIES if name not in TRANSFORMERS}
 
 
 def parse_args() -> argparse.Namespace:

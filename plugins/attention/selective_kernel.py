@@ -10,9 +10,10 @@ gives each channel's mix:
     out = sum_i softmax_i(select(reduce(pool(sum_j path_j(x))))) * path_i(x)
 
 With `split_input` (timm's ResNets), path i sees only the i-th slice of the input channels,
-which keeps the parameters of a basic block's conv near those of one 3x3 conv. Tensor names
-follow timm's `SelectiveKernel` (`paths.N.conv`, `paths.N.bn`, `attn.fc_reduce`, `attn.bn`,
-`attn.fc_select`), so timm's SKNet checkpoints load unchanged.
+which keeps the parameters of a basic block's conv near those of one 3x3 conv. With
+`groups`, each path's conv is grouped (SK-ResNeXt). Tensor names follow timm's
+`SelectiveKernel` (`paths.N.conv`, `paths.N.bn`, `attn.fc_reduce`, `attn.bn`, `attn.fc_select`),
+so timm's SKNet checkpoints load unchanged.
 
 Attention kind `conv`: the module is a block's spatial conv with its norm and activation.
 """
@@ -62,6 +63,7 @@ class SelectiveKernel(nn.Module):
         dtype=None,
         num_paths: int = 2,
         split_input: bool = True,
+        groups: int = 1,
         rd_ratio: float = 1 / 16,
         rd_divisor: int = 8,
     ) -> None:
@@ -74,7 +76,7 @@ class SelectiveKernel(nn.Module):
         self.split_input = split_input
         path_in = in_channels // num_paths if split_input else in_channels
         self.paths = nn.ModuleList(
-            ConvNormAct(path_in, out_channels, 3, stride=stride, dilation=index + 1, **factory)
+            ConvNormAct(path_in, out_channels, 3, stride=stride, groups=groups, dilation=index + 1, **factory)
             for index in range(num_paths)
         )
         rd_channels = make_divisible(out_channels * rd_ratio, rd_divisor, round_limit=0.9)

@@ -10,7 +10,8 @@ and channel; a softmax over the splits (a sigmoid for radix 1) gives each channe
     out = sum_r softmax_r(fc2(fc1(pool(sum_s split_s)))) * split_r
 
 With `avd` ("average down") a strided slot convolves at stride 1 and average-pools 3x3 after
-the attention, as ResNeSt-D does. Tensor names follow timm's `SplitAttn` (`conv`, `bn0`,
+the attention, as ResNeSt-D does (with `avd_first`, before the conv, as the published
+ResNeSt-50d 1s4x24d and 4s2x40d do). Tensor names follow timm's `SplitAttn` (`conv`, `bn0`,
 `fc1`, `bn1`, `fc2`), so timm's ResNeSt checkpoints load unchanged.
 
 Attention kind `conv`: the module is a block's spatial conv with its norm and activation.
@@ -46,6 +47,7 @@ class SplitAttention(nn.Module):
         rd_ratio: float = 0.25,
         rd_divisor: int = 8,
         avd: bool = False,
+        avd_first: bool = False,
     ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
@@ -64,7 +66,9 @@ class SplitAttention(nn.Module):
         self.bn1 = nn.BatchNorm2d(rd_channels, **factory)
         self.act1 = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(rd_channels, splits, 1, groups=groups, **factory)
-        self.avd = nn.AvgPool2d(3, stride, padding=1) if avd and stride > 1 else nn.Identity()
+        pool = nn.AvgPool2d(3, stride, padding=1) if avd and stride > 1 else nn.Identity()
+        self.avd_first = pool if avd_first else nn.Identity()
+        self.avd = nn.Identity() if avd_first else pool
 
     def split_weights(self, splits: torch.Tensor) -> torch.Tensor:
         """(B, radix, C, H, W) splits -> their per-channel weights (B, radix, C, 1, 1)."""
@@ -78,7 +82,7 @@ class SplitAttention(nn.Module):
         return logits.reshape(batch, self.radix, -1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act0(self.bn0(self.conv(x)))
+        x = self.act0(self.bn0(self.conv(self.avd_first(x))))
         splits = x.reshape(x.shape[0], self.radix, -1, *x.shape[-2:])
         out = (splits * self.split_weights(splits)).sum(dim=1)
         return self.avd(out)

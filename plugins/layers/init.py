@@ -50,6 +50,7 @@ def bare_conv2d(
     *,
     stride: int = 1,
     padding: int = 0,
+    groups: int = 1,
     device=None,
     dtype=None,
 ) -> nn.Conv2d:
@@ -66,6 +67,7 @@ def bare_conv2d(
         kernel_size,
         stride=stride,
         padding=padding,
+        groups=groups,
         bias=False,
         device="meta",
         dtype=dtype,
