@@ -94,12 +94,15 @@ def widths(model_args: dict[str, Any]) -> dict[str, Any]:
     rounding = model_args["round_chs_fn"]
     if rounding.get("partial") != ROUND_CHANNELS or set(rounding["kwargs"]) - {"multiplier", "round_limit"}:
         raise Unsupported(f"width rounding {rounding}")
+    multiplier = rounding["kwargs"].get("multiplier", 1.0)
     args = {
-        "channel_multiplier": rounding["kwargs"].get("multiplier", 1.0),
+        "channel_multiplier": multiplier,
         "stem_size": model_args.get("stem_size", 16),  # timm's defaults where not given
-        "fix_stem": model_args.get("fix_stem", False),
         "num_features": model_args.get("num_features", 1280),
     }
+    fix_stem = model_args.get("fix_stem", False)
+    if fix_stem != (multiplier < 0.75):  # the builder's rule where not given
+        args["fix_stem"] = fix_stem
     if "round_limit" in rounding["kwargs"]:
         args["round_limit"] = rounding["kwargs"]["round_limit"]
     return args
