@@ -73,7 +73,8 @@ QUANTUM = 8  # block widths are multiples of 8
 
 def regnet_widths(depth: int, w0: int, wa: float, wm: float) -> list[int]:
     """Each block's width from the RegNet rule (computed in float32, as the reference is)."""
-    continuous = torch.arange(depth, dtype=torch.float32, device="cpu") * wa + w0  # even under a meta device
+    # on the CPU even while a model is built under `torch.device("meta")`: the widths are read
+    continuous = torch.arange(depth, dtype=torch.float32, device="cpu") * wa + w0
     exponents = torch.round(torch.log(continuous / w0) / math.log(wm))
     return (torch.round(w0 * torch.pow(wm, exponents) / QUANTUM) * QUANTUM).int().tolist()
 
@@ -112,7 +113,9 @@ class RegNetConfig(BaseModel):
         default="pycls", description="how bottleneck widths are rounded to their group width"
     )
     stem_width: Positive = 32
-    act_layer: Activation = "relu"
+    act_layer: Activation = Field(
+        default="relu", description="the activation of stem, blocks and final conv (SE: its own option)"
+    )
     preact: bool = Field(default=False, description="pre-activation blocks (RegNetV)")
     downsample: Literal["conv1x1", "avg"] | None = Field(
         default="conv1x1",
@@ -162,7 +165,9 @@ def conv2d(
     return nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False, **factory)
 
 
-def shortcut(in_chs: int, out_chs: int, stride: int, config: RegNetConfig, **factory) -> nn.Module | None:
+def block_shortcut(
+    in_chs: int, out_chs: int, stride: int, config: RegNetConfig, **factory
+) -> nn.Module | None:
     """A block's residual path: the identity where the shape holds, else a projection (a
     strided 1x1 conv, or with `downsample: avg` a 2x2 average pool then a 1x1 conv; BN after
     it unless the block is pre-activation), or none at all (`downsample: null`)."""
@@ -210,7 +215,7 @@ class Bottleneck(nn.Module):
         )
         self.se = channel_attention(bottleneck, in_chs, config, **factory)
         self.conv3 = ConvNormAct(bottleneck, out_chs, 1, act=False, **factory)
-        self.downsample = shortcut(in_chs, out_chs, stride, config, **factory)
+        self.downsample = block_shortcut(in_chs, out_chs, stride, config, **factory)
         self.drop_path = DropPath(drop_path)
         self.act3 = nn.Identity() if config.linear_out else activation(config.act_layer, inplace=True)
 
@@ -246,7 +251,7 @@ class PreBottleneck(nn.Module):
         self.se = channel_attention(bottleneck, in_chs, config, **factory)
         self.norm3 = norm_act(bottleneck, **factory)
         self.conv3 = conv2d(bottleneck, out_chs, 1, **factory)
-        self.downsample = shortcut(in_chs, out_chs, stride, config, **factory)
+        self.downsample = block_shortcut(in_chs, out_chs, stride, config, **factory)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -394,7 +399,8 @@ class RegNet(nn.Module):
 
 class RegNetFamily(ImageFamily):
     """Family `regnet`: RegNets from the width rule, with any channel attention in their
-    blocks (RegNetY: SE; `attn: null` gives RegNetX's blocks)."""
+    blocks (RegNetY: SE; `attn: null` gives RegNetX's blocks), pre-activation (RegNetV) or
+    linear-output inverted (RegNetZ) blocks."""
 
     config = RegNetConfig
     test_args: ClassVar[dict[str, Any]] = {
