@@ -48,9 +48,12 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "gcresnext": ("gcresnext26ts", "gcresnext26ts", {}),
     "regnetz_evos": ("regnetz_c16_evos", "regnetz_c16_evos", {}),
     "resnet_clip": ("resnet50_clip", "resnet50_clip", {}),
+    "regnetv": ("regnetv_064", "regnetv_064", {}),  # pre-activation blocks, average-pool shortcuts
+    "regnetz": ("regnetz_040_h", "regnetz_040_h", {}),  # linear-output inverted blocks, final conv
 }
 # the families channels-last applies to
 CNNS = {"efficientnet", "mobilenetv3", "regnety", "sknet", "resnest", "botnet"}
+CNNS |= {"regnetv", "regnetz"}
 
 
 def parse_args() -> argparse.Namespace:
