@@ -60,7 +60,7 @@ def translate(arch: str, weights: list[Weight]) -> Architecture:
     if not se_ratio:  # RegNetX
         args["attn"] = None
     else:
-        args["attn"] = SE if args.get("act_layer", "relu") == "relu" else SE_SILU
+        args["attn"] = SE if args.get("act_layer", "relu") == "relu" else dict(SE_SILU)  # no YAML aliases
         if se_ratio != SE_RATIO:
             args["se_ratio"] = se_ratio
     if model_args.get("zero_init_last") is False:
