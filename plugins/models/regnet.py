@@ -52,13 +52,13 @@ from ..layers import (
     ClassifierHead,
     ConvNormAct,
     DropPath,
+    NormAct,
     PoolType,
     activation,
     drop_path_rates,
     factory_of,
     init_convs,
     init_normal,
-    NormAct,
     make_divisible,
 )
 
