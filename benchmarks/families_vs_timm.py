@@ -68,6 +68,8 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "resnext": ("resnext50_32x4d", "resnext50_32x4d", {}),
     "resnet_blur": ("resnetblur50", "resnetblur50", {}),
     "resnet_gn": ("resnet50_gn", "resnet50_gn", {}),
+    "regnetv": ("regnetv_064", "regnetv_064", {}),  # pre-activation blocks, average-pool shortcuts
+    "regnetz": ("regnetz_040_h", "regnetz_040_h", {}),  # linear-output inverted blocks, final conv
 }
 # the families channels-last applies to: every CNN
 CNNS = {name for name in FAMILIES if name not in TRANSFORMERS}
