@@ -224,7 +224,8 @@ HEADER = """\
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a value written twice reads better than an anchor named &id001
 
 
 def _flow(dumper: yaml.SafeDumper, data: dict | list) -> yaml.Node:
