@@ -29,7 +29,7 @@ import torch
 
 from tools.catalogue.__main__ import translate
 from tools.catalogue.facts import Unsupported, by_architecture
-from tools.catalogue.writer import TRANSLATORS, adapted_state, builder_args
+from tools.catalogue.writer import TRANSLATORS, adapted_state, builder_args, components
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,14 +57,12 @@ def perturbed(state: dict[str, torch.Tensor], generator: torch.Generator) -> dic
 def compare(module: str, arch: str, weights: list, args: argparse.Namespace) -> tuple[str, str]:
     import timm
 
-    import zoo
-
     weight = weights[0]
     try:
         architecture = translate(module, arch, weights)
     except Unsupported as reason:
         return "skip", f"not translated: {reason}"
-    registry = zoo.default_registry()
+    registry = components()
     config = registry.checked_config(
         architecture.builder, builder_args(architecture, weight), label=weight.row["tag"]
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +74,28 @@ def builder_args(architecture: Architecture, weight: Weight) -> dict[str, Any]:
     return {**architecture.args, **head, **weight_args(architecture, weight)}
 
 
+@cache
+def components() -> Any:
+    """A registry of the built-in plugin's builders, attention variants and key adapters, and
+    no model entries: the files this package writes are not read while it writes them."""
+    import zoo_plugins
+    from zoo.registry import Registry
+    from zoo.registry.plugins import PluginContext
+
+    class WithoutModels(PluginContext):
+        def add_models(self, path: Any, *, override: bool = False) -> None:
+            pass
+
+    context = WithoutModels("builtin")
+    zoo_plugins.register(context)
+    registry = Registry()
+    registry.add(context.staged)
+    return registry
+
+
 def adapted_state(adapter: str, state: dict[str, Any]) -> dict[str, Any]:
     """A timm-format state dict as the zoo's key adapter of that name hands it to the model."""
-    import zoo
-
-    return dict(zoo.default_registry().adapter(adapter)(state))
+    return dict(components().adapter(adapter)(state))
 
 
 def adapted_layout(adapter: str, layout: list[tuple[str, tuple[int, ...]]]) -> list[tuple[str, tuple]]:
@@ -91,10 +109,9 @@ def measured(architecture: Architecture, weight: Weight) -> Outcome:
     """Build on meta, compare with the layout, count parameters and GMACs at the input size."""
     import torch
 
-    import zoo
     from zoo.tasks.flops import count_flops
 
-    registry = zoo.default_registry()
+    registry = components()
     args = builder_args(architecture, weight)
     try:
         config = registry.checked_config(architecture.builder, args, label=weight.row["tag"])
