@@ -70,7 +70,7 @@ def register(zoo: PluginContext) -> None:
     zoo.add_attention("mqa", f"{__name__}.attention.multi_query:MultiQueryAttention2d", kind="map")
     # The catalogue's byob networks: global context (a channel attention) and CLIP's
     # attention pooling of a feature map (a kind of its own).
-    zoo.add_attention("global_context", f"{__name__}.attention.global_context:GlobalContext", kind="channel")
+    zoo.add_attention("gc", f"{__name__}.attention.global_context:GlobalContext", kind="channel")
     zoo.add_attention(
         "attention_pool", f"{__name__}.attention.attention_pool:AttentionPool2d", kind="map_pooling"
     )

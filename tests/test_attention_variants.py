@@ -42,15 +42,23 @@ def annotated_types(annotation: typing.Any) -> set[typing.Any]:
 
 @cache
 def slots(kind: str) -> list[tuple[str, str]]:
-    """(entry, field) for every slot of `kind`: each builder's field of that kind, in the first
-    registry entry of the builder."""
-    found: dict[tuple[str, str], tuple[str, str]] = {}
-    for name in REGISTRY.model_names():
+    """(entry, field) for every slot of `kind`: each builder's field of that kind, in the
+    builder's plainest registry entry (the fewest builder arguments)."""
+    plainest: dict[str, str] = {}
+    for name in sorted(REGISTRY.model_names()):
         builder = REGISTRY.source(name).entry.builder
+        if builder not in plainest or arguments(name) < arguments(plainest[builder]):
+            plainest[builder] = name
+    found = []
+    for builder, name in plainest.items():
         for field, info in REGISTRY.builder(builder).config_type.model_fields.items():
             if SPECS[kind] in annotated_types(info.annotation):
-                found.setdefault((builder, field), (name, field))
-    return list(found.values())
+                found.append((name, field))
+    return found
+
+
+def arguments(name: str) -> int:
+    return len(REGISTRY.source(name).entry.args)
 
 
 def family_slots(kind: str) -> list[tuple[str, str]]:

@@ -243,7 +243,7 @@ def attention(name: str, kwargs: dict[str, Any]) -> str | dict[str, Any]:
     if name == "eca":
         return "eca"
     if name == "gca":  # global context, fused by addition
-        return "global_context"
+        return "gc"
     raise Unsupported(f"attention '{name}'")
 
 

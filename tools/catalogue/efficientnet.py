@@ -85,7 +85,7 @@ def translate(arch: str, weights: list[Weight]) -> Architecture:
     args |= norm(model_args.get("norm_layer"))
     if model_args.get("se_layer") == "gc":
         # global context, fused by scaling as timm's default: its activation the block's, as SE's
-        args["attn"] = {"name": "global_context", "fuse": "scale"}
+        args["attn"] = {"name": "gc", "fuse": "scale"}
     if model_args.get("pad_type") == "same":
         args["padding"] = "tf_same"
     elif model_args.get("pad_type", ""):

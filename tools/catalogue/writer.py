@@ -137,7 +137,7 @@ def measured(architecture: Architecture, weight: Weight) -> Outcome:
         architecture,
         args=args,
         num_params=sum(p.numel() for p in model.parameters()),
-        gmacs=round(count.macs / 1e9, 3),
+        gmacs=float(f"{count.macs / 1e9:.4g}"),  # four significant digits, tiny models too
         output_dim=int(output.shape[-1]),
     )
 
@@ -156,6 +156,15 @@ def default_tag(arch: str, outcomes: list[Outcome]) -> str:
     if ranked:
         return max(ranked, key=lambda o: o.weight.row["imagenet"]["top1"]).weight.tag
     return tags[0]
+
+
+def default_args(architecture: Architecture, weight: Weight) -> dict[str, Any]:
+    """The architecture's arguments with what its default weight fixes (its head above all), so
+    that the name alone builds what `pretrained=True` loads, as timm does."""
+    args = builder_args(architecture, weight)
+    if args.get("num_classes") == 1000:  # the builders' default
+        del args["num_classes"]
+    return args
 
 
 def paper_url(paper_id: str) -> str | None:
@@ -219,8 +228,8 @@ def model_entry(arch: str, outcomes: list[Outcome]) -> dict[str, Any]:
         entry["description"] = architecture.description
     if architecture.paper:
         entry["paper"] = architecture.paper
-    entry["args"] = architecture.args
     default = default_tag(arch, outcomes)
+    entry["args"] = default_args(architecture, next(o for o in outcomes if o.weight.tag == default).weight)
     if default != sorted(o.weight.tag for o in outcomes)[0]:
         entry["default_tag"] = default
     entry["weights"] = {o.weight.tag: weight_entry(o) for o in sorted(outcomes, key=lambda o: o.weight.tag)}

@@ -593,6 +593,8 @@ def _image_input_size(
     channels = getattr(config, "in_chans", None) or (published[0] if published else 3)
     if img_size is not None:
         return channels, img_size, img_size
+    if published is not None and "img_size" not in model_args:  # the weights' own input size
+        return channels, *published[1:]
     height, width = image_size(config) or (published[1:] if published else (224, 224))
     return channels, height, width
 

@@ -97,7 +97,7 @@ CASES = {
             "stem_chs": 32,
             "stem_pool": "",
             "act_layer": "silu",
-            "attn": "global_context",
+            "attn": "gc",
             "num_features": 160,
         },
     },

@@ -132,7 +132,7 @@ CASES = {
                 ["ir_r2_k3_s2_e4_c32_se0.25"],
             ],
             "act": "silu",
-            "attn": {"name": "global_context", "fuse": "scale"},
+            "attn": {"name": "gc", "fuse": "scale"},
             "norm_layer": "evonorm_s0",
         },
     },
