@@ -445,4 +445,5 @@ def test_squash_crop_mode_resizes_each_side_to_its_own_size_then_crops_the_centr
     assert transform.resized_size(image.size) == (40, 40)
     expected = np.asarray(image.resize((40, 40), Image.BICUBIC).crop((4, 4, 36, 36)), dtype=np.float32) / 255
     torch.testing.assert_close(transform(image), torch.from_numpy(expected).permute(2, 0, 1))
-    assert ImageTransform(squash.model_copy(update={"crop_mode": "center"})).resized_size(image.size) == (120, 40)
+    centred = ImageTransform(squash.model_copy(update={"crop_mode": "center"}))
+    assert centred.resized_size(image.size) == (120, 40)
