@@ -2,11 +2,8 @@
 
 No test here names a family: what an entry must do follows from its task and its family's
 declarations (`zoo.registry.family`). What is cheap (a tag's arguments, its stated facts) is
-checked for every tag; what builds and runs a model is checked for two entries of each kind
-(its builder and its task): the smallest, and the one with the most builder arguments, with
-their tags, so that the suite stays fast with the whole catalogue registered.
-tests/test_catalogue.py builds every catalogue architecture on `meta` against its checkpoint
-layout.
+checked for every tag; what builds and runs a model, for a few entries of each kind
+(tests/kinds.py).
 """
 
 from __future__ import annotations
@@ -30,40 +27,14 @@ from zoo.registry.family import (
     HasFirstConv,
 )
 
+from .kinds import entries_of_each_kind, tags_of_each_kind
+
 NAMES = zoo.list_models()
 TAGS = zoo.list_pretrained()
 
 
-def stated_size(name: str) -> int:
-    """The parameters the entry's selected weights state (0 when none do)."""
-    selected = default_registry().resolve(name).selected
-    return (selected.weights.num_params or 0) if selected is not None else 0
-
-
-def kind_of_entry(name: str) -> tuple[str, str | None]:
-    registry = default_registry()
-    resolved = registry.resolve(name)
-    return resolved.entry.builder, registry.task(resolved)
-
-
-def arguments_of(name: str) -> int:
-    return len(default_registry().resolve(name).entry.args)
-
-
-def two_entries_of_each_kind() -> list[str]:
-    """Of each kind, the smallest entry and the one with the most builder arguments."""
-    kinds: dict[tuple, list[str]] = {}
-    for name in NAMES:
-        kinds.setdefault(kind_of_entry(name), []).append(name)
-    chosen = set()
-    for names in kinds.values():
-        chosen.add(min(names, key=lambda name: (stated_size(name), name)))
-        chosen.add(max(names, key=lambda name: (arguments_of(name), -stated_size(name), name)))
-    return sorted(chosen)
-
-
-KINDS = two_entries_of_each_kind()
-KIND_TAGS = [tag for tag in TAGS if tag.split(".", 1)[0] in KINDS]
+KINDS = entries_of_each_kind()
+KIND_TAGS = tags_of_each_kind()
 REFERENCE = Path(__file__).parent / "data" / "reference" / "hub"
 REFERENCE_PARAMS = {
     data["hf_hub_id"]: data["num_params"]

@@ -26,14 +26,16 @@ from zoo.registry.family import (
 )
 from zoo.weights.features import FeatureExtractor
 
+from .kinds import entries_of_each_kind, tags_of_each_kind
+
 IMAGE_FAMILIES = [
     builder
     for builder in default_registry().components("builder")
     if not isinstance(builder.family, FunctionFamily) and set(builder.tasks) <= set(IMAGE_TASKS)
 ]
-IMAGE_TAGS = [
+IMAGE_TAGS = [  # a few of each kind (tests/kinds.py)
     name
-    for name in zoo.list_pretrained()
+    for name in tags_of_each_kind()
     if default_registry().resolve(name).weights.preprocessing_or_none is not None
 ]
 
@@ -106,7 +108,12 @@ def test_every_global_pool_keeps_timm_s_meaning_at_build_and_on_reset(builder):
         classes = 0 if pool == "" else 5
         model = built(builder, global_pool=pool, num_classes=classes)
         reset = built(builder)
-        reset.reset_classifier(classes, global_pool=pool)
+        try:
+            reset.reset_classifier(classes, global_pool=pool)
+        except ValueError as error:  # a pool by a module the model has not built: refused, as timm does
+            assert "\n" not in str(error)
+            reset = built(builder, global_pool=pool)
+            reset.reset_classifier(classes, global_pool=pool)
         with torch.no_grad():
             features = model.forward_features(x)
             pooled = model.forward_head(features, pre_logits=True)
@@ -217,9 +224,13 @@ def test_forward_intermediates_gives_the_features_and_the_maps_of_feature_info(b
 
 @pytest.mark.parametrize(
     "name",
-    [n for n in zoo.list_models() if default_registry().task(default_registry().resolve(n)) in IMAGE_TASKS],
+    [
+        n
+        for n in entries_of_each_kind()
+        if default_registry().task(default_registry().resolve(n)) in IMAGE_TASKS
+    ],
 )
-def test_every_image_entry_has_a_features_only_form(name):
+def test_each_kind_of_image_entry_has_a_features_only_form(name):
     extractor = zoo.create(name, features_only=True, device="meta")
     assert len(extractor.feature_info.channels()) == len(extractor.feature_info)
     assert all(p.is_meta for p in extractor.parameters())

@@ -40,7 +40,13 @@ def test_without_name_every_variant_is_a_row_with_kind_plugin_and_summary():
     assert set(rows) == {"se", "cbam", "eca", "mhsa", "mha", "soft", "hard", "additive", "wmsa"} | {
         "talking_heads",
         "class_attention",
-    } | {"self_attention"} | {"selective_kernel", "split_attention", "bot"}
+    } | {"self_attention"} | {"selective_kernel", "split_attention", "bot"} | {
+        "gc",
+        "diff",
+        "map",
+        "mqa",
+        "attention_pool",
+    }
     assert rows["eca"] == ["channel", "builtin", "Efficient Channel Attention (ECA)."]
     assert rows["mhsa"][:2] == ["token", "builtin"]
     assert rows["additive"][:2] == ["alignment", "builtin"]

@@ -21,10 +21,10 @@ def error_line(*args: str) -> str:
 def test_a_variant_of_another_kind_names_its_kind_and_every_variant_that_fits():
     assert error_line("create", "vit_tiny_patch16_224", "-a", "attn=eca") == (
         "zoo: error: vit_tiny_patch16_224: argument 'attn': unknown token attention 'eca' "
-        "('eca' is a channel attention; token attentions: mhsa, talking_heads)"
+        "('eca' is a channel attention; token attentions: mhsa, talking_heads, diff)"
     )
     with pytest.raises(
-        ArgumentError, match=r"unknown token attention 'eca' .*token attentions: mhsa, talking_heads\)"
+        ArgumentError, match=r"unknown token attention 'eca' .*token attentions: mhsa, talking_heads, diff\)"
     ):
         zoo.create("vit_tiny_patch16_224", attn="eca", device="meta")
 
@@ -32,7 +32,7 @@ def test_a_variant_of_another_kind_names_its_kind_and_every_variant_that_fits():
 def test_an_unknown_variant_lists_the_variants_of_the_slot_and_suggests_ignoring_case():
     assert error_line("create", "resnet18", "-a", "attn=ECA") == (
         "zoo: error: resnet18: argument 'attn': unknown channel attention 'ECA' "
-        "(channel attentions: se, cbam, eca); did you mean 'eca'?"
+        "(channel attentions: se, cbam, eca, gc); did you mean 'eca'?"
     )
 
 
@@ -43,7 +43,7 @@ def test_variants_a_plugin_adds_are_listed_too(builtin_registry):
     with pytest.raises(UnknownModelError) as raised:
         builtin_registry.attention("Gainn", kind="channel")
     assert str(raised.value) == (
-        "unknown channel attention 'Gainn' (channel attentions: se, cbam, eca, gain); did you mean 'gain'?"
+        "unknown channel attention 'Gainn' (channel attentions: se, cbam, eca, gc, gain); did you mean 'gain'?"
     )
     with pytest.raises(UnknownModelError, match=r"pooling attentions: soft, hard\)$"):
         builtin_registry.attention("gain", kind="pooling")

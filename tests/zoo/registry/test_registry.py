@@ -76,7 +76,7 @@ def test_the_weights_a_name_stands_for_are_the_tag_named_else_the_default_else_t
     assert selected(f"{in21k}.orig_in21k") == (in21k, "orig_in21k", "named", f"{in21k}.orig_in21k")
     assert selected(in21k) == (in21k, "augreg_in21k", "default", f"{in21k}.augreg_in21k")
     assert selected("resnet50_cbam") == ("resnet50", "a1_in1k", "borrowed", "resnet50.a1_in1k")
-    assert selected("regnety_002") is None  # no weights, none borrowed
+    assert selected("text_transformer_small") is None  # no weights, none borrowed
 
 
 def test_what_a_name_is_for_and_its_own_weights_follow_the_selected_weights(builtin_registry):
@@ -107,14 +107,17 @@ def test_listing_filters_with_shell_patterns(builtin_registry):
         "resnet18_cbam",
         "resnet18_eca",
         "resnet18_se",
+        "resnet18d",
     ]
     assert builtin_registry.pretrained_names("vit_base_patch16_224_in21k*") == [
         "vit_base_patch16_224_in21k.augreg_in21k",
         "vit_base_patch16_224_in21k.orig_in21k",
     ]
-    assert builtin_registry.pretrained_names("*.miil_in1k") == [
+    assert builtin_registry.pretrained_names("ecaresnet*.miil_in1k") == [
         "ecaresnet101d.miil_in1k",
+        "ecaresnet101d_pruned.miil_in1k",
         "ecaresnet50d.miil_in1k",
+        "ecaresnet50d_pruned.miil_in1k",
     ]
 
 

@@ -48,9 +48,11 @@ def test_the_new_kinds_fix_what_a_model_passes():
         "qkv_bias",
         "attn_drop",
         "proj_drop",
+        "block_index",  # optional (interface 1.4): passed only to a class that names it
         "device",
         "dtype",
     )
+    assert ATTENTION_KINDS["token"].optional == ("block_index",)
 
 
 def test_a_class_missing_an_interface_argument_fails_when_first_loaded():

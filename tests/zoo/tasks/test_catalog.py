@@ -10,7 +10,14 @@ import zoo
 
 
 def test_list_models_and_pretrained_use_shell_patterns():
-    assert zoo.list_models("resnet50_*") == ["resnet50_cbam", "resnet50_eca", "resnet50_se"]
+    assert zoo.list_models("resnet50_*") == [
+        "resnet50_cbam",
+        "resnet50_clip",
+        "resnet50_clip_gap",
+        "resnet50_eca",
+        "resnet50_gn",
+        "resnet50_se",
+    ]
     assert "vit_base_patch16_224.augreg2_in21k_ft_in1k" in zoo.list_pretrained("vit_base*")
     assert zoo.list_pretrained("resnet18_cbam") == []
 
@@ -21,7 +28,9 @@ def test_list_pretrained_filters_and_sorts_as_zoo_list_does():
     top1 = [next(w for w in infos[name] if w.name == name).imagenet.top1 for name in best]
     assert best and top1 == sorted(top1, reverse=True) and min(top1) >= 85
     assert set(zoo.list_pretrained(family="resnet")) == {
-        name for name in zoo.list_pretrained() if zoo.model_info(name).builder == "resnet"
+        name
+        for name in zoo.list_pretrained()
+        if zoo.default_registry().resolve(name).entry.builder == "resnet"
     }
 
 
