@@ -118,6 +118,7 @@ def test_listing_filters_with_shell_patterns(builtin_registry):
         "ecaresnet101d_pruned.miil_in1k",
         "ecaresnet50d.miil_in1k",
         "ecaresnet50d_pruned.miil_in1k",
+        "ecaresnetlight.miil_in1k",
     ]
 
 
