@@ -51,10 +51,21 @@ def environment(tmp_path_factory: pytest.TempPathFactory) -> Environment:
     return make_environment(tmp_path_factory.mktemp("install"))
 
 
+@pytest.fixture(scope="session")
+def parsed_registry_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Registry files parsed once for the whole run: the parsed-file cache is keyed by each
+    file's text, so sharing it changes nothing a test sees but the time a process takes."""
+    return tmp_path_factory.mktemp("parsed-registry-files")
+
+
 @pytest.fixture(autouse=True)
-def zoo_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own, empty cache folder (subprocesses inherit it)."""
+def zoo_cache_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, parsed_registry_files: Path
+) -> Path:
+    """Each test gets its own, empty cache folder (subprocesses inherit it), but for the
+    registry files parsed already (`parsed_registry_files`)."""
     folder = tmp_path_factory.mktemp("zoo-cache")
+    (folder / "registry").symlink_to(parsed_registry_files, target_is_directory=True)
     monkeypatch.setenv("ZOO_CACHE_DIR", str(folder))
     return folder
 
