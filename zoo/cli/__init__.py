@@ -126,6 +126,8 @@ class ZooGroup(SuggestingGroup):
             command = self.commands.get(ctx.invoked_subcommand or "")
             message = error.render(in_flags_of(command)) if command is not None else str(error)
             raise CommandError(message, error.exit_code) from None
+        except BrokenPipeError:  # the reader went away (`zoo list | head`): click stops quietly
+            raise
         except OSError as error:  # the system refused a read or write midway: a full disk, say
             if os.environ.get("ZOO_DEBUG") or error.strerror is None:
                 raise

@@ -211,3 +211,17 @@ def test_help_and_list_do_not_import_torch(args):
     result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout
+
+
+def test_a_reader_that_stops_early_ends_the_listing_quietly():
+    """`zoo list --pretrained | head -1`: no error line about the closed pipe."""
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "zoo", "list", "--pretrained"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    first_line = listing.stdout.readline()
+    listing.stdout.close()  # as `head -1` exits
+    stderr = listing.stderr.read()
+    listing.wait()
+    assert first_line.startswith(b"NAME")
+    assert stderr == b""
+    assert listing.returncode != 0
