@@ -39,7 +39,7 @@ from .header import INDEX_SUFFIX, read_checkpoint, read_index
 if TYPE_CHECKING:
     from ..registry import SelectedWeight
 
-__all__ = ["Download", "fetch", "fetch_sharded", "hf_download", "is_sharded"]
+__all__ = ["Download", "cached_file", "fetch", "fetch_sharded", "hf_download", "is_sharded", "repo_files"]
 
 logger = logging.getLogger("zoo")
 
@@ -202,6 +202,39 @@ def hf_download(repo_id: str, filename: str, revision: str | None, *, name: str,
         if zoo_error is None or zoo_error is error:
             raise
         raise zoo_error from None
+
+
+def repo_files(repo_id: str, revision: str | None, *, name: str) -> list[str] | None:
+    """The files of a Hub repository at `revision` (its default branch if None), or None where
+    the Hub cannot tell: offline, out of reach or answering a transient failure (then what
+    the cache holds must do, see `cached_file`). A repository or revision that does not
+    exist, or a token refused, is one line (`HubError`)."""
+    cache.hub_cache_dir()
+    if cache.is_offline():
+        return None
+    settings = network.Settings.read(cache.hub_endpoint())
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(endpoint=settings.endpoint, library_name="zoo", library_version=__version__)
+    try:
+        return api.list_repo_files(repo_id, revision=revision)
+    except Exception as error:
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        if network.is_transport_error(error) or status in network.TRANSIENT_STATUSES:
+            return None
+        if isinstance(error, HfHubHTTPError):
+            raise _http_error(error, _Fetching(name, repo_id, "", revision, settings)) from None
+        raise
+
+
+def cached_file(repo_id: str, filename: str, revision: str | None) -> Path | None:
+    """The path of a Hub file in the cache, for `revision` (the default branch if None), or
+    None if the cache does not hold it."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=cache.hub_cache_dir(), revision=revision)
+    return Path(found) if isinstance(found, str) else None
 
 
 @dataclass(frozen=True)
