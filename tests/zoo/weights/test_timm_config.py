@@ -163,9 +163,12 @@ def test_a_repository_of_the_timm_form_keeps_its_architecture_s_label_set(hub, r
 # ---------------------------------------------------------------------- integrity, revisions, offline
 
 
-def test_sha256_is_recorded_a_revision_is_pinned_and_the_cache_serves_offline(hub, repos, monkeypatch):
-    repo = repos["mapping"]
-    first = hub.publish(repo, {})  # the commit as it is
+def test_sha256_is_recorded_a_revision_is_pinned_and_the_cache_serves_offline(
+    hub, repos, fine_tune, monkeypatch
+):
+    repo = "example/vit-fer7-revisions"
+    weights = weights_of(fine_tune)
+    first = hub.publish(repo, {"config.json": json.dumps(fine_tune_config()), "model.safetensors": weights})
     hub.publish(repo, {"config.json": json.dumps(fine_tune_config(label_names=EMOTIONS[::-1]))})
     pinned = f"hf-hub:{repo}@{first}"
     assert zoo.labels.labels_for(pinned)[0] == "angry"
@@ -220,3 +223,67 @@ def test_a_config_that_contradicts_the_weights_names_the_first_tensor_that_diffe
 def test_a_missing_or_malformed_config_is_one_line(repo, says, hub, repos):
     line = one_line_error(CliRunner().invoke(cli, ["info", f"hf-hub:{repo}"]))
     assert says in line
+
+
+# ---------------------------------------------------------------------- zoo export writes one too
+
+
+def test_export_of_a_timm_architecture_writes_timm_s_config_that_loads_alone_and_beside_the_zoo_s(
+    hub, repos, fine_tune, tmp_path
+):
+    checkpoint = tmp_path / "fer7.safetensors"
+    checkpoint.write_bytes(weights_of(fine_tune))
+    folder = tmp_path / "export"
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("export", "test_vit", "--checkpoint", str(checkpoint), "-o", str(folder), "--num-classes", "7"),
+            *("-a", "img_size=[64, 48]", "--license", "mit", "-p", "std=[0.25, 0.25, 0.25]", "--json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["files"][-1] == str(folder / "config.json")
+    written = json.loads((folder / "config.json").read_text())
+    assert written["architecture"] == "test_vit" and written["num_classes"] == 7
+    assert written["model_args"] == {"img_size": [64, 48], "num_classes": 7}
+    assert (
+        written["pretrained_cfg"]["input_size"] == [3, 64, 48]
+        and written["pretrained_cfg"]["std"] == [0.25] * 3
+    )
+
+    image = torch.randn(1, 3, 64, 48)
+    both, alone = "example/exported-both", "example/exported-timm-only"
+    hub.publish(both, {path.name: path for path in folder.iterdir()})
+    hub.publish(alone, {name: folder / name for name in ("config.json", "model.safetensors")})
+    for repo in (both, alone):
+        model = zoo.create(f"hf-hub:{repo}", pretrained=True).eval()
+        assert model.pretrained_cfg["std"] == (0.25, 0.25, 0.25)
+        with torch.no_grad():
+            torch.testing.assert_close(model(image), fine_tune(image), rtol=0, atol=1e-5)
+    other_std = {**written["pretrained_cfg"], "std": [0.5, 0.5, 0.5]}
+    hub.publish(both, {"config.json": json.dumps({**written, "pretrained_cfg": other_std})})
+    with pytest.raises(
+        zoo.HubError, match=r"zoo_config\.json and config\.json disagree on the preprocessing"
+    ):
+        zoo.create(f"hf-hub:{both}")
+
+
+def test_a_re_export_keeps_the_label_names_in_both_configs(hub, repos, fine_tune, tmp_path):
+    checkpoint = tmp_path / "fer7.safetensors"
+    checkpoint.write_bytes(weights_of(fine_tune))
+    exported = zoo.weights.export.export(f"hf-hub:{repos['mapping']}", checkpoint, tmp_path / "again")
+    assert exported.weights.label_names == tuple(EMOTIONS)
+    written = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert written["label_names"] == EMOTIONS and written["label_descriptions"]["fear"] == "a fear face"
+
+
+def test_export_of_a_model_timm_does_not_have_writes_no_timm_config(tmp_path, fine_tune):
+    checkpoint = tmp_path / "fer7.safetensors"
+    checkpoint.write_bytes(weights_of(fine_tune))
+    args = {"num_classes": 7, "img_size": (64, 48), "act_layer": "quick_gelu"}  # not a timm argument
+    zoo.weights.export.export("test_vit", checkpoint, tmp_path / "out", license="mit", **args)
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+        "README.md",
+        "model.safetensors",
+        "zoo_config.json",
+    ]
