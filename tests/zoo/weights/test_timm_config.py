@@ -110,6 +110,37 @@ def one_line_error(result) -> str:
     return line
 
 
+# ---------------------------------------------------------------------- configs as timm writes them
+
+
+def entry_of(config_file: Path, folder: Path) -> zoo.registry.Resolved:
+    """What a folder (or a repository) holding this config stands for."""
+    folder.mkdir()
+    (folder / "config.json").write_text(config_file.read_text())
+    return zoo.weights.resolve.resolve(str(folder))
+
+
+@pytest.mark.parametrize("config_file", sorted(HUB_CONFIGS.glob("timm__*.json")), ids=lambda path: path.name)
+def test_a_timm_repository_s_config_builds_its_registry_weights_model_with_their_preprocessing(
+    config_file, tmp_path
+):
+    resolved = entry_of(config_file, tmp_path / "repo")
+    weights = zoo.default_registry().resolve(
+        config_file.name.removeprefix("timm__").removesuffix(".config.json")
+    )
+    assert resolved.config == zoo.default_registry().build_config(weights, weights=weights.selected)
+    assert resolved.selected.weights.preprocessing == weights.selected.preprocessing
+    assert resolved.selected.task == weights.selected.task
+
+
+def test_the_fine_tune_s_config_gives_its_head_arguments_and_class_names(tmp_path):
+    resolved = entry_of(HUB_CONFIGS / "example__vit-small-fer7.config.json", tmp_path / "repo")
+    config = resolved.config
+    assert (config.num_classes, config.img_size, config.drop_path_rate) == (7, 224, 0.1)
+    assert resolved.selected.weights.label_names == tuple(EMOTIONS)
+    assert resolved.selected.weights.preprocessing.crop_pct == 0.9
+
+
 # ---------------------------------------------------------------------- a fine-tune, end to end
 
 
@@ -287,3 +318,18 @@ def test_export_of_a_model_timm_does_not_have_writes_no_timm_config(tmp_path, fi
         "model.safetensors",
         "zoo_config.json",
     ]
+
+
+def test_a_local_folder_in_timm_s_format_loads_as_a_repository_does(tmp_path, fine_tune):
+    folder = tmp_path / "vit-fer7"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(fine_tune_config()))
+    (folder / "model.safetensors").write_bytes(weights_of(fine_tune))
+    model = zoo.create(str(folder), pretrained=True).eval()
+    image = torch.randn(1, 3, 64, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), fine_tune(image), rtol=0, atol=1e-5)
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"x")
+    with pytest.raises(zoo.HubError, match="only safetensors"):
+        zoo.create(str(folder))
