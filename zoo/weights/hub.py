@@ -206,25 +206,27 @@ def hf_download(repo_id: str, filename: str, revision: str | None, *, name: str,
 
 def repo_files(repo_id: str, revision: str | None, *, name: str) -> list[str] | None:
     """The files of a Hub repository at `revision` (its default branch if None), or None where
-    the Hub cannot tell: offline, out of reach or answering a transient failure (then what
-    the cache holds must do, see `cached_file`). A repository or revision that does not
-    exist, or a token refused, is one line (`HubError`)."""
+    the Hub cannot tell: offline, out of reach or failing otherwise (then what the cache
+    holds must do, see `cached_file`, and fetching a file from it reports the failure). A
+    repository or revision that does not exist, or a token refused, is one line (`HubError`)."""
     cache.hub_cache_dir()
     if cache.is_offline():
         return None
     settings = network.Settings.read(cache.hub_endpoint())
     from huggingface_hub import HfApi
+    from huggingface_hub.constants import DEFAULT_REVISION
     from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi(endpoint=settings.endpoint, library_name="zoo", library_version=__version__)
-    try:
-        return api.list_repo_files(repo_id, revision=revision)
+    try:  # one request, within the metadata timeout (listing the tree retries, without one)
+        info = api.model_info(repo_id, revision=revision or DEFAULT_REVISION, timeout=settings.etag_timeout)
+        return [sibling.rfilename for sibling in info.siblings or []]
     except Exception as error:
         status = getattr(getattr(error, "response", None), "status_code", None)
-        if network.is_transport_error(error) or status in network.TRANSIENT_STATUSES:
-            return None
-        if isinstance(error, HfHubHTTPError):
+        if isinstance(error, HfHubHTTPError) and status in (401, 403, 404):
             raise _http_error(error, _Fetching(name, repo_id, "", revision, settings)) from None
+        if isinstance(error, HfHubHTTPError) or network.is_transport_error(error):
+            return None  # the download of the config says what it was, retrying what is transient
         raise
 
 
