@@ -25,7 +25,7 @@ from ..registry import ModelSource, Registry, Resolved, SelectedWeight, default_
 from ..registry.names import HUB_PREFIX, is_folder_name, is_hub_name, name_form
 from ..registry.schema import HUB_ID_PATTERN, ModelEntry
 from .hub_config import CONFIG_FILENAME, WEIGHTS_FILENAME, read_hub_config
-from .timm_config import TIMM_CONFIG_FILENAME, agreeing, read_timm_config
+from .timm_config import TIMM_CONFIG_FILENAME, disagreement, read_timm_config
 
 __all__ = [
     "HUB_PREFIX",
@@ -183,7 +183,7 @@ def _check_agreement(name: str, zoo: ConfigResolved, timm: ConfigResolved) -> No
     if zoo.entry.builder != timm.entry.builder or zoo.config != timm.config:
         what = "the model they build"
     else:
-        what = agreeing(timm.selected.weights, zoo.selected.weights)
+        what = disagreement(timm.selected.weights, zoo.selected.weights)
     if what is not None:
         raise HubError(f"{name}: {CONFIG_FILENAME} and {TIMM_CONFIG_FILENAME} disagree on {what}")
 

@@ -391,10 +391,10 @@ def _reads_back(config: dict, registry: Registry, exported: HubConfig) -> bool:
     args = {**entry.args, **weights.builder_args()}
     built = registry.checked_config(entry.builder, args, label="config.json")
     own = registry.checked_config(exported.builder, exported.args, label="zoo_config.json")
-    return built == own and agreeing(weights, exported.weights) is None
+    return built == own and disagreement(weights, exported.weights) is None
 
 
-def agreeing(timm_weights: WeightTag, zoo_weights: WeightTag) -> str | None:
+def disagreement(timm_weights: WeightTag, zoo_weights: WeightTag) -> str | None:
     """What a repository's two configs say differently of its weights (head, preprocessing,
     class names), in words; None if they agree."""
     if timm_weights.builder_args() != zoo_weights.builder_args():
