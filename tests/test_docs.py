@@ -10,7 +10,9 @@
 - Everything runs against the test Hub server (`hub` in tests/conftest.py), never the
   network or the real cache. A block marked `<!-- hub: NAME[.TAG] ... -->` on the line
   above its fence is run once the server serves random weights, made here, for those tags
-  at the repositories the registry names.
+  at the repositories the registry names; `hf-hub:ORG/REPO` there is a repository in timm's
+  format: the `config.json` kept in tests/data/hub_configs (`ORG__REPO.config.json`) and
+  random weights of the model it describes.
 - A block that cannot run here is marked `<!-- not run: REASON -->` on the line above its
   fence, and is reported as skipped with that reason. A console block with a command other
   than `zoo` (set-up commands, benchmarks) must be marked.
@@ -236,6 +238,7 @@ def _finetuned(path: Path) -> None:
 INPUTS: dict[str, Callable[[Path], None]] = {
     "cat.jpg": lambda path: _image(path, (320, 240)),
     "dog.png": lambda path: _image(path, (200, 300)),
+    "face.png": lambda path: _image(path, (48, 64)),
     "notes.txt": lambda path: path.write_text("not a picture\n"),
     "classes.txt": lambda path: path.write_text("".join(f"class {i}\n" for i in range(10))),
     "model.safetensors": _checkpoint("vit_tiny_patch16_224"),  # README: checkpoint=
@@ -292,6 +295,11 @@ def published(hub_server, tmp_path_factory) -> Callable[[str], None]:
     def publish(name: str) -> None:
         import zoo
 
+        if name.startswith("hf-hub:"):
+            if name not in done:
+                _publish_timm_repository(hub_server, name.removeprefix("hf-hub:"), folder)
+                done.add(name)
+            return
         info = zoo.model_info(name)
         [weight] = [w for w in info.weights if w.tag == (info.tag or info.default_tag)]
         if weight.name in done:
@@ -302,6 +310,24 @@ def published(hub_server, tmp_path_factory) -> Callable[[str], None]:
         done.add(weight.name)
 
     return publish
+
+
+HUB_CONFIGS = REPOSITORY / "tests" / "data" / "hub_configs"
+
+
+def _publish_timm_repository(hub_server, repo_id: str, folder: Path) -> None:
+    """A repository in timm's format: its config.json, then random weights of what it builds."""
+    import torch
+    from safetensors.torch import save_file
+
+    import zoo
+
+    hub_server.publish(repo_id, {"config.json": HUB_CONFIGS / f"{repo_id.replace('/', '__')}.config.json"})
+    torch.manual_seed(0)
+    model = zoo.create(f"hf-hub:{repo_id}")
+    path = folder / f"{repo_id.replace('/', '__')}.safetensors"
+    save_file({key: value.contiguous() for key, value in model.state_dict().items()}, str(path))
+    hub_server.publish(repo_id, {"model.safetensors": path})
 
 
 # ---------------------------------------------------------------------- the tests

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from torch import nn
 
 import zoo.maps
@@ -54,7 +54,9 @@ class CaiTConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    img_size: int = Field(default=224, gt=0)
+    img_size: PositiveInt | tuple[PositiveInt, PositiveInt] = Field(
+        default=224, description="a square, or (height, width)"
+    )
     patch_size: int = Field(default=16, gt=0)
     in_chans: int = Field(default=3, gt=0)
     num_classes: int = Field(default=1000, ge=0)
@@ -76,7 +78,8 @@ class CaiTConfig(BaseModel):
 
     @model_validator(mode="after")
     def _fits_together(self) -> CaiTConfig:
-        if self.img_size % self.patch_size:
+        sides = (self.img_size,) if isinstance(self.img_size, int) else self.img_size
+        if any(side % self.patch_size for side in sides):
             raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")

@@ -100,7 +100,7 @@ class EfficientNetConfig(BaseModel):
         default=1280, ge=0, description="the head's width before the channel multiplier; 0: no head conv"
     )
     fix_head: bool = Field(default=False, description="the head's width as given, not scaled")
-    img_size: Positive = Field(
+    img_size: Positive | tuple[Positive, Positive] = Field(
         default=224,
         description="the resolution the multipliers were chosen for, which preprocessing and example "
         "inputs use; the network itself takes any size",

@@ -51,7 +51,9 @@ def export_command(
     """Write a folder to publish on the Hub: model.safetensors, zoo_config.json, README.md.
 
     The checkpoint must fit NAME (with the given arguments) exactly. Once the folder is in
-    a Hub repository, `zoo.create("hf-hub:ORG/REPO", pretrained=True)` loads it back.
+    a Hub repository, `zoo.create("hf-hub:ORG/REPO", pretrained=True)` loads it back. For a
+    timm architecture (changed in head, in_chans, img_size, drop rates or global_pool at
+    most), timm's config.json is written too, so that timm loads it as well.
 
     \b
     Examples:
@@ -82,8 +84,10 @@ def export_command(
         **overrides,
     )
     from ..weights.hub_config import CONFIG_FILENAME, WEIGHTS_FILENAME
+    from ..weights.timm_config import TIMM_CONFIG_FILENAME
 
     written = [output / WEIGHTS_FILENAME, output / CONFIG_FILENAME, output / "README.md"]
+    written += [path for path in [output / TIMM_CONFIG_FILENAME] if path.is_file()]  # a timm architecture's
     if as_json:
         echo_json(
             {
@@ -94,4 +98,7 @@ def export_command(
             }
         )
         return
-    click.echo(f"{output}: {WEIGHTS_FILENAME} (sha256 {config.weights.sha256}), {CONFIG_FILENAME}, README.md")
+    also = "".join(f", {path.name}" for path in written[3:])
+    click.echo(
+        f"{output}: {WEIGHTS_FILENAME} (sha256 {config.weights.sha256}), {CONFIG_FILENAME}, README.md{also}"
+    )

@@ -34,17 +34,22 @@ class LabelSet:
     """Class names in class-index order.
 
     `names[i]` is the full description of class `i` ("tabby, tabby cat"), `label_set[i]`
-    its first name ("tabby"), `wordnet_ids[i]` its WordNet id where the set has them.
+    its first name ("tabby"), or its name in `labels` where the set gives them (a checkpoint's
+    own class names, whose descriptions are not lists of names), `wordnet_ids[i]` its WordNet
+    id where the set has them.
     """
 
     name: str
     names: tuple[str, ...]
     wordnet_ids: tuple[str, ...] | None = None
+    labels: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.names)
 
     def __getitem__(self, index: int) -> str:
+        if self.labels is not None:
+            return self.labels[index]
         return self.names[index].split(",")[0].strip()
 
 

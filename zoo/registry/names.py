@@ -4,7 +4,7 @@ A name is one of three forms, told apart by how it is written (`name_form`), bef
 is looked up (`zoo.weights.resolve` looks them up):
 
 - `name` or `name.tag`: a registry entry, with the weight tag the name carries (if any);
-- `hf-hub:ORG/REPO[@REV]`: a Hub repository written by `zoo export`;
+- `hf-hub:ORG/REPO[@REV]`: a Hub repository written by `zoo export` (or in timm's format);
 - a path (`./my-model`, `/data/my-model`): a folder written by `zoo export`.
 
 A pattern picks names by one rule for `zoo list`, `zoo.list_models` and `zoo.list_pretrained`:

@@ -161,6 +161,12 @@ class ImageClassificationWeights(_Weights):
     labels: str | None = Field(
         default=None, description="label set the head's outputs follow: " + ", ".join(LABEL_SETS)
     )
+    label_names: tuple[str, ...] | None = Field(
+        default=None, description="the checkpoint's own class names, in class-index order (a fine-tune's)"
+    )
+    label_descriptions: tuple[str, ...] | None = Field(
+        default=None, description="a longer description of each of `label_names`, in the same order"
+    )
     imagenet: ImageNetResult | None = None
 
     @field_validator("labels")
@@ -176,6 +182,21 @@ class ImageClassificationWeights(_Weights):
                 f"label set '{labels}' has {LABEL_SETS[labels]} classes but the checkpoint has {num_classes}"
             )
         return labels
+
+    @model_validator(mode="after")
+    def _label_names_fit_the_head(self) -> ImageClassificationWeights:
+        if self.label_names is not None:
+            if self.labels is not None:
+                raise ValueError("labels (a label set) and label_names are given both: keep one")
+            if len(self.label_names) != self.num_classes:
+                raise ValueError(
+                    f"{len(self.label_names)} label_names for a checkpoint of {self.num_classes} classes"
+                )
+        if self.label_descriptions is not None and len(self.label_descriptions) != len(
+            self.label_names or ()
+        ):
+            raise ValueError("label_descriptions need label_names, one description per name")
+        return self
 
     def head_args(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes}

@@ -12,9 +12,17 @@ __all__ = ["labels_for"]
 def labels_for(name_or_tag: str | Resolved, *, registry: Registry | None = None) -> LabelSet | None:
     """The label set of a weight tag (a name without tag: its default tag), or None.
 
-    None when the tag names no label set (a checkpoint without head, say) or the name has
-    no published weights of its own. Takes every name form (see `zoo.weights.resolve`).
+    The checkpoint's own class names where its weights give them (`label_names`, a
+    fine-tune's, published in a Hub repository), named after the weights. None when the tag
+    names no label set (a checkpoint without head, say) or the name has no published
+    weights of its own. Takes every name form (see `zoo.weights.resolve`).
     """
     resolved = resolve(name_or_tag, registry)
     weights = resolved.published
-    return label_set(weights.labels) if weights is not None and weights.labels else None
+    if weights is None:
+        return None
+    names = getattr(weights.weights, "label_names", None)
+    if names:
+        descriptions = getattr(weights.weights, "label_descriptions", None)
+        return LabelSet(str(weights), descriptions or names, labels=names)
+    return label_set(weights.labels) if weights.labels else None

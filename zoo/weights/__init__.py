@@ -9,5 +9,7 @@
   a model that differs from them on purpose;
 - `factory`: `create`, `get` and `download`, the name-taking entry points;
 - `sharded`: `create_sharded`, a model sharded with FSDP2, each rank loading its slices;
-- `hub_config`, `export`: the folder `zoo export` writes and `hf-hub:` names read.
+- `hub_config`, `export`: the folder `zoo export` writes and `hf-hub:` names read;
+- `timm_config`: timm's `config.json`, read from Hub repositories in timm's format and
+  written by `zoo export` for a timm architecture.
 """

@@ -3,7 +3,8 @@
 `export` writes three files: `model.safetensors` (a byte-for-byte copy of the checkpoint,
 checked against the model first), `zoo_config.json` (the builder, its full arguments and
 the weights' metadata, in the registry's own schemas) and `README.md` (a model card with the
-parameter count, the preprocessing, the license and how to load it). Upload the folder to a Hub repository and
+parameter count, the preprocessing, the license and how to load it); and, for a model of a
+timm architecture, timm's `config.json` (`zoo.weights.timm_config`). Upload the folder to a Hub repository and
 `zoo.create("hf-hub:ORG/REPO", pretrained=True)` builds the same model with its weights.
 
 The folder appears whole or not at all: it is written under a temporary name beside the
@@ -39,6 +40,7 @@ from ..registry.source import describe_errors
 from .header import check_state_names, read_header
 from .hub_config import CONFIG_FILENAME, WEIGHTS_FILENAME, HubConfig
 from .resolve import ConfigResolved, resolve
+from .timm_config import TIMM_CONFIG_FILENAME, timm_config_for
 
 __all__ = ["export", "model_card"]
 
@@ -111,6 +113,7 @@ def export(
             weights=weights_meta.model_copy(update={"sha256": digest}),
         )
         _write_text(staging / CONFIG_FILENAME, hub_config.model_dump_json(indent=2, exclude_none=True) + "\n")
+        _write_timm_config(staging, resolved, registry, hub_config, model)
         card = model_card(
             hub_config,
             repo_id=repo_id,
@@ -120,6 +123,16 @@ def export(
         )
         _write_text(staging / "README.md", card)
     return hub_config
+
+
+def _write_timm_config(
+    folder: Path, resolved: Resolved, registry: Registry, config: HubConfig, model: Any
+) -> None:
+    """timm's `config.json` beside the zoo's, where the model is a timm architecture, so that
+    timm (and the zoo, through it) loads the folder too."""
+    timm_config = timm_config_for(resolved, registry, config, model)
+    if timm_config is not None:
+        _write_text(folder / TIMM_CONFIG_FILENAME, json.dumps(timm_config, indent=2) + "\n")
 
 
 def _value_counts(model: Any) -> tuple[int, int]:
@@ -211,8 +224,11 @@ def _weights_metadata(
             errors.append(f"{candidate}: {describe_errors(error)}")
             continue
         same_head = published is not None and published.builder_args() == weights.builder_args()
-        if same_head and getattr(published, "labels", None):  # the published class names still apply
-            weights = weights.model_copy(update={"labels": published.labels})
+        if same_head:  # the published class names still apply
+            names = {
+                key: getattr(published, key, None) for key in ("labels", "label_names", "label_descriptions")
+            }
+            weights = weights.model_copy(update={key: value for key, value in names.items() if value})
         return weights
     raise ArgumentError(f"'{name}': the model's arguments fit no task: " + "; ".join(errors))
 

@@ -14,7 +14,8 @@ from ..memory import build_limits
 from ..registry import Registry, Resolved, SelectedWeight, default_registry
 from ..registry.attention_spec import attention_in
 from .loading import LoadReport, load_checkpoint, parameters_on_meta
-from .resolve import published_weights, resolve
+from .resolve import ConfigResolved, published_weights, resolve
+from .timm_config import check_weights_fit_config
 
 if TYPE_CHECKING:
     import torch
@@ -206,6 +207,10 @@ def plan(
     key_adapter = None
     if checkpoint is not None and weights is not None and weights.weights.adapter:  # fetched or local
         key_adapter = registry.adapter(weights.weights.adapter)
+    if pretrained and isinstance(resolved, ConfigResolved):  # the config must describe its own weights
+        check_weights_fit_config(
+            resolved, registry, Path(checkpoint), config_file=resolved.config_file, key_adapter=key_adapter
+        )
     return Planned(
         config,
         build,

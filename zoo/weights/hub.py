@@ -39,7 +39,7 @@ from .header import INDEX_SUFFIX, read_checkpoint, read_index
 if TYPE_CHECKING:
     from ..registry import SelectedWeight
 
-__all__ = ["Download", "fetch", "fetch_sharded", "hf_download", "is_sharded"]
+__all__ = ["Download", "cached_file", "fetch", "fetch_sharded", "hf_download", "is_sharded", "repo_files"]
 
 logger = logging.getLogger("zoo")
 
@@ -202,6 +202,41 @@ def hf_download(repo_id: str, filename: str, revision: str | None, *, name: str,
         if zoo_error is None or zoo_error is error:
             raise
         raise zoo_error from None
+
+
+def repo_files(repo_id: str, revision: str | None, *, name: str) -> list[str] | None:
+    """The files of a Hub repository at `revision` (its default branch if None), or None where
+    the Hub cannot tell: offline, out of reach or failing otherwise (then what the cache
+    holds must do, see `cached_file`, and fetching a file from it reports the failure). A
+    repository or revision that does not exist, or a token refused, is one line (`HubError`)."""
+    cache.hub_cache_dir()
+    if cache.is_offline():
+        return None
+    settings = network.Settings.read(cache.hub_endpoint())
+    from huggingface_hub import HfApi
+    from huggingface_hub.constants import DEFAULT_REVISION
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(endpoint=settings.endpoint, library_name="zoo", library_version=__version__)
+    try:  # one request, within the metadata timeout (listing the tree retries, without one)
+        info = api.model_info(repo_id, revision=revision or DEFAULT_REVISION, timeout=settings.etag_timeout)
+        return [sibling.rfilename for sibling in info.siblings or []]
+    except Exception as error:
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        if isinstance(error, HfHubHTTPError) and status in (401, 403, 404):
+            raise _http_error(error, _Fetching(name, repo_id, "", revision, settings)) from None
+        if isinstance(error, HfHubHTTPError) or network.is_transport_error(error):
+            return None  # the download of the config says what it was, retrying what is transient
+        raise
+
+
+def cached_file(repo_id: str, filename: str, revision: str | None) -> Path | None:
+    """The path of a Hub file in the cache, for `revision` (the default branch if None), or
+    None if the cache does not hold it."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=cache.hub_cache_dir(), revision=revision)
+    return Path(found) if isinstance(found, str) else None
 
 
 @dataclass(frozen=True)

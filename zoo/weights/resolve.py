@@ -6,9 +6,12 @@ forms, told apart by `zoo.registry.names.name_form`:
 
 - `name` and `name.tag`: a registry entry, with the weight tag the name carries (if any);
 - `hf-hub:ORG/REPO[@REV]`: a Hub repository written by `zoo export`, through the zoo config
-  it carries (`zoo_config.json`: builder, arguments, weights' metadata);
-- a path (`./my-model`, `/data/my-model`): a local folder written by `zoo export`, read the
-  same way, its weights the folder's own file.
+  it carries (`zoo_config.json`: builder, arguments, weights' metadata), or one in timm's
+  format, through its `config.json` (an architecture the registry carries, its arguments,
+  preprocessing and class names: `zoo.weights.timm_config`); where a repository has both,
+  the zoo config is read and the two must agree;
+- a path (`./my-model`, `/data/my-model`): a local folder written by `zoo export` (or in
+  timm's format), read the same way, its weights the folder's own file.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import Argument, ArgumentError, NoWeightsError
+from ..errors import Argument, ArgumentError, HubError, NoWeightsError
 from ..registry import ModelSource, Registry, Resolved, SelectedWeight, default_registry
 from ..registry.names import HUB_PREFIX, is_folder_name, is_hub_name, name_form
 from ..registry.schema import HUB_ID_PATTERN, ModelEntry
-from .hub_config import CONFIG_FILENAME, read_hub_config
+from .hub_config import CONFIG_FILENAME, WEIGHTS_FILENAME, read_hub_config
+from .timm_config import TIMM_CONFIG_FILENAME, disagreement, read_timm_config
 
 __all__ = [
     "HUB_PREFIX",
@@ -47,6 +51,8 @@ class ConfigResolved(Resolved):
 
     architecture: str | None = None
     """The registry name the config was exported from, if it records one."""
+    config_file: str = CONFIG_FILENAME
+    """The config it was read through: `zoo_config.json`, or timm's `config.json`."""
 
     def __str__(self) -> str:
         return self.name
@@ -90,34 +96,110 @@ def resolve(
 
 
 def resolve_hub_name(name: str, registry: Registry, *, revision: str | None = None) -> ConfigResolved:
-    """Fetch an `hf-hub:` repository's zoo config and turn it into a model entry."""
-    from .hub import hf_download  # the network's modules, only for names that need them
+    """Fetch an `hf-hub:` repository's config (the zoo's, else timm's) and turn it into a
+    model entry."""
+    from . import hub  # the network's modules, only for names that need them
 
     repo_id, name_revision = parse_hub_name(name)
     revision = revision or name_revision
-    config_path = hf_download(repo_id, CONFIG_FILENAME, revision, name=name, force=False)
-    config = read_hub_config(config_path, name=name)
-    entry = config.to_entry(repo_id=repo_id, revision=revision, tag=HUB_TAG)
-    return _through_config(name, entry, config.architecture, registry)
+    files = hub.repo_files(repo_id, revision, name=name)
+    if files is None:  # offline, or the Hub out of reach: what the cache holds
+        known = [f for f in _CONFIGS if hub.cached_file(repo_id, f, revision) is not None]
+        files = known or [CONFIG_FILENAME]
+        files += [f for f in _WEIGHTS if hub.cached_file(repo_id, f, revision) is not None]
+    configs = {
+        f: hub.hf_download(repo_id, f, revision, name=name, force=False) for f in _configs_in(files, name)
+    }
+    where = {"repo_id": repo_id, "revision": revision}
+    return _through_configs(name, configs, files, where, registry)
 
 
 def resolve_folder(name: str, registry: Registry) -> ConfigResolved:
-    """Read the zoo config of a local folder written by `zoo export`."""
+    """Read the config of a local folder written by `zoo export` (or in timm's format)."""
     folder = Path(name).expanduser()
-    config_path = folder / CONFIG_FILENAME
-    if not config_path.is_file():
-        what = "no such folder" if not folder.exists() else f"it holds no {CONFIG_FILENAME}"
-        raise ArgumentError(f"'{name}' is not a folder written by zoo export: {what}")
-    config = read_hub_config(config_path, name=name)
-    return _through_config(name, config.to_entry(folder=folder, tag=HUB_TAG), config.architecture, registry)
+    if not folder.is_dir():
+        raise ArgumentError(f"'{name}' is not a folder written by zoo export: no such folder")
+    files = sorted(path.name for path in folder.iterdir())
+    if not set(_CONFIGS) & set(files):
+        raise ArgumentError(f"'{name}' is not a folder written by zoo export: it holds no {CONFIG_FILENAME}")
+    configs = {f: folder / f for f in _configs_in(files, name)}
+    return _through_configs(name, configs, files, {"folder": folder}, registry)
+
+
+_CONFIGS = (CONFIG_FILENAME, TIMM_CONFIG_FILENAME)
+"""The configs a repository or folder is read through, the zoo's first."""
+_WEIGHTS = (WEIGHTS_FILENAME, WEIGHTS_FILENAME + ".index.json")
+"""The weights a timm-format repository may hold, by preference."""
+_PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl")
+
+
+def _configs_in(files: list[str], name: str) -> list[str]:
+    present = [f for f in _CONFIGS if f in files]
+    if not present:
+        raise HubError(
+            f"{name}: neither {CONFIG_FILENAME} (written by zoo export) nor a timm {TIMM_CONFIG_FILENAME} "
+            "is there: it is not a model the zoo can read"
+        )
+    return present
+
+
+def _through_configs(
+    name: str, configs: dict[str, Path], files: list[str], where: dict, registry: Registry
+) -> ConfigResolved:
+    """The model the configs describe: the zoo's config where there is one (timm's, if also
+    there, must agree with it), else timm's."""
+    timm = None
+    if TIMM_CONFIG_FILENAME in configs:
+        timm_config = read_timm_config(configs[TIMM_CONFIG_FILENAME], name=name)
+        filename = _timm_weights_file(files, name) if CONFIG_FILENAME not in configs else WEIGHTS_FILENAME
+        entry, architecture = timm_config.to_entry(
+            registry, name=name, tag=HUB_TAG, filename=filename, **where
+        )
+        timm = _through_config(name, entry, architecture, registry, TIMM_CONFIG_FILENAME)
+    if CONFIG_FILENAME not in configs:
+        return timm
+    config = read_hub_config(configs[CONFIG_FILENAME], name=name)
+    resolved = _through_config(name, config.to_entry(tag=HUB_TAG, **where), config.architecture, registry)
+    if timm is not None:
+        _check_agreement(name, resolved, timm)
+    return resolved
+
+
+def _timm_weights_file(files: list[str], name: str) -> str:
+    """The safetensors file a timm-format repository holds; one line if it holds only pickles."""
+    found = next((f for f in _WEIGHTS if f in files), None)
+    if found is not None:
+        return found
+    pickles = [f for f in files if f.endswith(_PICKLE_SUFFIXES)]
+    if pickles:
+        raise HubError(
+            f"{name}: its weights are only pickled ({', '.join(pickles[:3])}): the zoo loads only "
+            f"safetensors ({WEIGHTS_FILENAME}); convert them once with `zoo convert` and publish the result"
+        )
+    return WEIGHTS_FILENAME
+
+
+def _check_agreement(name: str, zoo: ConfigResolved, timm: ConfigResolved) -> None:
+    if zoo.entry.builder != timm.entry.builder or zoo.config != timm.config:
+        what = "the model they build"
+    else:
+        what = disagreement(timm.selected.weights, zoo.selected.weights)
+    if what is not None:
+        raise HubError(f"{name}: {CONFIG_FILENAME} and {TIMM_CONFIG_FILENAME} disagree on {what}")
 
 
 def _through_config(
-    name: str, entry: ModelEntry, architecture: str | None, registry: Registry
+    name: str,
+    entry: ModelEntry,
+    architecture: str | None,
+    registry: Registry,
+    config_file: str = CONFIG_FILENAME,
 ) -> ConfigResolved:
     registry.builder(entry.builder)  # an unknown builder fails here, naming close matches
     source = ModelSource(name, "zoo-config", entry=entry)
-    resolved = registry.with_selection(ConfigResolved(name, source, HUB_TAG, architecture=architecture))
+    resolved = registry.with_selection(
+        ConfigResolved(name, source, HUB_TAG, architecture=architecture, config_file=config_file)
+    )
     config = registry.build_config(resolved)  # arguments checked against the builder's schema, once
     return replace(resolved, config=config)
 

@@ -133,3 +133,11 @@ def test_position_embeddings_are_resampled_for_another_size():
 def test_sizes_must_fit_together():
     with pytest.raises(zoo.ArgumentError, match="multiple of patch_size"):
         tiny_cait(img_size=30)
+
+
+def test_img_size_takes_height_and_width_and_a_side_that_is_no_multiple_of_the_patch_is_refused():
+    model = tiny_cait(img_size=(32, 24)).eval()
+    assert model.pos_embed.shape == (1, 4 * 3, 48)
+    assert model(torch.randn(1, 3, 32, 24)).shape == (1, 10)
+    with pytest.raises(zoo.ArgumentError, match=r"img_size \(32, 20\) is not a multiple of patch_size 8"):
+        tiny_cait(img_size=(32, 20))

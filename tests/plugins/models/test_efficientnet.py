@@ -82,3 +82,8 @@ def test_drop_connect_drops_whole_residual_branches_while_training():
     torch.manual_seed(0)
     difference = (block.train()(x) - x).flatten(1)
     assert 0 < (difference.abs().sum(1) == 0).sum() < 64  # some samples keep only the shortcut
+
+
+def test_img_size_may_be_height_and_width_which_preprocessing_takes():
+    preprocessing = zoo.data_config("efficientnet_b0", model_args={"img_size": (64, 48)})
+    assert preprocessing.input_size == (3, 64, 48)
