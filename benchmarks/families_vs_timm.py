@@ -2,8 +2,10 @@
 
 For each family, builds the zoo model (`zoo.create(name)`, random weights, eval) and
 timm's model of the same architecture (`timm.create_model(name, pretrained=False)`),
-checks that both have the same number of parameters, and times inference (images/s) in
-one process: zoo and timm runs alternate, several rounds, and the median of each is
+checks that both have the same number of parameters, gives the zoo model timm's random
+weights (the layouts match name for name; the same numbers on both sides, as published
+weights would be, so that neither runs on values that happen to be cheaper), and times
+inference (images/s) in one process: zoo and timm runs alternate, several rounds, and the median of each is
 kept. float32 always; bfloat16 only where the CPU computes it natively
 (`zoo.bench.cpu_supports`). Everything runs under `torch.inference_mode()` on the CPU
 with a fixed thread count. The goal is at least 1.0x timm for every family. With
@@ -147,7 +149,8 @@ def main() -> int:
             print(f"{family}: parameter counts differ: zoo {n_ours:,}, timm {n_theirs:,}")
             rows.append((family, "-", None, None))
             continue
-        print(f"{family}: {n_ours:,} parameters in both")
+        ours.load_state_dict(theirs.state_dict())
+        print(f"{family}: {n_ours:,} parameters in both, the same weights")
         size = extra.get("img_size") or zoo.data_config(zoo_name).input_size[-1]  # published size
         channels_last = args.channels_last and family in CNNS
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
