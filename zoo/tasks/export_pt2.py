@@ -27,7 +27,18 @@ from ..errors import ZooError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DTYPES", "MODEL_NAME", "NAME", "SUFFIX", "compiler", "load", "read_metadata", "require", "tracing", "write"]
+__all__ = [
+    "DTYPES",
+    "MODEL_NAME",
+    "NAME",
+    "SUFFIX",
+    "compiler",
+    "load",
+    "read_metadata",
+    "require",
+    "tracing",
+    "write",
+]
 
 NAME = "AOTInductor package"
 SUFFIX = ".pt2"
@@ -76,7 +87,9 @@ def load(path: str | Path) -> Callable[[Sequence[torch.Tensor]], list[torch.Tens
     try:
         loader = torch._C._aoti.AOTIModelPackageLoader(str(path), MODEL_NAME, False, 1, -1)
     except RuntimeError as error:
-        raise ZooError(f"{path}: not an AOTInductor package this machine can run ({_first_line(error)})") from None
+        raise ZooError(
+            f"{path}: not an AOTInductor package this machine can run ({_first_line(error)})"
+        ) from None
     compiled = AOTICompiledModel(loader)
 
     def run(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:

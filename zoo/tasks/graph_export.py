@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -39,7 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ArgumentError, ZooError
+from ..errors import Argument, ArgumentError, ZooError
 from ..files import raise_on_sigterm, unwritable
 from ..registry import Registry, Resolved, default_registry
 from ..registry.family import IMAGE_TASKS, HasSequenceMaps, HasTrainingInterface
@@ -160,18 +161,26 @@ def export_graph(
     _check_output(output, writer)
     dtype_name = _dtype_name(dtype)
     tolerance = TOLERANCES[dtype_name] if tolerance is None else float(tolerance)
+    if not tolerance >= 0:
+        raise ArgumentError("{tolerance} must be a number, at least 0", arguments=[Argument("tolerance", str(tolerance))])
     if dtype_name not in writer.DTYPES:
-        raise ArgumentError(f"dtype '{dtype_name}': {writer.NAME} files are written in {', '.join(writer.DTYPES)}")
+        raise ArgumentError(
+            f"dtype '{dtype_name}': {writer.NAME} files are written in {', '.join(writer.DTYPES)}"
+        )
     writer.require()
 
     registry = registry if registry is not None else default_registry()
     resolved = resolve(name, registry)
     args = {**(model_args or {}), **({"num_classes": num_classes} if num_classes is not None else {})}
-    ready = inference_model(resolved, registry, checkpoint=checkpoint, device="cpu", dtype=dtype_name, model_args=args)
+    ready = inference_model(
+        resolved, registry, checkpoint=checkpoint, device="cpu", dtype=dtype_name, model_args=args
+    )
     task = registry.task(resolved)
     family = registry.builder(resolved.entry.builder).family
     graph = _graph(ready.model, task)
-    metadata = _metadata(resolved, registry, ready.config, model_args, task, graph, checkpoint, labels, dtype_name)
+    metadata = _metadata(
+        resolved, registry, ready.config, model_args, task, graph, checkpoint, labels, dtype_name
+    )
 
     started = time.perf_counter()
     example = _example(family, ready.config, EXPORT_BATCH, None, dtype_name)
@@ -180,14 +189,17 @@ def export_graph(
     program = _trace(graph, example, writer, str(resolved))
     with raise_on_sigterm(), _staged(output) as staged:
         try:
-            files = writer.write(program, staged, graph.inputs, graph.outputs, {METADATA_KEY: json.dumps(metadata)})
+            files = writer.write(
+                program, staged, graph.inputs, graph.outputs, {METADATA_KEY: json.dumps(metadata)}
+            )
         except ArgumentError as error:
             raise ArgumentError(f"{resolved} {error}") from None
         exported = time.perf_counter()
         runner = writer.load(staged)
         checks = [(batch, _example(family, ready.config, batch, length, dtype_name))
                   for batch, length in zip(VERIFY_BATCHES, _VERIFY_LENGTHS, strict=True)]  # fmt: skip
-        difference = max(_difference(graph.module, runner, inputs) for _, inputs in checks)
+        differences = [_difference(graph.module, runner, inputs) for _, inputs in checks]
+        difference = math.nan if any(map(math.isnan, differences)) else max(differences)
         verified = time.perf_counter()
         if not difference <= tolerance:  # NaN fails too
             raise ZooError(
@@ -270,7 +282,9 @@ def _with_embeddings(model: torch.nn.Module) -> torch.nn.Module:
     return LogitsAndEmbeddings(model).eval()
 
 
-def _example(family: Any, config: Any, batch: int, length: int | None, dtype: str) -> tuple[torch.Tensor, ...]:
+def _example(
+    family: Any, config: Any, batch: int, length: int | None, dtype: str
+) -> tuple[torch.Tensor, ...]:
     """The family's example inputs, the same for the same arguments."""
     import torch
 
@@ -322,7 +336,10 @@ def _trace(graph: _Graph, example: tuple[torch.Tensor, ...], writer: Any, name: 
 def _recurrent_loops() -> Iterator[None]:
     """LSTM and GRU layers traced as a loop over the steps (`while_loop`), as PyTorch's ONNX
     exporter traces them, rather than unrolled at the example's length."""
-    from torch.export._patches import register_gru_while_loop_decomposition, register_lstm_while_loop_decomposition
+    from torch.export._patches import (
+        register_gru_while_loop_decomposition,
+        register_lstm_while_loop_decomposition,
+    )
 
     with register_lstm_while_loop_decomposition(), register_gru_while_loop_decomposition():
         yield
@@ -361,7 +378,6 @@ def _staged(output: Path) -> Iterator[Path]:
         yield folder / output.name
         written = sorted(folder.iterdir(), key=lambda path: path.name == output.name)
         for path in written:
-            path.chmod(0o644)
             os.replace(path, output.parent / path.name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
