@@ -93,10 +93,14 @@ def export_command(
                        **file_options)  # fmt: skip
         return
     if checkpoint is None:
-        raise click.UsageError("Missing option '--checkpoint': a folder to publish holds a trained checkpoint.")
+        raise click.UsageError(
+            "Missing option '--checkpoint': a folder to publish holds a trained checkpoint."
+        )
     from ..weights.export import export
 
-    flags, overrides = split_assignments(assignments, {"num_classes": num_classes, "dtype": file_options["dtype"]})
+    flags, overrides = split_assignments(
+        assignments, {"num_classes": num_classes, "dtype": file_options["dtype"]}
+    )
     refuse_file_options({**file_options, "dtype": flags.pop("dtype")})
     if flags["num_classes"] is not None:
         overrides["num_classes"] = flags["num_classes"]

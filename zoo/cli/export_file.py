@@ -19,7 +19,12 @@ __all__ = ["FORMATS", "FILE_HELP", "export_file_options", "export_to_file", "ref
 FORMATS = ("folder", "onnx", "pt2")
 """What `zoo export` writes: a folder to publish (the default), an ONNX file, an AOTInductor package."""
 
-_FILE_OPTIONS = {"dtype": "--dtype", "tolerance": "--tolerance", "force": "--force", "labels_file": "--labels"}
+_FILE_OPTIONS = {
+    "dtype": "--dtype",
+    "tolerance": "--tolerance",
+    "force": "--force",
+    "labels_file": "--labels",
+}
 
 FILE_HELP = """
 \b
@@ -55,7 +60,9 @@ def export_file_options(command: Callable) -> Callable:
             type=FiniteFloat(min=0),
             help="onnx, pt2: the largest absolute difference allowed [default: by dtype].",
         ),
-        click.option("--labels", "labels_file", type=input_file, help="onnx, pt2: class names, one per line."),
+        click.option(
+            "--labels", "labels_file", type=input_file, help="onnx, pt2: class names, one per line."
+        ),
         click.option("--force", is_flag=True, help="onnx, pt2: replace an existing file."),
     ]
     for option in reversed(options):
@@ -68,7 +75,9 @@ def refuse_file_options(values: Mapping[str, Any]) -> None:
     """Refuse the onnx and pt2 options on a folder export, in one line."""
     given = [_FILE_OPTIONS[key] for key, value in values.items() if value not in (None, False)]
     if given:
-        raise ArgumentError(f"{', '.join(given)}: only for --format onnx or pt2; a folder holds the checkpoint as it is")
+        raise ArgumentError(
+            f"{', '.join(given)}: only for --format onnx or pt2; a folder holds the checkpoint as it is"
+        )
 
 
 def export_to_file(

@@ -119,7 +119,9 @@ def predict_command(
         inputs = [*images, checkpoint, labels_file]
         check_output(embeddings_file, "--embeddings", inputs=inputs, force=force)
         embedding_format(embeddings_file)
-    packaged = package_or_none(name, labels=labels_file, checkpoint=checkpoint, model_args=model_args, **flags)
+    packaged = package_or_none(
+        name, labels=labels_file, checkpoint=checkpoint, model_args=model_args, **flags
+    )
     with joined() as ranks:
         with local_first(ranks):  # one download per node into a shared cache
             model = packaged or predictor(

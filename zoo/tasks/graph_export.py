@@ -162,7 +162,9 @@ def export_graph(
     dtype_name = _dtype_name(dtype)
     tolerance = TOLERANCES[dtype_name] if tolerance is None else float(tolerance)
     if not tolerance >= 0:
-        raise ArgumentError("{tolerance} must be a number, at least 0", arguments=[Argument("tolerance", str(tolerance))])
+        raise ArgumentError(
+            "{tolerance} must be a number, at least 0", arguments=[Argument("tolerance", str(tolerance))]
+        )
     if dtype_name not in writer.DTYPES:
         raise ArgumentError(
             f"dtype '{dtype_name}': {writer.NAME} files are written in {', '.join(writer.DTYPES)}"

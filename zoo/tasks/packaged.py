@@ -47,7 +47,9 @@ def package_metadata(path: str | Path) -> dict[str, Any]:
     """
     recorded = export_pt2.read_metadata(path).get(METADATA_KEY)
     if recorded is None:
-        raise ZooError(f"{path}: an AOTInductor package that records no zoo model; export it with 'zoo export'")
+        raise ZooError(
+            f"{path}: an AOTInductor package that records no zoo model; export it with 'zoo export'"
+        )
     return json.loads(recorded)
 
 
