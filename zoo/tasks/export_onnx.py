@@ -40,12 +40,17 @@ _NEEDED = ("onnx", "onnxscript", "onnxruntime")
 
 def require() -> None:
     """Refuse in one line where the `onnx` extra is not installed."""
-    import importlib.util
+    import importlib
 
-    missing = [module for module in _NEEDED if importlib.util.find_spec(module) is None]
+    missing = []
+    for module in _NEEDED:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
     if missing:
         raise ZooError(
-            f"exporting to ONNX needs {', '.join(missing)}, which are not installed: pip install 'zoo[onnx]'"
+            f"exporting to ONNX needs the onnx extra ({', '.join(missing)} not installed): pip install 'zoo[onnx]'"
         )
 
 

@@ -203,12 +203,8 @@ def export_graph(
         differences = [_difference(graph.module, runner, inputs) for _, inputs in checks]
         difference = math.nan if any(map(math.isnan, differences)) else max(differences)
         verified = time.perf_counter()
-        if not difference <= tolerance:  # NaN fails too
-            raise ZooError(
-                f"{resolved}: the exported {format} file differs from the model by {difference:.3g} "
-                f"(largest absolute difference at batch sizes {' and '.join(map(str, VERIFY_BATCHES))}; "
-                f"{dtype_name} tolerance {tolerance:g}): not written"
-            )
+        if not difference <= tolerance:
+            raise ZooError(_mismatch(str(resolved), format, difference, tolerance, dtype_name))
         size = sum(path.stat().st_size for path in files)
     return ExportReport(
         output=output,
@@ -235,7 +231,7 @@ def _format(format: str):
 
 def _check_output(output: Path, writer: Any) -> None:
     if output.suffix.lower() != writer.SUFFIX:
-        raise ArgumentError(f"output '{output}': a {writer.NAME} file is named *{writer.SUFFIX}")
+        raise ArgumentError(f"output '{output}': an {writer.NAME} file is named *{writer.SUFFIX}")
     if output.is_dir():
         raise ArgumentError(f"output '{output}' is a folder; name the {writer.SUFFIX} file to write")
     problem = unwritable(output.parent)
@@ -367,8 +363,24 @@ def _difference(module: torch.nn.Module, runner: Any, inputs: tuple[torch.Tensor
     for mine, theirs in zip(got, expected, strict=True):
         if tuple(mine.shape) != tuple(theirs.shape):
             return float("nan")
-        worst = max(worst, float((mine.float() - theirs.float()).abs().max()))
+        difference = float((mine.float() - theirs.float()).abs().max())
+        if math.isnan(difference):  # `max` would pass over it
+            return difference
+        worst = max(worst, difference)
     return worst
+
+
+def _mismatch(name: str, format: str, difference: float, tolerance: float, dtype: str) -> str:
+    batches = " and ".join(map(str, VERIFY_BATCHES))
+    if math.isnan(difference):
+        return (
+            f"{name}: the exported {format} file and the model give values that are not finite or "
+            f"not of the same shapes at batch sizes {batches} (broken weights?): not written"
+        )
+    return (
+        f"{name}: the exported {format} file differs from the model by {difference:.3g} (largest "
+        f"absolute difference at batch sizes {batches}; {dtype} tolerance {tolerance:g}): not written"
+    )
 
 
 @contextlib.contextmanager
