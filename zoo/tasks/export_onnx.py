@@ -50,7 +50,8 @@ def require() -> None:
             missing.append(module)
     if missing:
         raise ZooError(
-            f"exporting to ONNX needs the onnx extra ({', '.join(missing)} not installed): pip install 'zoo[onnx]'"
+            f"exporting to ONNX needs the onnx extra ({', '.join(missing)} not installed): "
+            "pip install 'zoo[onnx]'"
         )
 
 
