@@ -65,7 +65,9 @@ def test_every_family_exports_to_onnx_verified_or_is_refused_in_one_line(builder
     config = zoo.default_registry().build_config(zoo.default_registry().resolve(name), args)
     torch.manual_seed(1)
     inputs = family_of(builder).example_input(config, batch=4, seq_len=5)
-    feeds = {declared.name: tensor.numpy() for declared, tensor in zip(session.get_inputs(), inputs, strict=True)}
+    feeds = {
+        declared.name: tensor.numpy() for declared, tensor in zip(session.get_inputs(), inputs, strict=True)
+    }
     got = session.run(None, feeds)
     with torch.no_grad():
         expected = model(*inputs)
