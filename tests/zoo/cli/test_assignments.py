@@ -118,7 +118,10 @@ class TestFlagsGivenWithA:
         line = error_line(run(*COMMANDS["export"], "-a", "device=cpu"))
         assert line == "zoo: error: -a device=cpu: not a builder argument, and zoo export has no --device"
         line = error_line(run(*COMMANDS["export"], "-a", "dtype=bfloat16"))
-        assert line == "zoo: error: --dtype: only for --format onnx or pt2; a folder holds the checkpoint as it is"
+        assert (
+            line
+            == "zoo: error: --dtype: only for --format onnx or pt2; a folder holds the checkpoint as it is"
+        )
 
 
 class TestRefusedKeys:
