@@ -48,3 +48,17 @@ def entries_of_each_kind() -> list[str]:
 def tags_of_each_kind() -> list[str]:
     kinds = set(entries_of_each_kind())
     return [tag for tag in zoo.list_pretrained() if tag.split(".", 1)[0] in kinds]
+
+
+@cache
+def smallest_of_each_builder() -> dict[str, str]:
+    """Of each builder, the entry whose weights state the fewest parameters (entries without
+    weights, whose size is not stated, last; ties by name)."""
+    registry = default_registry()
+    builders: dict[str, list[str]] = {}
+    for name in zoo.list_models():
+        builders.setdefault(registry.resolve(name).entry.builder, []).append(name)
+    return {
+        builder: min(names, key=lambda name: (stated_size(name) == 0, stated_size(name), name))
+        for builder, names in sorted(builders.items())
+    }

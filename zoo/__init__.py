@@ -68,6 +68,7 @@ _LOCATIONS: dict[str, str] = {
     **dict.fromkeys(("data_config", "load_image", "transforms"), ".tasks.preprocessing"),
     **dict.fromkeys(("PredictedFiles", "embed_files", "predict_files", "predictor"), ".tasks.predict"),
     "export": ".weights.export",
+    "export_graph": ".tasks.graph_export",
     "create": ".weights.factory",
     "get": ".weights.factory",
     "load_checkpoint": ".weights.loading",
@@ -113,6 +114,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     from .registry.plugins import ENTRY_POINT_GROUP, PluginContext, PluginManager
     from .tasks.catalog import ModelInfo, WeightInfo, list_models, list_pretrained, model_info
     from .tasks.flops import FlopReport, flops
+    from .tasks.graph_export import export_graph
     from .tasks.maps import attention_maps
     from .tasks.predict import PredictedFiles, embed_files, predict_files, predictor
     from .tasks.preprocessing import data_config, load_image, transforms

@@ -68,7 +68,7 @@ class Pooled(NamedTuple):
 
 def causal_mask(size: int, *, device: torch.device | str | None = None) -> torch.Tensor:
     """The "subsequent" mask: `(size, size)`, True where key j <= query i (no peeking ahead)."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+    if isinstance(size, bool) or not isinstance(size, (int, torch.SymInt)) or size < 0:
         raise ArgumentError(
             "{size} must be a whole number, at least 0", arguments=[Argument("size", repr(size))]
         )

@@ -19,6 +19,7 @@ from .options import (
 )
 from .output import echo_error, echo_json, json_option
 from .overwrite import check_output
+from .packaged import package_or_none
 
 __all__ = ["embed_command"]
 
@@ -59,8 +60,9 @@ def embed_command(
     """Embed images: one vector per image, written to a file.
 
     NAME[.TAG] gives the architecture and the preprocessing; the weights are the tag's
-    published ones (downloaded once) unless --checkpoint names a local file. The embedding
-    is the output of a model without head, else its pooled pre-logits features.
+    published ones (downloaded once) unless --checkpoint names a local file. NAME may also
+    be a package written by `zoo export --format pt2` (F.pt2), run on the CPU with no build.
+    The embedding is the output of a model without head, else its pooled pre-logits features.
 
     The output's suffix names its format. OUT.safetensors holds the tensor `embeddings`
     (N, D) float32, one row per image read, in the order given; its metadata has the files'
@@ -98,9 +100,10 @@ def embed_command(
 
     check_output(output, "--output", inputs=[*images, checkpoint], force=force)
     embedding_format(output)
+    packaged = package_or_none(name, checkpoint=checkpoint, model_args=model_args, **flags)
     with joined() as ranks:
         with local_first(ranks):  # one download per node into a shared cache
-            model = predictor(name, checkpoint=checkpoint, model_args=model_args, **flags)
+            model = packaged or predictor(name, checkpoint=checkpoint, model_args=model_args, **flags)
         embedded = embed_files(model, images, batch_size=batch_size, on_error=echo_error, ranks=ranks)
         if ranks.leads:
             if embedded.embeddings is not None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from .export_file import FORMATS, export_file_options, export_to_file, refuse_file_options
 from .options import args_option, checkpoint, num_classes_option, parse_assignments, split_assignments
 from .output import echo_json, json_option
 
@@ -14,13 +16,25 @@ __all__ = ["export_command"]
 
 @click.command("export")
 @click.argument("name")
-@click.option("--checkpoint", required=True, type=checkpoint, help="The trained safetensors file.")
+@click.option(
+    "--checkpoint",
+    type=checkpoint,
+    help="The trained safetensors file [required for a folder; onnx, pt2: default the published weights].",
+)
 @click.option(
     "-o",
     "--output",
     required=True,
     type=click.Path(path_type=Path),
-    help="The folder to write (new or empty).",
+    help="The folder to write (new or empty), or the .onnx or .pt2 file.",
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(FORMATS),
+    default="folder",
+    show_default=True,
+    help="folder: to publish on the Hub; onnx: for ONNX Runtime; pt2: an AOTInductor package.",
 )
 @num_classes_option
 @args_option("A builder argument the checkpoint was trained with (repeatable; values are YAML).")
@@ -35,11 +49,13 @@ __all__ = ["export_command"]
 @click.option("--license", "license_", help="License of the weights [default: the tag's].")
 @click.option("--repo-id", help="ORG/REPO it will be published as, for the model card's examples.")
 @click.option("--description", help="One line about the weights (data, recipe).")
+@export_file_options
 @json_option
 def export_command(
     name: str,
-    checkpoint: Path,
+    checkpoint: Path | None,
     output: Path,
+    format_: str,
     num_classes: int | None,
     assignments: tuple[str, ...],
     preprocessing: tuple[str, ...],
@@ -47,6 +63,7 @@ def export_command(
     repo_id: str | None,
     description: str | None,
     as_json: bool,
+    **file_options: Any,
 ) -> None:
     """Write a folder to publish on the Hub: model.safetensors, zoo_config.json, README.md.
 
@@ -66,10 +83,27 @@ def export_command(
     --json prints one object:
       {"output": str, "files": [str, ...], "sha256": str, "config": {...}}
     files are the paths written; sha256 is the weights'; config is zoo_config.json's content.
+
+    \b
+    --format onnx|pt2 writes one file that runs without the zoo, verified before it is kept
+    (see the end).
     """
+    if format_ != "folder":
+        folder_options = {"--preprocessing": preprocessing, "--license": license_, "--repo-id": repo_id,
+                          "--description": description}  # fmt: skip
+        export_to_file(name, checkpoint, output, format_, num_classes, assignments, as_json, folder_options,
+                       **file_options)  # fmt: skip
+        return
+    if checkpoint is None:
+        raise click.UsageError(
+            "Missing option '--checkpoint': a folder to publish holds a trained checkpoint."
+        )
     from ..weights.export import export
 
-    flags, overrides = split_assignments(assignments, {"num_classes": num_classes})
+    flags, overrides = split_assignments(
+        assignments, {"num_classes": num_classes, "dtype": file_options["dtype"]}
+    )
+    refuse_file_options({**file_options, "dtype": flags.pop("dtype")})
     if flags["num_classes"] is not None:
         overrides["num_classes"] = flags["num_classes"]
     changes = parse_assignments(preprocessing)

@@ -21,6 +21,7 @@ from .options import (
 )
 from .output import echo_error, echo_json, json_option
 from .overwrite import check_output
+from .packaged import package_or_none
 
 if TYPE_CHECKING:
     from ..tasks.predict import PredictedFiles, Predictor
@@ -75,6 +76,8 @@ def predict_command(
 
     NAME[.TAG] gives the architecture, the preprocessing and the class names; the weights
     are the tag's published ones (downloaded once) unless --checkpoint names a local file.
+    NAME may also be a package written by `zoo export --format pt2` (F.pt2), which records
+    all three and runs on the CPU with no build.
     --embeddings FILE also writes the embeddings (pooled pre-logits features, one row per
     image, in the order given) to FILE, as `zoo embed NAME IMAGES... -o FILE` does: never
     over one of the input files, and over an existing file only with --force. A model
@@ -116,9 +119,14 @@ def predict_command(
         inputs = [*images, checkpoint, labels_file]
         check_output(embeddings_file, "--embeddings", inputs=inputs, force=force)
         embedding_format(embeddings_file)
+    packaged = package_or_none(
+        name, labels=labels_file, checkpoint=checkpoint, model_args=model_args, **flags
+    )
     with joined() as ranks:
         with local_first(ranks):  # one download per node into a shared cache
-            model = predictor(name, checkpoint=checkpoint, labels=labels_file, model_args=model_args, **flags)
+            model = packaged or predictor(
+                name, checkpoint=checkpoint, labels=labels_file, model_args=model_args, **flags
+            )
         if not model.has_head and embeddings_file is None:
             raise ArgumentError(
                 f"{name} has no classifier head: it gives embeddings; write them with "

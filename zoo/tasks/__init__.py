@@ -10,5 +10,8 @@
   pictures; `attention_pictures`: the pictures `zoo attn` draws, described;
 - `flops`: multiply-adds, FLOPs, parameters and activations by operator and module, on meta;
   `flops_plot` draws how they grow with the input size;
-- `bench`: throughput (its FLOPs are those of `flops`).
+- `bench`: throughput (its FLOPs are those of `flops`);
+- `graph_export`: one file that runs without the zoo, verified against the model, in the
+  formats of `export_onnx` (ONNX Runtime) and `export_pt2` (AOTInductor packages);
+  `packaged`: a package run for predictions and embeddings, with no build.
 """

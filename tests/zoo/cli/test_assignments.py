@@ -114,11 +114,14 @@ class TestFlagsGivenWithA:
         ]
         assert params[1] - params[0] == 48 * 10 + 10
 
-    def test_export_has_no_device_or_dtype(self):
-        for key in ("device=cpu", "dtype=bfloat16"):
-            line = error_line(run(*COMMANDS["export"], "-a", key))
-            flag = "--" + key.partition("=")[0]
-            assert line == f"zoo: error: -a {key}: not a builder argument, and zoo export has no {flag}"
+    def test_export_has_no_device_and_a_dtype_for_its_file_formats_only(self):
+        line = error_line(run(*COMMANDS["export"], "-a", "device=cpu"))
+        assert line == "zoo: error: -a device=cpu: not a builder argument, and zoo export has no --device"
+        line = error_line(run(*COMMANDS["export"], "-a", "dtype=bfloat16"))
+        assert (
+            line
+            == "zoo: error: --dtype: only for --format onnx or pt2; a folder holds the checkpoint as it is"
+        )
 
 
 class TestRefusedKeys:
@@ -143,7 +146,7 @@ class TestRefusedKeys:
             ("attn", "pretrained=true", "zoo attn loads the published weights unless --checkpoint FILE is given"),
             ("bench", "pretrained=true", "zoo bench builds random weights"),
             ("bench", "checkpoint=x.safetensors", "zoo bench builds random weights"),
-            ("export", "pretrained=true", "zoo export takes the weights from --checkpoint FILE"),
+            ("export", "pretrained=true", "zoo export loads the published weights unless --checkpoint FILE is given"),
             ("export", "checkpoint=x.safetensors", "use --checkpoint FILE"),
         ],
     )  # fmt: skip
