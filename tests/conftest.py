@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,16 +32,6 @@ from .hub_server import HubServer
 from .installed import Environment, make_environment
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Under several workers (pytest-xdist), each takes its share of the cores, so that
-    PyTorch's threads do not outnumber them."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers > 1:
-        import torch
-
-        torch.set_num_threads(max(1, torch.get_num_threads() // workers))
 
 
 def fresh_builtin_registry() -> Registry:
