@@ -173,6 +173,21 @@ def test_predict_prints_the_repository_s_label_names_with_its_preprocessing(hub,
     assert {p["label"] for p in predictions} <= set(EMOTIONS) and len(predictions) == 5
 
 
+def test_the_vit_small_fine_tune_predicts_one_of_its_label_names(hub, hub_server, face):
+    """`zoo predict hf-hub:example/vit-small-fer7 face.png`: the repository's own config.json
+    (ViT-S/16, seven facial expressions), with weights of that shape."""
+    config = json.loads((HUB_CONFIGS / "example__vit-small-fer7.config.json").read_text())
+    torch.manual_seed(2)
+    model = zoo.create("vit_small_patch16_224", num_classes=7)
+    hub_server.publish(
+        "example/vit-small-fer7", {"config.json": json.dumps(config), "model.safetensors": weights_of(model)}
+    )
+    printed = CliRunner().invoke(cli, ["predict", "hf-hub:example/vit-small-fer7", str(face), "--topk", "1"])
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout.split()[-2] in config["label_names"]
+    assert zoo.data_config("hf-hub:example/vit-small-fer7").mean == (0.5, 0.5, 0.5)
+
+
 @pytest.mark.parametrize("command", ["info", "flops", "get"])
 def test_every_command_that_takes_a_name_reads_the_config(command, hub, repos):
     result = CliRunner().invoke(cli, [command, f"hf-hub:{repos['list']}", "--json"])
