@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -13,7 +13,7 @@ from ..errors import HubError
 from ..registry.schema import NAME_PATTERN, ModelEntry, WeightTag
 from ..registry.source import describe_errors
 
-__all__ = ["CONFIG_FILENAME", "WEIGHTS_FILENAME", "HubConfig", "read_hub_config"]
+__all__ = ["CONFIG_FILENAME", "WEIGHTS_FILENAME", "HubConfig", "read_hub_config", "read_json_config"]
 
 CONFIG_FILENAME = "zoo_config.json"
 WEIGHTS_FILENAME = "model.safetensors"
@@ -62,12 +62,23 @@ class HubConfig(_Strict):
 
 def read_hub_config(path: Path, *, name: str) -> HubConfig:
     """Read and validate a `zoo_config.json`; `HubError` in one line if it is not one."""
+    return read_json_config(path, HubConfig, name=name, what=f"{CONFIG_FILENAME} is not a valid zoo config")
+
+
+Config = TypeVar("Config", bound=BaseModel)
+
+
+def read_json_config(path: Path, schema: type[Config], *, name: str, what: str) -> Config:
+    """A JSON object read from `path` and validated by `schema`; else `HubError` in one line,
+    `"{name}: {what}: {reason}"`."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return HubConfig.model_validate(data)
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON object is expected, not {type(data).__name__}")
+        return schema.model_validate(data)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         if isinstance(error, ValidationError):
             reason = describe_errors(error)
         else:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise HubError(f"{name}: {CONFIG_FILENAME} is not a valid zoo config: {reason}") from None
+        raise HubError(f"{name}: {what}: {reason}") from None

@@ -24,10 +24,9 @@ Everything else timm writes is ignored, as timm ignores it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -44,9 +43,7 @@ from ..registry.schema import (
     WeightTag,
 )
 from ..registry.source import describe_errors
-
-if TYPE_CHECKING:
-    from .hub_config import HubConfig
+from .hub_config import HubConfig, read_json_config
 
 __all__ = [
     "TIMM_CONFIG_FILENAME",
@@ -250,17 +247,9 @@ def _architecture(registry: Registry, architecture: str, name: str) -> Resolved:
 
 def read_timm_config(path: Path, *, name: str) -> TimmConfig:
     """Read and validate a timm `config.json`; `HubError` in one line if it is not one."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError(f"a JSON object is expected, not {type(data).__name__}")
-        return TimmConfig.model_validate(data)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        if isinstance(error, ValidationError):
-            reason = describe_errors(error)
-        else:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise HubError(f"{name}: {TIMM_CONFIG_FILENAME} is not a valid timm model config: {reason}") from None
+    return read_json_config(
+        path, TimmConfig, name=name, what=f"{TIMM_CONFIG_FILENAME} is not a valid timm model config"
+    )
 
 
 # ---------------------------------------------------------------------- weights against config
