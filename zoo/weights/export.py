@@ -113,13 +113,14 @@ def export(
             weights=weights_meta.model_copy(update={"sha256": digest}),
         )
         _write_text(staging / CONFIG_FILENAME, hub_config.model_dump_json(indent=2, exclude_none=True) + "\n")
-        _write_timm_config(staging, resolved, registry, hub_config, model)
+        with_timm_config = _write_timm_config(staging, resolved, registry, hub_config, model)
         card = model_card(
             hub_config,
             repo_id=repo_id,
             num_params=num_params,
             num_buffer_values=num_buffer_values,
             file_size=checkpoint.stat().st_size,
+            timm_config=with_timm_config,
         )
         _write_text(staging / "README.md", card)
     return hub_config
@@ -127,12 +128,13 @@ def export(
 
 def _write_timm_config(
     folder: Path, resolved: Resolved, registry: Registry, config: HubConfig, model: Any
-) -> None:
+) -> bool:
     """timm's `config.json` beside the zoo's, where the model is a timm architecture, so that
-    timm (and the zoo, through it) loads the folder too."""
+    timm (and the zoo, through it) loads the folder too; whether it was written."""
     timm_config = timm_config_for(resolved, registry, config, model)
     if timm_config is not None:
         _write_text(folder / TIMM_CONFIG_FILENAME, json.dumps(timm_config, indent=2) + "\n")
+    return timm_config is not None
 
 
 def _value_counts(model: Any) -> tuple[int, int]:
@@ -308,9 +310,16 @@ def _counted(num_params: int, num_buffer_values: int) -> str:
 
 
 def model_card(
-    config: HubConfig, *, repo_id: str | None, num_params: int, file_size: int, num_buffer_values: int = 0
+    config: HubConfig,
+    *,
+    repo_id: str | None,
+    num_params: int,
+    file_size: int,
+    num_buffer_values: int = 0,
+    timm_config: bool = False,
 ) -> str:
-    """The README.md of an exported folder: what it is, how to load it, how to feed it.
+    """The README.md of an exported folder: what it is, how to load it, how to feed it
+    (`timm_config`: the folder holds timm's `config.json` too).
 
     `num_params` counts parameters only, as `zoo create` and `zoo info` do; the values in
     buffers (`num_buffer_values`: normalisation statistics, counters) are stated apart.
@@ -371,6 +380,7 @@ def model_card(
         "",
         f"- `{weights.filename}`: {file_size:,} bytes, sha256 `{weights.sha256}` (checked on download)",
         f"- `{CONFIG_FILENAME}`: builder, arguments and preprocessing, read by `zoo`",
+        *([f"- `{TIMM_CONFIG_FILENAME}`: the same in timm's vocabulary, for timm"] if timm_config else []),
         "",
         "## License",
         "",

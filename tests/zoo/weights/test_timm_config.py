@@ -289,6 +289,7 @@ def test_export_of_a_timm_architecture_writes_timm_s_config_that_loads_alone_and
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["files"][-1] == str(folder / "config.json")
+    assert "- `config.json`" in (folder / "README.md").read_text()  # the card lists it
     written = json.loads((folder / "config.json").read_text())
     assert written["architecture"] == "test_vit" and written["num_classes"] == 7
     assert written["model_args"] == {"img_size": [64, 48], "num_classes": 7}
@@ -333,6 +334,7 @@ def test_export_of_a_model_timm_does_not_have_writes_no_timm_config(tmp_path, fi
         "model.safetensors",
         "zoo_config.json",
     ]
+    assert "config.json`" not in (tmp_path / "out" / "README.md").read_text().replace("zoo_config.json`", "")
 
 
 def test_a_local_folder_in_timm_s_format_loads_as_a_repository_does(tmp_path, fine_tune):
