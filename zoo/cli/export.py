@@ -1,4 +1,5 @@
-"""`zoo export`: a folder to publish on the Hub, that `hf-hub:` names load back."""
+"""`zoo export`: a folder to publish on the Hub, that `hf-hub:` names load back (the default),
+or one ONNX or AOTInductor file that runs without the zoo (`export_file`)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def export_command(
     as_json: bool,
     **file_options: Any,
 ) -> None:
-    """Write a folder to publish on the Hub: model.safetensors, zoo_config.json, README.md.
+    """Write a folder to publish on the Hub (model.safetensors, zoo_config.json, README.md),
+    or with --format onnx|pt2 one file that runs without the zoo (see the end).
 
     The checkpoint must fit NAME (with the given arguments) exactly. Once the folder is in
     a Hub repository, `zoo.create("hf-hub:ORG/REPO", pretrained=True)` loads it back. For a
