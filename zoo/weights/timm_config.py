@@ -219,6 +219,12 @@ class TimmConfig(_Open):
             return ImageEmbeddingWeights.model_validate(
                 {**common, "task": "image-embedding", "output_dim": self.num_features}
             )
+        if isinstance(published, ImageEmbeddingWeights) and published.output_dim == num_classes:
+            # timm keeps an embedding tower's projection (CLIP's) as its head; the registry's
+            # weights of that tag say it is an embedding, and their arguments build it so
+            return ImageEmbeddingWeights.model_validate(
+                {**common, "task": "image-embedding", "output_dim": num_classes}
+            )
         same_head = published is not None and getattr(published, "num_classes", None) == num_classes
         inherited = published.labels if same_head and not self.label_names else None
         return ImageClassificationWeights.model_validate(

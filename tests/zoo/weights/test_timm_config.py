@@ -23,7 +23,8 @@ import zoo.labels
 from zoo.cli import cli
 
 HUB_CONFIGS = Path(__file__).parents[2] / "data" / "hub_configs"
-"""config.json files as timm writes them, for the `timm/` form."""
+"""config.json files as timm writes them, for the `timm/` form (the OpenAI CLIP tower's written
+from the catalogue's facts: its 512-wide projection is timm's head)."""
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 FER_PREPROCESSING = {
     "input_size": [3, 64, 48],
