@@ -23,7 +23,13 @@ from torch import nn
 
 from .functional import scaled_dot_product_attention
 
-__all__ = ["DifferentialAttention", "differential_attention", "differential_lambda_init"]
+__all__ = [
+    "DifferentialAttention",
+    "add_differential_parts",
+    "attend_differentially",
+    "differential_attention",
+    "differential_lambda_init",
+]
 
 
 def differential_lambda_init(block_index: int) -> float:
@@ -85,6 +91,42 @@ def add_lambdas(module: nn.Module, head_dim: int, device=None) -> None:
         )
 
 
+def add_differential_parts(
+    module: nn.Module, dim: int, num_heads: int, block_index: int, *, device=None, dtype=None
+) -> None:
+    """What differential attention adds to the module that computes it (`attend_differentially`):
+    the width of each half of a head (`head_dim`), the block's `lambda_init`, the four learned
+    lambda vectors and the per-head RMSNorm (`sub_norm`)."""
+    module.head_dim = dim // num_heads // 2
+    module.lambda_init = differential_lambda_init(block_index)
+    add_lambdas(module, module.head_dim, device=device)
+    module.sub_norm = nn.RMSNorm(2 * module.head_dim, eps=1e-5, device=device, dtype=dtype)
+
+
+def attend_differentially(
+    module: nn.Module,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    dropout_p: float,
+    need_weights: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`module`'s differential attention (`num_heads` heads, the parts `add_differential_parts`
+    added) of (B, N, dim) q, k, v -> (B, N, dim), each head RMS-normed and scaled by
+    1 - lambda_init; and the weights (B, heads, N, N) when asked for, else None."""
+    batch, tokens, dim = q.shape
+    heads, width = module.num_heads, module.head_dim
+    q = q.reshape(batch, tokens, 2 * heads, width).transpose(1, 2)
+    k = k.reshape(batch, tokens, 2 * heads, width).transpose(1, 2)
+    v = v.reshape(batch, tokens, heads, 2 * width).transpose(1, 2)
+    x, weights = differential_attention(
+        q, k, v, lambda_of(module).type_as(q), dropout_p=dropout_p, need_weights=need_weights
+    )
+    x = module.sub_norm(x) * (1 - module.lambda_init)
+    return x.transpose(1, 2).reshape(batch, tokens, dim), weights
+
+
 class DifferentialAttention(nn.Module):
     def __init__(
         self,
@@ -104,14 +146,11 @@ class DifferentialAttention(nn.Module):
             raise ValueError(f"dim {dim} is not divisible by twice num_heads {num_heads}")
         factory = {"device": device, "dtype": dtype}
         self.num_heads = num_heads
-        self.head_dim = dim // num_heads // 2  # each half of a head
-        self.lambda_init = differential_lambda_init(block_index or 0)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias, **factory)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim, bias=proj_bias, **factory)
         self.proj_drop = nn.Dropout(proj_drop)
-        add_lambdas(self, self.head_dim, device=device)
-        self.sub_norm = nn.RMSNorm(2 * self.head_dim, eps=1e-5, **factory)
+        add_differential_parts(self, dim, num_heads, block_index or 0, **factory)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -120,15 +159,8 @@ class DifferentialAttention(nn.Module):
     def forward(
         self, x: torch.Tensor, need_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        batch, tokens, dim = x.shape
         q, k, v = self.qkv(x).chunk(3, dim=-1)
-        q = q.reshape(batch, tokens, 2 * self.num_heads, self.head_dim).transpose(1, 2)
-        k = k.reshape(batch, tokens, 2 * self.num_heads, self.head_dim).transpose(1, 2)
-        v = v.reshape(batch, tokens, self.num_heads, 2 * self.head_dim).transpose(1, 2)
         dropout = self.attn_drop.p if self.training else 0.0
-        x, weights = differential_attention(
-            q, k, v, lambda_of(self).type_as(q), dropout_p=dropout, need_weights=need_weights
-        )
-        x = self.sub_norm(x) * (1 - self.lambda_init)
-        x = self.proj_drop(self.proj(x.transpose(1, 2).reshape(batch, tokens, dim)))
+        x, weights = attend_differentially(self, q, k, v, dropout_p=dropout, need_weights=need_weights)
+        x = self.proj_drop(self.proj(x))
         return (x, weights) if need_weights else x

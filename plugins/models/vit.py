@@ -57,13 +57,7 @@ import zoo.maps
 from zoo.attention import LatentPoolAttention, TokenAttention
 from zoo.registry.family import ImageFamily, feature_take_indices
 
-from ..attention.diff import (
-    add_lambdas,
-    differential_attention,
-    differential_lambda_init,
-    init_lambdas,
-    lambda_of,
-)
+from ..attention.diff import add_differential_parts, attend_differentially, init_lambdas
 from ..attention.functional import scaled_dot_product_attention
 from ..layers import (
     Activation,
@@ -427,10 +421,8 @@ class DiffParallelScalingBlock(ParallelScalingBlock):
 
     def __init__(self, config: ViTConfig, drop_path: float, block_index: int = 0, *, device=None, dtype=None):
         super().__init__(config, drop_path, block_index, device=device, dtype=dtype)
-        self.head_dim = config.embed_dim // config.num_heads // 2  # each half of a head
-        self.lambda_init = differential_lambda_init(block_index)
-        add_lambdas(self, self.head_dim, device=device)
-        self.sub_norm = nn.RMSNorm(2 * self.head_dim, eps=1e-5, device=device, dtype=dtype)
+        factory = {"device": device, "dtype": dtype}
+        add_differential_parts(self, config.embed_dim, config.num_heads, block_index, **factory)
         self.reset_parameters()
 
     def _output_projections(self, config: ViTConfig, **factory) -> None:
@@ -442,16 +434,8 @@ class DiffParallelScalingBlock(ParallelScalingBlock):
         init_lambdas(self)
 
     def _attend(self, q, k, v, need_weights: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch, tokens, dim = q.shape
-        q = q.reshape(batch, tokens, 2 * self.num_heads, self.head_dim).transpose(1, 2)
-        k = k.reshape(batch, tokens, 2 * self.num_heads, self.head_dim).transpose(1, 2)
-        v = v.reshape(batch, tokens, self.num_heads, 2 * self.head_dim).transpose(1, 2)
         dropout = self.attn_drop.p if self.training else 0.0
-        attended, weights = differential_attention(
-            q, k, v, lambda_of(self).type_as(q), dropout_p=dropout, need_weights=need_weights
-        )
-        attended = self.sub_norm(attended) * (1 - self.lambda_init)
-        return attended.transpose(1, 2).reshape(batch, tokens, dim), weights
+        return attend_differentially(self, q, k, v, dropout_p=dropout, need_weights=need_weights)
 
     def _combine(self, attended: torch.Tensor, mlp: torch.Tensor) -> torch.Tensor:
         return self.out_proj(torch.cat([attended, mlp], dim=-1))
