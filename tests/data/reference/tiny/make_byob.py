@@ -20,6 +20,8 @@ from safetensors.torch import save_file
 from timm.layers.evo_norm import EvoNorm2dS0a
 from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg, _mobileone_bcfg, _rep_vgg_bcfg
 
+from tests.data.reference.tiny.timm_weights import perturbed
+
 HERE = Path(__file__).parent
 IMG_SIZE = 64
 SE = {"name": "se", "rd_ratio": 0.0625, "rd_divisor": 8}
@@ -207,18 +209,6 @@ CASES = {
         },
     },
 }
-
-
-def perturbed(state: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
-    result = {}
-    for name, tensor in state.items():
-        if not tensor.is_floating_point():
-            result[name] = tensor
-        elif name.endswith("running_var"):
-            result[name] = torch.rand(tensor.shape, generator=generator) + 0.5
-        else:
-            result[name] = tensor + 0.1 * torch.randn(tensor.shape, generator=generator)
-    return result
 
 
 def make(name: str, case: dict) -> None:

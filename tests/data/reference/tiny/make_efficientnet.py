@@ -22,6 +22,8 @@ from timm.models._efficientnet_builder import decode_arch_def, round_channels
 from timm.models.efficientnet import EfficientNet
 from torch import nn
 
+from tests.data.reference.tiny.timm_weights import perturbed
+
 HERE = Path(__file__).parent
 TF_BATCHNORM = partial(nn.BatchNorm2d, eps=1e-3)
 
@@ -138,19 +140,6 @@ CASES = {
     },
 }
 SHARED = {"stem_size": 8, "num_features": 64, "num_classes": 10}
-
-
-def perturbed(state: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Every float tensor moved off its initial value; BatchNorm variances in [0.5, 1.5)."""
-    result = {}
-    for name, tensor in state.items():
-        if not tensor.is_floating_point():
-            result[name] = tensor.clone()
-        elif name.endswith("running_var"):
-            result[name] = torch.rand(tensor.shape, generator=generator) + 0.5
-        else:
-            result[name] = tensor + 0.1 * torch.randn(tensor.shape, generator=generator)
-    return result
 
 
 def make(name: str, case: dict) -> None:

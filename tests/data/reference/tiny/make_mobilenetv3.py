@@ -23,6 +23,7 @@ from timm.models._efficientnet_builder import decode_arch_def, round_channels
 from timm.models.mobilenetv3 import MobileNetV3
 from torch import nn
 
+from tests.data.reference.tiny.timm_weights import perturbed
 from tools.catalogue.mobilenetv3 import stage
 
 HERE = Path(__file__).parent
@@ -138,18 +139,6 @@ CASES = {
 }
 
 
-def perturbed(model: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if not tensor.is_floating_point():
-            state[name] = tensor
-        elif name.endswith("running_var"):
-            state[name] = torch.rand(tensor.shape, generator=generator) + 0.5
-        else:
-            state[name] = tensor + 0.1 * torch.randn(tensor.shape, generator=generator)
-    return state
-
-
 def as_facts(block: dict) -> dict:
     """A decoded block as the catalogue's facts spell it: classes by qualified name."""
     act = block["act_layer"]
@@ -162,7 +151,7 @@ def make(name: str, case: dict) -> None:
     stages = [stage([as_facts(block) for block in blocks]) for blocks in block_args]
     model = MobileNetV3(decode_arch_def(case["arch"]), num_classes=10, **case["timm"]).eval()
     generator = torch.Generator().manual_seed(0)
-    state = {name: tensor.contiguous() for name, tensor in perturbed(model, generator).items()}
+    state = {name: tensor.contiguous() for name, tensor in perturbed(model.state_dict(), generator).items()}
     model.load_state_dict(state)
     image = torch.randn(2, 3, 64, 64, generator=generator)
     with torch.no_grad():

@@ -20,6 +20,8 @@ import torch
 from safetensors.torch import save_file
 from timm.models.regnet import RegNet, RegNetCfg
 
+from tests.data.reference.tiny.timm_weights import perturbed
+
 HERE = Path(__file__).parent
 SIZES = {"depth": 6, "w0": 16, "wa": 16.0, "wm": 2.0, "group_size": 8}
 SILU_SE = {"name": "se", "act": "silu"}
@@ -69,18 +71,6 @@ CASES = {
         },
     },
 }
-
-
-def perturbed(state: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
-    result = {}
-    for name, tensor in state.items():
-        if not tensor.is_floating_point():
-            result[name] = tensor
-        elif name.endswith("running_var"):
-            result[name] = torch.rand(tensor.shape, generator=generator) + 0.5
-        else:
-            result[name] = tensor + 0.1 * torch.randn(tensor.shape, generator=generator)
-    return result
 
 
 def make(name: str, case: dict) -> None:

@@ -26,6 +26,8 @@ from timm.models.resnest import ResNestBottleneck
 from timm.models.resnet import Bottleneck, ResNet
 from timm.models.sknet import SelectiveKernelBottleneck
 
+from tests.data.reference.tiny.timm_weights import perturbed
+
 HERE = Path(__file__).parent
 ONE_BLOCK = {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
 SE = {"name": "se", "rd_divisor": 8}
@@ -177,18 +179,6 @@ CASES = {
         },
     },
 }
-
-
-def perturbed(state: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
-    result = {}
-    for name, tensor in state.items():
-        if not tensor.is_floating_point():
-            result[name] = tensor
-        elif name.endswith("running_var"):
-            result[name] = torch.rand(tensor.shape, generator=generator) + 0.5
-        else:
-            result[name] = tensor + 0.1 * torch.randn(tensor.shape, generator=generator)
-    return result
 
 
 def timm_model(case: dict) -> torch.nn.Module:
