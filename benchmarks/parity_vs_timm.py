@@ -27,6 +27,7 @@ import time
 
 import torch
 
+from tests.data.reference.tiny.timm_weights import perturbed
 from tools.catalogue.__main__ import translate
 from tools.catalogue.facts import Unsupported, by_architecture
 from tools.catalogue.writer import TRANSLATORS, adapted_state, builder_args, components
@@ -40,18 +41,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tolerance", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args()
-
-
-def perturbed(state: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
-    result = {}
-    for name, tensor in state.items():
-        if not tensor.is_floating_point():
-            result[name] = tensor
-        elif name.endswith("running_var"):
-            result[name] = torch.rand(tensor.shape, generator=generator) + 0.5
-        else:
-            result[name] = tensor + 0.02 * torch.randn(tensor.shape, generator=generator)
-    return result
 
 
 def compare(module: str, arch: str, weights: list, args: argparse.Namespace) -> tuple[str, str]:
@@ -73,7 +62,7 @@ def compare(module: str, arch: str, weights: list, args: argparse.Namespace) -> 
         return "skip", f"{count / 1e6:.0f}M parameters, over --max-params"
     generator = torch.Generator().manual_seed(0)
     reference = timm.create_model(arch, pretrained=False, num_classes=weight.num_classes).eval()
-    state = perturbed(reference.state_dict(), generator)
+    state = perturbed(reference.state_dict(), generator, scale=0.02)
     reference.load_state_dict(state)
     ours = registry.builder(architecture.builder).build(config).eval()
     ours.load_state_dict(adapted_state(architecture.adapter, state) if architecture.adapter else state)
